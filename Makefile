@@ -1,0 +1,47 @@
+# plantlake: the two commands that work on a fresh machine (as root, Debian).
+#   make demo   run the pipeline end to end on the embedded defaults (plant.yaml)
+#   make test   install what is missing (system packages, venv, project) and run every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test system venv lint bench docs clean
+
+demo: venv
+	$(PY) -m plantlake demo
+
+test: system venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian packages the integration tests start themselves: Mosquitto and a PostgreSQL server.
+system:
+	@missing=""; \
+	[ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install:$$missing)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(PY) bench/conform.py
+
+docs: venv
+	$(PY) -m plantlake schemas docs
+
+clean:
+	rm -rf lake drop .pytest_cache

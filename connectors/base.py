@@ -1,0 +1,87 @@
+"""The contract between the runner and a connector."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from plantlake.config import PlantConfig
+from plantlake.connections import Connection
+from plantlake.lake import Interval
+from schemas.conform import Rejects, TagRule
+from schemas.units import canonical_unit
+
+
+def tag_name(name: str) -> str:
+    """A canonical tag name from a source's name for it: 'CoolantFlow/Temp' -> 'coolant_flow_temp'."""
+    return re.sub(r"[^a-z0-9_]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()).strip("_")
+
+
+@dataclass
+class Extract:
+    """What a connector read for one interval: raw rows exactly as they came in."""
+
+    schema: pa.Schema
+    batches: Iterable[pa.RecordBatch | pa.Table]
+    #: The connector's new state, committed by the runner only after a successful publish.
+    state: dict[str, Any] | None = None
+    #: Land each batch as its own durable raw part and call `on_landed(i)` after part i is
+    #: on disk (MQTT acknowledges then); parts of earlier runs of the interval are kept.
+    chunked: bool = False
+    on_landed: Callable[[int], None] | None = None
+    #: Counters the run summary reports (files read, nodes missing, ...).
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Decoded:
+    """Raw rows decoded into the input of each curated table, plus what could not be decoded."""
+
+    tables: dict[str, pa.Table]
+    rejects: dict[str, Rejects] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """Reads one configured source. Subclasses set `kind` and `tables`."""
+
+    kind: str = ""
+    tables: tuple[str, ...] = ()
+
+    def __init__(self, source: Any, plant: PlantConfig, connection: Connection | None) -> None:
+        self.source = source
+        self.plant = plant
+        self.connection = connection
+
+    @abstractmethod
+    def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
+        """Read the source for `interval`. Retriable failures raise (Airflow retries)."""
+
+    @abstractmethod
+    def decode(self, raw: pa.Table) -> Decoded:
+        """Turn landed raw rows into table input; undecodable rows become rejects."""
+
+    def tag_rules(self) -> dict[str, TagRule]:
+        """The site config's tag mappings for this source, keyed by source reference."""
+        return {
+            t.ref: TagRule(
+                asset_id=t.asset,
+                tag=t.tag,
+                unit=t.unit,
+                # without a declared unit, the unit the source sends decides the canonical one
+                canonical_unit=t.canonical_unit or (canonical_unit(t.unit) if t.unit and t.type == "number" else None),
+                type=t.type,
+            )
+            for t in self.source.tags
+        }
+
+    @property
+    def timezone(self) -> str:
+        return getattr(self.source, "timezone", None) or self.plant.site.timezone
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing open
+        """Release connections; called by the runner whatever happened."""

@@ -1,0 +1,115 @@
+"""Historian and machine CSV exports in long format (timestamp, tag, value[, unit, status]).
+
+Raw rows are landed as the strings the file held, with the file name and line
+number; decoding applies the export's dialect (decimal comma, thousands separator,
+timestamp format) declared in the site config.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from connectors.base import Connector, Decoded, Extract
+from connectors.files import DropFile, claim
+from plantlake.lake import Interval
+from schemas.conform import Rejects
+
+RAW_META = ["_file", "_line"]
+
+
+def read_text_csv(path: Any, *, delimiter: str, encoding: str, block_size: int = 1 << 22) -> pa.Table:
+    """Read a CSV file with every column as a string (nothing guessed), in the given encoding."""
+    with open(path, encoding=encoding, newline="") as fh:
+        header = next(csv.reader([fh.readline()], delimiter=delimiter), [])
+    names = [h.strip() for h in header]
+    if not names:
+        return pa.table({})
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=block_size),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        # only an empty field is missing; 'n/a' and friends stay text for decode to judge
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                             strings_can_be_null=True, null_values=[""]),
+    )
+
+
+def normalize_number(text: pa.Array, *, decimal: str, thousands: str | None) -> pa.Array:
+    """'1.234,5' -> '1234.5' according to the export's separators."""
+    out = pc.utf8_trim_whitespace(text)
+    if thousands:
+        out = pc.replace_substring(out, thousands, "")
+    if decimal != ".":
+        out = pc.replace_substring(out, decimal, ".")
+    return out
+
+
+class CsvExportConnector(Connector):
+    kind = "csv"
+    tables = ("sensor_readings",)
+
+    def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
+        folder = self.plant.path(self.source.path)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"source {self.source.name}: drop folder {folder} does not exist")
+        files, new_state, waiting = claim(folder, self.source.pattern, interval, state)
+        schema = self._raw_schema()
+        return Extract(schema=schema, batches=(self._read(f, schema) for f in files), state=new_state,
+                       stats={"files": len(files), "files_waiting": len(waiting)})
+
+    def _raw_schema(self) -> pa.Schema:
+        c = self.source.columns
+        cols = [c.ts, c.ref, c.value] + [x for x in (c.unit, c.status) if x]
+        return pa.schema([pa.field(n, pa.string()) for n in cols] + [pa.field("_file", pa.string()), pa.field("_line", pa.int64())])
+
+    def _read(self, f: DropFile, schema: pa.Schema) -> pa.Table:
+        table = read_text_csv(f.path, delimiter=self.source.delimiter, encoding=self.source.encoding)
+        n = table.num_rows
+        cols = {}
+        for field in schema:
+            if field.name == "_file":
+                cols["_file"] = pa.array([f.name] * n, pa.string())
+            elif field.name == "_line":
+                cols["_line"] = pa.array(range(2, n + 2), pa.int64())
+            elif field.name in table.column_names:
+                cols[field.name] = table[field.name]
+            else:
+                raise ValueError(f"source {self.source.name}: file {f.name} has no column {field.name!r} "
+                                 f"(columns: {', '.join(table.column_names)})")
+        return pa.table(cols, schema=schema)
+
+    def decode(self, raw: pa.Table) -> Decoded:
+        c = self.source.columns
+        rejects = Rejects(stage="decode")
+        ts = raw[c.ts]
+        if self.source.timestamp_format:
+            fmt = self.source.timestamp_format
+            text = pc.utf8_trim_whitespace(ts)
+            parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+            # strptime rolls impossible dates over (31.02. -> 03.03.); a round trip catches them
+            bad = pc.and_(pc.is_valid(ts), pc.invert(pc.fill_null(pc.equal(pc.strftime(pc.cast(parsed, pa.timestamp("s"), safe=False), format=fmt), text), False)))
+            raw = raw.append_column("__ts", parsed)
+            raw = rejects.add(raw, bad, c.ts, lambda r: f"{c.ts}: not a valid time in format {fmt} ({r[c.ts]!r})")
+            ts = raw["__ts"]
+        # number dialect applies to numeric tags only; text tags keep what the file said
+        text_refs = pa.array([t.ref for t in self.source.tags if t.type == "text"], pa.string())
+        number = normalize_number(raw[c.value], decimal=self.source.decimal, thousands=self.source.thousands)
+        cols = {
+            "ts": ts,
+            "source_ref": raw[c.ref],
+            "value": pc.if_else(pc.is_in(raw[c.ref], value_set=text_refs), raw[c.value], number),
+        }
+        if c.unit:
+            cols["unit"] = raw[c.unit]
+        if c.status:
+            cols["status_code"] = raw[c.status]
+        cols["source"] = pa.array(["csv"] * raw.num_rows, pa.string())
+        return Decoded({"sensor_readings": pa.table(cols)}, {"sensor_readings": rejects})
+
+
+CONNECTOR = CsvExportConnector

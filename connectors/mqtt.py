@@ -1,0 +1,438 @@
+"""MQTT (paho-mqtt 2.x): a durable drain per run that loses nothing.
+
+Each run connects with the source's fixed client id and a persistent session (MQTT 5
+`clean_start=False` with a session expiry, or 3.1.1 `clean_session=False`), receives
+what the broker queued since the last run plus what arrives until the drain goes idle
+(or a message, byte or time budget is spent), and hands the messages to the runner in
+chunks. The runner lands each chunk durably (fsynced Parquet) and only then does the
+connector acknowledge its messages (`manual_ack=True`). A crash before that loses
+nothing: the broker redelivers, and the curated key removes the duplicates.
+
+Payloads: JSON mapped by topic pattern, Sparkplug B with BIRTH/DEATH state kept across
+runs (aliases, datatypes, seq gaps reported, DEATH marks metrics stale), and raw topics
+kept as bytes. Anything undecodable is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from connectors import sparkplug
+from connectors.base import Connector, Decoded, Extract, tag_name
+from plantlake.lake import Interval
+from schemas.conform import Rejects
+
+log = logging.getLogger(__name__)
+
+TS = pa.timestamp("us", tz="UTC")
+RAW_SCHEMA = pa.schema([("topic", pa.string()), ("payload", pa.binary()), ("qos", pa.int8()), ("retain", pa.bool_()),
+                        ("dup", pa.bool_()), ("received_at", TS)])
+BAD_NO_COMMUNICATION = 0x80310000
+_EPOCH = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+class SourceUnavailable(ConnectionError):
+    """The broker cannot be reached or refused the session: retriable."""
+
+
+class TopicPattern:
+    """An MQTT topic pattern with `{name}` captures of whole levels and `+`/`#` wildcards."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        parts, subs = [], []
+        for level in pattern.split("/"):
+            if level == "#":
+                parts.append(".*")
+                subs.append("#")
+            elif level == "+":
+                parts.append("[^/]+")
+                subs.append("+")
+            else:
+                regex, pos = "", 0
+                for m in re.finditer(r"{(\w+)}", level):
+                    regex += re.escape(level[pos:m.start()]) + f"(?P<{m.group(1)}>[^/]+?)"
+                    pos = m.end()
+                regex += re.escape(level[pos:])
+                parts.append(regex)
+                subs.append("+" if "{" in level else level)
+        self.regex = re.compile("^" + "/".join(parts) + "$")
+        self.subscription = "/".join(subs)
+
+    def match(self, topic: str) -> dict[str, str] | None:
+        m = self.regex.match(topic)
+        return m.groupdict() if m else None
+
+
+
+class MqttConnector(Connector):
+    kind = "mqtt"
+    tables = ("sensor_readings",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client: Any = None
+        self.json_rules = [(TopicPattern(r.topic), r) for r in self.source.json_topics]
+        self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
+        self.raw_rules = [TopicPattern(t) for t in self.source.raw_topics]
+        self.state: dict[str, Any] = {}
+        self.stats: dict[str, Any] = {}
+
+    @property
+    def client_id(self) -> str:
+        return self.source.client_id or f"plantlake-{self.source.name}"
+
+    def subscriptions(self) -> list[str]:
+        subs = [p.subscription for p, _ in self.json_rules] + [p.subscription for p in self.raw_rules]
+        for r in self.source.sparkplug:  # spBv1.0/<group>/<message type>/<edge node>[/<device>]
+            subs.append(TopicPattern(f"spBv1.0/{r.group}/+/{r.edge_node}").subscription)
+            subs.append(TopicPattern(f"spBv1.0/{r.group}/+/{r.edge_node}/{r.device}").subscription)
+        return list(dict.fromkeys(subs))
+
+    # ---- the session ---------------------------------------------------------------------
+
+    def _connect(self) -> tuple[Any, deque, threading.Condition]:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        c = self.connection
+        if c is None or not c.host:
+            raise ValueError(f"source {self.source.name}: connection {self.source.connection_id!r} has no host")
+        v5 = self.source.protocol == "v5"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                             clean_session=None if v5 else False, manual_ack=True)
+        if c.login:
+            client.username_pw_set(c.login, c.password)
+        extra = c.extra or {}
+        if str(extra.get("tls", "")).lower() in ("1", "true", "yes") or c.conn_type == "mqtts":
+            client.tls_set(ca_certs=extra.get("ca_certs"), certfile=extra.get("certfile"), keyfile=extra.get("keyfile"))
+        inbox: deque = deque()
+        cond = threading.Condition()
+        connected: dict[str, Any] = {}
+
+        def on_connect(cl: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            connected["rc"], connected["present"] = rc, getattr(flags, "session_present", None)
+            if not rc.is_failure:
+                cl.subscribe([(s, self.source.qos) for s in self.subscriptions()])
+            with cond:
+                cond.notify_all()
+
+        def on_subscribe(cl: Any, userdata: Any, mid: int, codes: list, props: Any) -> None:
+            connected["granted"] = codes
+            with cond:
+                cond.notify_all()
+
+        def on_message(cl: Any, userdata: Any, msg: Any) -> None:
+            with cond:
+                inbox.append((msg.topic, msg.payload, msg.qos, msg.retain, msg.dup, time.time_ns() // 1000, msg.mid))
+                cond.notify_all()
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        client.on_subscribe = on_subscribe
+        props = None
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.source.session_expiry_s
+            props.ReceiveMaximum = 65535
+        try:
+            if v5:
+                client.connect(c.host, c.port or 1883, keepalive=30, clean_start=False, properties=props)
+            else:
+                client.connect(c.host, c.port or 1883, keepalive=30)
+        except OSError as exc:
+            raise SourceUnavailable(f"source {self.source.name}: MQTT broker {c.host}:{c.port or 1883} unreachable "
+                                    f"({exc.__class__.__name__}: {exc})") from exc
+        client.loop_start()
+        with cond:
+            cond.wait_for(lambda: "rc" in connected, timeout=15)
+        if "rc" not in connected or connected["rc"].is_failure:
+            client.loop_stop()
+            raise SourceUnavailable(f"source {self.source.name}: broker {c.host}:{c.port or 1883} refused the session "
+                                    f"({connected.get('rc', 'no CONNACK')})")
+        with cond:
+            cond.wait_for(lambda: "granted" in connected, timeout=15)
+        subs = self.subscriptions()
+        refused = [t for t, code in zip(subs, connected.get("granted", []), strict=False) if code.is_failure]
+        if "granted" not in connected or refused:
+            client.disconnect()
+            client.loop_stop()
+            if "granted" not in connected:
+                raise SourceUnavailable(f"source {self.source.name}: broker {c.host}:{c.port or 1883} "
+                                        "did not acknowledge the subscriptions")
+            raise PermissionError(f"source {self.source.name}: broker refused the subscription to "
+                                  f"{', '.join(refused)} (check the broker's ACL for client {self.client_id!r})")
+        self.stats["session_present"] = bool(connected["present"])
+        self.client = client
+        return client, inbox, cond
+
+    def open_session(self) -> bool:
+        """Connect and subscribe once, so the broker queues for this client from now on.
+
+        Returns whether the broker already had the session. Deployments do this by running
+        the DAG once; the demo and tests call it before the plant starts publishing.
+        """
+        self.stats = {"messages": 0, "bytes": 0}
+        self._connect()
+        self.close()
+        return self.stats["session_present"]
+
+    def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
+        self.state = json.loads(json.dumps(state))  # decode updates it; the runner commits it after publish
+        self.stats = {"messages": 0, "bytes": 0}
+        client, inbox, cond = self._connect()
+        self._chunks: list[list[tuple[int, int]]] = []
+
+        def ack(i: int) -> None:
+            for mid, qos in self._chunks[i]:
+                client.ack(mid, qos)
+
+        return Extract(schema=RAW_SCHEMA, batches=self._drain(inbox, cond), chunked=True, on_landed=ack,
+                       state=self.state, stats=self.stats)
+
+    def _drain(self, inbox: deque, cond: threading.Condition) -> Iterator[pa.Table]:
+        src = self.source
+        start = time.monotonic()
+        last = time.monotonic()
+        while True:
+            chunk: list[tuple] = []
+            with cond:
+                while len(chunk) < src.chunk_messages:
+                    if inbox:
+                        chunk.append(inbox.popleft())
+                        last = time.monotonic()
+                        continue
+                    if self._spent(start) or time.monotonic() - last >= src.idle_s:
+                        break
+                    cond.wait(timeout=min(0.2, src.idle_s))
+            if chunk:
+                self.stats["messages"] += len(chunk)
+                self.stats["bytes"] += sum(len(m[1]) for m in chunk)
+                self._chunks.append([(m[6], m[2]) for m in chunk])
+                yield pa.table({
+                    "topic": [m[0] for m in chunk], "payload": pa.array([m[1] for m in chunk], pa.binary()),
+                    "qos": pa.array([m[2] for m in chunk], pa.int8()), "retain": [m[3] for m in chunk],
+                    "dup": [m[4] for m in chunk], "received_at": pa.array([m[5] for m in chunk], pa.int64()).cast(TS),
+                }, schema=RAW_SCHEMA)
+            if not chunk or self._spent(start) or (not inbox and time.monotonic() - last >= src.idle_s):
+                return
+
+    def _spent(self, start: float) -> bool:
+        s = self.source
+        return (self.stats["messages"] >= s.max_messages or self.stats["bytes"] >= s.max_bytes
+                or time.monotonic() - start >= s.max_duration_s)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()  # unacknowledged messages stay queued in the session
+            self.client.loop_stop()
+            self.client = None
+
+    # ---- decode ----------------------------------------------------------------------------
+
+    def decode(self, raw: pa.Table) -> Decoded:
+        rejects = Rejects(stage="decode")
+        rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
+                                                 "status_code", "source_ref", "message_id")}
+        self.stats.update(raw_only=0, sparkplug_seq_gaps=0)
+        for rec in raw.to_pylist():
+            problem = self._decode_one(rec, rows)
+            if problem:
+                column, reason = problem
+                shown = {**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")}
+                rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
+                                     "record": json.dumps(shown, default=str, sort_keys=True)})
+        table = pa.table({
+            "ts": pa.array(rows["ts"], pa.int64()).cast(TS), "asset_id": pa.array(rows["asset_id"], pa.string()),
+            "tag": pa.array(rows["tag"], pa.string()), "value": pa.array(rows["value"], pa.float64()),
+            "value_text": pa.array(rows["value_text"], pa.string()), "type": pa.array(rows["type"], pa.string()),
+            "unit": pa.array(rows["unit"], pa.string()), "status_code": pa.array(rows["status_code"], pa.int64()),
+            "source_ref": pa.array(rows["source_ref"], pa.string()),
+            "message_id": pa.array(rows["message_id"], pa.string()), "source": pa.array(["mqtt"] * len(rows["ts"]), pa.string()),
+        })
+        return Decoded({"sensor_readings": table}, {"sensor_readings": rejects})
+
+    def _decode_one(self, rec: dict[str, Any], rows: dict[str, list]) -> tuple[str, str] | None:
+        topic, payload = rec["topic"], rec["payload"]
+        if len(payload) > self.source.max_payload_bytes:
+            return "payload", f"payload: {len(payload)} bytes exceeds max_payload_bytes ({self.source.max_payload_bytes}) on {topic}"
+        if topic.startswith("spBv1.0/"):
+            return self._sparkplug(rec, rows)
+        for pattern, rule in self.json_rules:
+            captures = pattern.match(topic)
+            if captures is not None:
+                return self._json(rec, rule, captures, rows)
+        if any(p.match(topic) is not None for p in self.raw_rules):
+            self.stats["raw_only"] += 1
+            return None
+        return "topic", f"topic: no mapping for {topic!r}"
+
+    def _asset(self, template: str, captures: dict[str, str]) -> str | None:
+        return self.plant.resolve_asset(template.format(**captures))
+
+    def _json(self, rec: dict, rule: Any, captures: dict, rows: dict[str, list]) -> tuple[str, str] | None:
+        topic = rec["topic"]
+        try:
+            body = json.loads(rec["payload"])
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return "payload", f"payload: not JSON ({exc.__class__.__name__}: {str(exc)[:80]}) on {topic}"
+        if not isinstance(body, dict):
+            return "payload", f"payload: expected a JSON object, got {type(body).__name__} on {topic}"
+        asset = self._asset(rule.asset, captures)
+        if asset is None:
+            return "topic", f"topic: asset {rule.asset.format(**captures)!r} is not in the site hierarchy ({topic})"
+        ts = None
+        for f in rule.timestamp:
+            if f in body and body[f] is not None:
+                ts = _timestamp(body[f], rule.epoch_unit)
+                if ts is None:
+                    return "timestamp", f"timestamp: field {f!r} is not a time ({body[f]!r}) on {topic}"
+                break
+        if ts is None:
+            return "timestamp", f"timestamp: none of {rule.timestamp} in the payload on {topic}"
+        values = body.get(rule.values) if rule.values else body
+        if not isinstance(values, dict) or not values:
+            return "payload", f"payload: no {rule.values or 'top-level'} object of values on {topic}"
+        units = body.get(rule.units) if rule.units else None
+        units = units if isinstance(units, dict) else {}
+        msg_id = str(body[rule.id]) if rule.id and body.get(rule.id) is not None else None
+        for field, v in values.items():
+            if isinstance(v, dict | list):
+                return "value", f"value: field {field!r} is not a scalar on {topic}"
+        for field, v in values.items():
+            self._row(rows, ts, asset, tag_name(field), v, units.get(field), 0, f"{topic}#{field}", msg_id)
+        return None
+
+    def _row(self, rows: dict[str, list], ts: int, asset: str | None, tag: str, v: Any, unit: str | None,
+             status: int, ref: str, msg_id: str | None) -> None:
+        rows["ts"].append(ts)
+        rows["asset_id"].append(asset)
+        rows["tag"].append(tag)
+        if isinstance(v, bool):
+            rows["value"].append(1.0 if v else 0.0)
+            rows["value_text"].append(None)
+            rows["type"].append("bool")
+        elif isinstance(v, int | float):
+            rows["value"].append(float(v))
+            rows["value_text"].append(None)
+            rows["type"].append(None)
+        else:
+            rows["value"].append(None)
+            rows["value_text"].append(None if v is None else str(v))
+            rows["type"].append(None)
+        rows["unit"].append(unit)
+        rows["status_code"].append(status)
+        rows["source_ref"].append(ref)
+        rows["message_id"].append(msg_id)
+
+    def _sparkplug(self, rec: dict, rows: dict[str, list]) -> tuple[str, str] | None:
+        topic = rec["topic"]
+        parts = topic.split("/")
+        if len(parts) not in (4, 5):
+            return "topic", f"topic: not a Sparkplug B topic ({topic!r})"
+        _, group, mtype, edge = parts[:4]
+        device = parts[4] if len(parts) == 5 else None
+        try:
+            p = sparkplug.decode(rec["payload"])
+        except Exception as exc:  # protobuf raises DecodeError and friends for garbage
+            return "payload", f"payload: not a Sparkplug B payload ({exc.__class__.__name__}) on {topic}"
+        nodes = self.state.setdefault("sparkplug", {})
+        node_key = f"{group}/{edge}"
+        node = nodes.setdefault(node_key, {"seq": None, "devices": {}})
+        if mtype == "NBIRTH":
+            node["seq"] = p.seq if p.HasField("seq") else None
+        elif p.HasField("seq") and mtype != "NDEATH":
+            expected = None if node["seq"] is None else (node["seq"] + 1) % 256
+            if expected is not None and p.seq != expected:
+                self.stats["sparkplug_seq_gaps"] += 1
+                log.warning("sparkplug %s: seq %d after %d (messages lost upstream?)", node_key, p.seq, node["seq"])
+            node["seq"] = p.seq
+        msg_id = p.uuid or f"{topic}@{p.seq}:{p.timestamp}"
+        received_us = int(rec["received_at"].timestamp() * 1e6)
+        base_ts = p.timestamp * 1000 if p.HasField("timestamp") else received_us
+        if device is None:  # node-level messages: lifecycle only
+            if mtype == "NDEATH":
+                for dev_name, dev in node["devices"].items():
+                    self._death(rows, group, edge, dev_name, dev, base_ts, msg_id)
+            return None
+        captures = None
+        rule = None
+        for pattern, r in self.spb_rules:
+            captures = pattern.match(f"{group}/{edge}/{device}")
+            if captures is not None:
+                rule = r
+                break
+        if rule is None:
+            return "topic", f"topic: no sparkplug mapping for {group}/{edge}/{device}"
+        asset = self._asset(rule.asset, captures)
+        if asset is None:
+            return "topic", f"topic: asset {rule.asset.format(**captures)!r} is not in the site hierarchy ({topic})"
+        dev = node["devices"].setdefault(device, {"aliases": {}, "names": {}, "asset": asset, "stale": True})
+        dev["asset"] = asset
+        if mtype == "DBIRTH":
+            dev["aliases"] = {str(m.alias): [m.name, m.datatype] for m in p.metrics if m.HasField("alias")}
+            dev["names"] = {m.name: m.datatype for m in p.metrics}
+            dev["stale"] = False
+        elif mtype == "DDEATH":
+            self._death(rows, group, edge, device, dev, base_ts, msg_id)
+            return None
+        elif mtype != "DDATA":
+            return None  # NCMD/DCMD/STATE are not telemetry
+        resolved = []
+        for m in p.metrics:
+            if m.name:
+                name, dt = m.name, m.datatype or dev["names"].get(m.name)
+            elif str(m.alias) in dev["aliases"]:
+                name, dt = dev["aliases"][str(m.alias)]
+                dt = m.datatype or dt
+            else:
+                return "payload", (f"payload: {mtype} for {edge}/{device} before its DBIRTH "
+                                   f"(alias {m.alias} unknown) on {topic}")
+            resolved.append((name, dt, m))
+        if mtype == "DDATA" and dev["stale"]:
+            return "payload", f"payload: DDATA for {edge}/{device} after its DEATH and before a new DBIRTH on {topic}"
+        for name, dt, m in resolved:
+            ts = m.timestamp * 1000 if m.HasField("timestamp") else base_ts
+            self._row(rows, ts, asset, tag_name(name), sparkplug.metric_value(m, dt), rule.units.get(name), 0,
+                      f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id)
+        return None
+
+    def _death(self, rows: dict[str, list], group: str, edge: str, device: str, dev: dict, ts: int, msg_id: str) -> None:
+        """DEATH marks every metric of the device stale: one Bad row per metric at the death time."""
+        if dev.get("stale"):
+            return
+        dev["stale"] = True
+        for name in dev["names"]:
+            self._row(rows, ts, dev["asset"], tag_name(name), None, None, BAD_NO_COMMUNICATION,
+                      f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id)
+
+
+def _timestamp(v: Any, epoch_unit: str) -> int | None:
+    """Microseconds since the epoch from an ISO 8601 string or an epoch number."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return int(v * _EPOCH[epoch_unit])
+    if isinstance(v, str):
+        try:
+            dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+    return None
+
+
+CONNECTOR = MqttConnector

@@ -1,0 +1,163 @@
+"""The `plantlake` command line: run sources, check config, regenerate schema docs, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from plantlake.config import ConfigError, load_config
+
+log = logging.getLogger("plantlake")
+
+
+def _when(text: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time such as 2026-01-02T04:00Z, got {text!r}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from plantlake.runner import run_source
+
+    summary = run_source(args.source, args.start, args.end, config=load_config(args.config))
+    print(json.dumps(summary.as_dict(), indent=2, default=str) if args.json else summary.describe())
+    return 0
+
+
+def _cmd_gaps(args: argparse.Namespace) -> int:
+    from plantlake.gaps import fill_gaps, find_gaps
+
+    cfg = load_config(args.config)
+    if args.fill:
+        for s in fill_gaps(cfg, args.source, args.start, args.end):
+            print(s.describe())
+    else:
+        gaps = find_gaps(cfg, args.source, args.start, args.end)
+        for iv in gaps:
+            print(f"{iv.start.isoformat()} .. {iv.end.isoformat()}")
+        print(f"{len(gaps)} interval(s) without curated rows from {args.source}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(f"ok: {len(cfg.assets())} assets, {len(cfg.sources)} source(s): "
+          + ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in cfg.sources))
+    return 0
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas import evolution
+    from schemas.docs import write_data_dictionary
+
+    if args.action == "docs":
+        print(f"wrote {write_data_dictionary(Path(args.out))}")
+    else:
+        print(f"wrote {evolution.write_lock()}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from plantlake.demo import run_demo
+
+    cfg = load_config(args.config)
+    root = cfg.lake_root()
+    summaries = run_demo(cfg, progress=lambda msg: print(f"  {msg}", flush=True))
+    print()
+    by_source: dict[str, list] = {}
+    for s in summaries:
+        by_source.setdefault(s.source, []).append(s)
+    for name, runs in by_source.items():
+        print(f"{name}: {len(runs)} hourly intervals, {sum(r.published for r in runs)} rows published, "
+              f"{sum(r.quarantined for r in runs)} quarantined")
+    print(f"\nplantlake demo: the lake is {root}")
+    print(f"  curated tables : {root / 'curated'}")
+    print(f"  quarantine     : {root / 'quarantine'} (each row with its reason)")
+    print(f"  try: duckdb -c \"select asset_id, tag, unit, count(*), avg(value) from "  # noqa: S608 - printed for the analyst, never executed
+          f"read_parquet('{root}/curated/sensor_readings/*/*.parquet', hive_partitioning=true) group by all\"")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators.run import serve
+    from simulators.story import Plant
+
+    # the story starts a day before the history it serves, at midnight: same day, same plant
+    default = datetime.now(UTC) - timedelta(hours=args.prefill_hours + 24)
+    start = args.story_start or default.replace(hour=0, minute=0, second=0, microsecond=0)
+    plant = Plant(seed=args.seed, start=start, lines=args.lines)
+    serve(args.component, plant, host=args.host, port=args.port, speed=args.speed, broker=args.broker,
+          folder=Path(args.folder), erp_url=os.environ.get("PLANTSIM_ERP_URL", args.erp_url),
+          prefill_hours=args.prefill_hours, secure_dir=Path(args.secure_dir) if args.secure_dir else None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plantlake", description=__doc__)
+    p.add_argument("--config", help="site config (default: $PLANTLAKE_CONFIG or ./plant.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run one source for one data interval [start, end)")
+    r.add_argument("source")
+    r.add_argument("--start", type=_when, required=True)
+    r.add_argument("--end", type=_when, required=True)
+    r.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    r.set_defaults(func=_cmd_run)
+
+    g = sub.add_parser("gaps", help="list (or --fill) the source's schedule intervals with no curated rows")
+    g.add_argument("source")
+    g.add_argument("--start", type=_when, required=True)
+    g.add_argument("--end", type=_when, required=True)
+    g.add_argument("--fill", action="store_true", help="replay exactly those intervals")
+    g.set_defaults(func=_cmd_gaps)
+
+    c = sub.add_parser("config", help="validate the site config")
+    c.add_argument("action", choices=["check"])
+    c.set_defaults(func=_cmd_config)
+
+    s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")
+    s.add_argument("action", choices=["docs", "lock"])
+    s.add_argument("--out", default="docs/data-dictionary.md")
+    s.set_defaults(func=_cmd_schemas)
+
+    sim = sub.add_parser("simulate", help="run the virtual plant's simulators live (what the compose services run)")
+    sim.add_argument("component", choices=["opcua", "mqtt", "camera", "erp", "all"])
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--lines", type=int, default=2)
+    sim.add_argument("--story-start", type=_when, help="anchor of the order schedule (default: midnight a day before the prefilled history)")
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
+    sim.add_argument("--host", default="0.0.0.0", help="OPC UA listen address")
+    sim.add_argument("--port", type=int, default=4840, help="OPC UA port")
+    sim.add_argument("--prefill-hours", type=float, default=24.0, help="OPC UA history to serve from the start")
+    sim.add_argument("--secure-dir", help="folder for the OPC UA server certificate (enables Basic256Sha256)")
+    sim.add_argument("--broker", default="127.0.0.1:1883", help="MQTT broker host:port")
+    sim.add_argument("--folder", default="drop/images", help="camera drop folder")
+    sim.add_argument("--erp-url", default="sqlite:///erp.sqlite", help="ERP database URL (or $PLANTSIM_ERP_URL)")
+    sim.set_defaults(func=_cmd_simulate)
+
+    d = sub.add_parser("demo", help="run the pipeline end to end on the embedded defaults")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"plantlake: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""The site config (`plant.yaml`): ISA-95 hierarchy, lake location and sources.
+
+Loaded with pydantic; a bad file fails fast with the field path, the value found and
+what was expected. Secrets never live here: sources name Airflow connection ids.
+This module stays light (pydantic and yaml only) because DAG files import it at
+parse time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
+SECRET_KEYS = re.compile(r"pass(word|wd)?$|secret|token|api_?key|private_key", re.I)
+
+CONFIG_ENV = "PLANTLAKE_CONFIG"
+LAKE_ENV = "LAKE_ROOT"
+
+
+class ConfigError(ValueError):
+    """A site config that cannot be used; the message names file, field path and value."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- hierarchy
+
+
+class Cell(_Model):
+    id: Slug
+    name: str | None = None
+    description: str | None = None
+
+
+class Line(_Model):
+    id: Slug
+    name: str | None = None
+    description: str | None = None
+    cells: list[Cell] = Field(default_factory=list)
+
+
+class Area(_Model):
+    id: Slug
+    name: str | None = None
+    description: str | None = None
+    lines: list[Line] = Field(default_factory=list)
+
+
+class Site(_Model):
+    id: Slug
+    name: str | None = None
+    description: str | None = None
+    timezone: str = "UTC"
+    areas: list[Area] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as 'Europe/Berlin' or 'UTC'") from None
+        return v
+
+
+class Enterprise(_Model):
+    id: Slug
+    name: str | None = None
+    description: str | None = None
+    sites: list[Site] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class TagMapping(_Model):
+    """One source reference (node, topic field, export column value) -> canonical tag on an asset."""
+
+    ref: str = Field(min_length=1, description="Source reference: OPC UA node, MQTT topic/field or export tag name.")
+    asset: str = Field(min_length=1, description="ISA-95 path, absolute or relative to the site.")
+    tag: Slug
+    unit: str | None = Field(None, description="Unit the source sends (when the source does not say).")
+    canonical_unit: str | None = Field(None, description="Canonical unit, when not the default for the quantity.")
+    type: Literal["number", "text", "bool"] = "number"
+    min: float | None = Field(None, description="Lowest physically possible value, in the canonical unit.")
+    max: float | None = Field(None, description="Highest physically possible value, in the canonical unit.")
+
+    @field_validator("unit", "canonical_unit")
+    @classmethod
+    def _unit(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from schemas.units import UnitError, parse  # pint only when units are declared
+
+        try:
+            parse(v)
+        except UnitError:
+            raise ValueError("expected a unit pint understands, e.g. 'degC', 'bar', 'kW', 'mm/s'") from None
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> TagMapping:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class SourceBase(_Model):
+    name: Slug
+    description: str | None = None
+    connection_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    schedule: str = "@hourly"
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    catchup: bool = False
+    retries: int = Field(3, ge=2, le=20)
+    retry_delay_s: int = Field(60, ge=1)
+    enabled: bool = True
+    tags: list[TagMapping] = Field(default_factory=list)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        presets = {"@hourly", "@daily", "@weekly", "@monthly"}
+        if v not in presets and not croniter.is_valid(v):
+            raise ValueError("expected a cron expression with 5 fields (e.g. '*/15 * * * *') or @hourly/@daily")
+        return v
+
+    @field_validator("start_date")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+
+class CsvColumns(_Model):
+    ts: str = "timestamp"
+    ref: str = "tag"
+    value: str = "value"
+    unit: str | None = None
+    status: str | None = None
+
+
+class CsvSource(SourceBase):
+    """Historian or machine exports in long format (timestamp, tag, value[, unit, status])."""
+
+    kind: Literal["csv"]
+    path: str = Field(min_length=1, description="Drop folder, relative to the config file.")
+    pattern: str = "*.csv"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    thousands: Literal[".", ",", " ", "'"] | None = None
+    encoding: Literal["utf-8", "utf-8-sig", "latin-1", "cp1252"] = "utf-8"
+    timestamp_format: str | None = None
+    timezone: str | None = None
+    columns: CsvColumns = Field(default_factory=CsvColumns)
+
+
+class OpcUaNodes(_Model):
+    """Variables selected by meaning: namespace URI + browse path, never a namespace index.
+
+    `path` is '/'-separated under Objects; a `{name}` segment matches any child and
+    captures its browse name for the `asset` template (e.g. path `Plant/{line}/{machine}`,
+    asset `assembly/{line}/{machine}`). `variables` is a glob on the variables' browse
+    names; the tag is the browse name.
+    """
+
+    namespace: str = Field(min_length=1, description="Namespace URI of the path's segments.")
+    path: str = Field(min_length=1)
+    variables: str = "*"
+    exclude: list[str] = Field(default_factory=list)
+    asset: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _captures(self) -> OpcUaNodes:
+        names = set(re.findall(r"{(\w+)}", self.path))
+        used = set(re.findall(r"{(\w+)}", self.asset))
+        if used - names:
+            raise ValueError(f"asset uses {sorted(used - names)} which the path does not capture")
+        return self
+
+
+class OpcUaSource(SourceBase):
+    """An OPC UA server: HistoryRead of each data interval, or polling where there is no history."""
+
+    kind: Literal["opcua"]
+    mode: Literal["history", "poll"] = "history"
+    nodes: list[OpcUaNodes] = Field(default_factory=list)
+    batch_nodes: int = Field(50, ge=1, le=5000, description="Nodes per HistoryRead / Read request.")
+    parallel_requests: int = Field(4, ge=1, le=32, description="Requests in flight on the session.")
+    timeout_s: float = Field(30.0, gt=0)
+    poll_samples: int = Field(1, ge=1)
+    poll_interval_s: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _something(self) -> OpcUaSource:
+        if not self.nodes and not self.tags:
+            raise ValueError("select nodes (nodes: namespace/path/variables) or map tags (tags: ref = nsu=…;s=…)")
+        return self
+
+
+_CAPTURE = re.compile(r"{(\w+)}")
+
+
+class _TopicRule(_Model):
+    @staticmethod
+    def _check_template(pattern: str, template: str) -> None:
+        missing = set(_CAPTURE.findall(template)) - set(_CAPTURE.findall(pattern))
+        if missing:
+            raise ValueError(f"asset uses {sorted(missing)} which the topic pattern does not capture")
+
+
+class MqttJson(_TopicRule):
+    """JSON telemetry: a topic pattern (`{name}` captures one level, `+`/`#` as in MQTT)
+    mapped to an asset; one row per field of the values object."""
+
+    topic: str = Field(min_length=1)
+    asset: str = Field(min_length=1)
+    values: str = Field("values", description="Field holding {tag: value}; '' for the top level.")
+    units: str | None = Field("units", description="Field holding {tag: unit}, when the device sends one.")
+    timestamp: list[str] = Field(default_factory=lambda: ["ts"], min_length=1,
+                                 description="Candidate timestamp fields: ISO 8601 strings or epoch numbers.")
+    epoch_unit: Literal["s", "ms", "us"] = "ms"
+    id: str | None = Field("msg_id", description="Field with the message's unique id.")
+
+    @model_validator(mode="after")
+    def _tpl(self) -> MqttJson:
+        self._check_template(self.topic, self.asset)
+        return self
+
+
+class MqttSparkplug(_TopicRule):
+    """Sparkplug B devices: group, edge node and device patterns mapped to an asset."""
+
+    group: str = Field(min_length=1)
+    edge_node: str = Field(min_length=1)
+    device: str = "+"
+    asset: str = Field(min_length=1)
+    units: dict[str, str] = Field(default_factory=dict, description="Metric name -> unit the device reports in.")
+
+    @model_validator(mode="after")
+    def _tpl(self) -> MqttSparkplug:
+        self._check_template(f"{self.group}/{self.edge_node}/{self.device}", self.asset)
+        return self
+
+
+class MqttSource(SourceBase):
+    """An MQTT broker drained through a persistent session once per run (at least once)."""
+
+    kind: Literal["mqtt"]
+    client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                  description="Fixed client id of the persistent session (default plantlake-<name>).")
+    protocol: Literal["v5", "v311"] = "v5"
+    qos: Literal[1, 2] = 1
+    session_expiry_s: int = Field(14 * 86400, ge=60)
+    idle_s: float = Field(2.0, gt=0, description="Stop after this long without a message.")
+    max_messages: int = Field(2_000_000, ge=1)
+    max_bytes: int = Field(2 * 1024**3, ge=1)
+    max_duration_s: float = Field(600.0, gt=0)
+    chunk_messages: int = Field(5000, ge=1, le=60000, description="Messages landed (and then acknowledged) together.")
+    max_payload_bytes: int = Field(256 * 1024, ge=1)
+    json_topics: list[MqttJson] = Field(default_factory=list, alias="json")
+    sparkplug: list[MqttSparkplug] = Field(default_factory=list)
+    raw_topics: list[str] = Field(default_factory=list, description="Kept in raw only, counted, never decoded.")
+
+    @model_validator(mode="after")
+    def _something(self) -> MqttSource:
+        if not (self.json_topics or self.sparkplug or self.raw_topics):
+            raise ValueError("map at least one topic (json, sparkplug or raw_topics)")
+        return self
+
+
+Source = Annotated[CsvSource | OpcUaSource | MqttSource, Field(discriminator="kind")]
+
+
+class LakeSettings(_Model):
+    root: str = "./lake"
+
+
+class PlantConfig(_Model):
+    enterprise: Enterprise
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    sources: list[Source] = Field(default_factory=list)
+    #: Directory of the config file; relative paths in the config resolve against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique(self) -> PlantConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    # ---- derived views -------------------------------------------------------------
+
+    @property
+    def site(self) -> Site:
+        return self.enterprise.sites[0]
+
+    def assets(self) -> list[dict[str, Any]]:
+        """The hierarchy as rows (asset_id, parent_id, level, name, description)."""
+        rows: list[dict[str, Any]] = []
+
+        def add(path: str, parent: str | None, level: str, node: Any) -> None:
+            rows.append({"asset_id": path, "parent_id": parent, "level": level,
+                         "name": node.name or node.id, "description": node.description})
+
+        ent = self.enterprise
+        add(ent.id, None, "enterprise", ent)
+        for site in ent.sites:
+            s = f"{ent.id}/{site.id}"
+            add(s, ent.id, "site", site)
+            for area in site.areas:
+                a = f"{s}/{area.id}"
+                add(a, s, "area", area)
+                for line in area.lines:
+                    ln = f"{a}/{line.id}"
+                    add(ln, a, "line", line)
+                    for cell in line.cells:
+                        add(f"{ln}/{cell.id}", ln, "cell", cell)
+        return rows
+
+    def asset_ids(self) -> set[str]:
+        return {r["asset_id"] for r in self.assets()}
+
+    def resolve_asset(self, ref: str) -> str | None:
+        """Absolute ISA-95 path for `ref` (absolute, or relative to the first site)."""
+        ids = self.asset_ids()
+        ref = ref.strip("/")
+        for candidate in (ref, f"{self.enterprise.id}/{self.site.id}/{ref}"):
+            if candidate in ids:
+                return candidate
+        return None
+
+    def line_of(self, asset_id: str) -> str | None:
+        parts = asset_id.split("/")
+        return "/".join(parts[:4]) if len(parts) >= 4 else None
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r} in the site config; configured: {', '.join(s.name for s in self.sources) or 'none'}")
+
+    def path(self, relative: str) -> Path:
+        """A config path resolved against the config file's folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def lake_root(self) -> Path:
+        env = os.environ.get(LAKE_ENV)
+        return Path(env).resolve() if env else self.path(self.lake.root)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_config_path() -> Path:
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    here = Path.cwd() / "plant.yaml"
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parent.parent / "plant.yaml"
+
+
+def load_config(path: str | Path | None = None) -> PlantConfig:
+    """Load and validate a site config; raise ConfigError naming every problem."""
+    path = Path(path) if path else default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: site config not found (set {CONFIG_ENV} or pass --config)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_config(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def parse_config(data: Any, *, source: str = "<config>", base_dir: Path | None = None) -> PlantConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    secrets = list(_secret_paths(data, ""))
+    if secrets:
+        raise ConfigError(
+            f"{source}: " + "; ".join(f"{p}: secrets do not belong in the site config — name an Airflow connection id (connection_id) instead" for p in secrets)
+        )
+    try:
+        cfg = PlantConfig.model_validate({**data, "base_dir": base_dir or Path(".")})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(_format(e) for e in exc.errors())) from None
+    problems = list(_reference_problems(cfg))
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return cfg.model_copy(update={"sources": [_resolve_tags(cfg, s) for s in cfg.sources]})
+
+
+def _secret_paths(node: Any, path: str):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            p = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and SECRET_KEYS.search(k) and v not in (None, ""):
+                yield p
+            else:
+                yield from _secret_paths(v, p)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _secret_paths(v, f"{path}[{i}]")
+
+
+def _format(err: dict) -> str:
+    parts: list[str] = []
+    loc = list(err["loc"])
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif i > 0 and loc[i - 1] != "sources" and isinstance(loc[i - 1], int) and part in {"csv", "opcua", "mqtt", "images", "erp"}:
+            continue  # the discriminator tag pydantic inserts into the path
+        else:
+            parts.append(("." if parts else "") + str(part))
+    where = "".join(parts) or "(top level)"
+    value = err.get("input")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return f"{where}: missing — this field is required"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown field (value {value!r}) — check the spelling against docs/configuration.md"
+    if err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+        return f"{where}: {msg}"
+    shown = value if not isinstance(value, dict | list) else type(value).__name__
+    return f"{where}: got {shown!r} — {msg}"
+
+
+def _reference_problems(cfg: PlantConfig):
+    for i, src in enumerate(cfg.sources):
+        seen: dict[str, int] = {}
+        for j, tag in enumerate(src.tags):
+            where = f"sources[{i}].tags[{j}]"
+            if cfg.resolve_asset(tag.asset) is None:
+                yield f"{where}.asset: got {tag.asset!r} — expected an asset of the hierarchy (e.g. {cfg.assets()[-1]['asset_id']!r})"
+            if tag.ref in seen:
+                yield f"{where}.ref: got {tag.ref!r} — already mapped by tags[{seen[tag.ref]}]"
+            seen[tag.ref] = j
+            if tag.unit and tag.canonical_unit:
+                from schemas.units import UnitError, affine
+
+                try:
+                    affine(tag.unit, tag.canonical_unit)
+                except UnitError as exc:
+                    yield f"{where}.canonical_unit: got {tag.canonical_unit!r} — {exc}"
+
+
+def _resolve_tags(cfg: PlantConfig, src: Any) -> Any:
+    tags = [t.model_copy(update={"asset": cfg.resolve_asset(t.asset)}) for t in src.tags]
+    return src.model_copy(update={"tags": tags})

@@ -1,0 +1,359 @@
+"""The lake store: paths, atomic Parquet writes, write-audit-publish and state.
+
+Layout under one root (LAKE_ROOT):
+
+    raw/<source>/date=YYYY-MM-DD/<interval>.parquet     exactly what came in
+    curated/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
+    quarantine/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
+    products/<product>/...
+    _quality/                                              validation results, Data Docs
+    _state/<source>.json                                   cursors
+    _state/published/<table>/<source>__<interval>.json    what a publish wrote
+    _staging/                                              written, not yet audited
+
+Every file is written to a temporary name, fsynced, renamed into place and the
+directory fsynced, so readers see the old file or the new one, never a partial one.
+File names are a function of (table, source, interval) only: a rerun replaces them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from schemas.model import Table
+
+log = logging.getLogger(__name__)
+
+ROW_GROUP_ROWS = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open data interval [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                raise ValueError(f"interval {name} must be timezone-aware, got {value!r}")
+            v = value.astimezone(UTC)  # plain datetimes: Airflow hands in pendulum objects
+            object.__setattr__(self, name, datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC))
+        if self.end <= self.start:
+            raise ValueError(f"interval end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+
+    @property
+    def key(self) -> str:
+        """File-name-safe, sortable, unique per interval: 20260102T040000Z_20260102T050000Z."""
+        return f"{_stamp(self.start)}_{_stamp(self.end)}"
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def _stamp(dt: datetime) -> str:
+    return dt.strftime("%Y%m%dT%H%M%SZ")
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    # Hidden and without a .parquet suffix: DuckDB, Polars and pyarrow globs never match it.
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_replace(tmp: Path, final: Path) -> None:
+    """Rename an fsynced file into place and make the rename durable."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        atomic_replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: Path, obj: Any) -> Path:
+    return write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """zstd everywhere, dictionary encoding for string columns only."""
+    import pyarrow as pa
+
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {"compression": "zstd", "compression_level": 3, "use_dictionary": strings or False,
+            "write_statistics": True}
+
+
+def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema,
+                  *, atomic: bool = True) -> int:
+    """Stream tables/batches into one Parquet file (fsynced, renamed into place); return rows."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = _tmp_name(path) if atomic else path
+    rows = 0
+    try:
+        with open(target, "wb") as fh:
+            with pq.ParquetWriter(fh, schema, **parquet_options(schema)) as writer:
+                for t in tables:
+                    if t.num_rows:
+                        writer.write(t, row_group_size=ROW_GROUP_ROWS)
+                        rows += t.num_rows
+            fh.flush()
+            os.fsync(fh.fileno())
+        if atomic:
+            atomic_replace(target, path)
+    except BaseException:
+        if atomic:
+            target.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+# --------------------------------------------------------------------------- staging
+
+
+@dataclass
+class StagedFile:
+    staged: Path
+    final: Path
+    rows: int
+
+
+@dataclass
+class Staged:
+    """A batch written under _staging/, waiting for audit and publish."""
+
+    table: str
+    source: str
+    interval: Interval
+    files: list[StagedFile] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+
+class Lake:
+    """Paths and atomic operations under one lake root."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    # ---- paths -----------------------------------------------------------------------
+
+    def _within(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"path {'/'.join(parts)!r} escapes the lake root")
+        return path
+
+    def curated(self, table: str) -> Path:
+        return self._within("curated", _safe(table))
+
+    def products(self, table: str) -> Path:
+        return self._within("products", _safe(table))
+
+    def table_dir(self, table: Table) -> Path:
+        return self.products(table.name) if table.layer == "products" else self.curated(table.name)
+
+    def raw(self, source: str) -> Path:
+        return self._within("raw", _safe(source))
+
+    def quarantine(self, table: str) -> Path:
+        return self._within("quarantine", _safe(table))
+
+    @property
+    def quality_dir(self) -> Path:
+        return self._within("_quality")
+
+    @property
+    def state_dir(self) -> Path:
+        return self._within("_state")
+
+    @property
+    def staging_dir(self) -> Path:
+        return self._within("_staging")
+
+    def ensure(self) -> Lake:
+        for d in ("raw", "curated", "quarantine", "products", "_quality", "_state", "_staging"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        return self
+
+    # ---- raw -------------------------------------------------------------------------
+
+    def raw_path(self, source: str, interval: Interval, part: str = "") -> Path:
+        name = f"{interval.key}{'__' + _safe(part) if part else ''}.parquet"
+        return self.raw(source) / f"date={interval.start:%Y-%m-%d}" / name
+
+    def raw_parts(self, source: str, interval: Interval) -> list[Path]:
+        """Every raw file landed for the interval (one, or the parts of chunked landings)."""
+        folder = self.raw_path(source, interval).parent
+        if not folder.exists():
+            return []
+        return sorted(p for p in folder.glob(f"{interval.key}*.parquet")
+                      if p.name == f"{interval.key}.parquet" or p.name.startswith(f"{interval.key}__"))
+
+    def write_raw(self, source: str, interval: Interval, batches: Iterable[pa.Table | pa.RecordBatch],
+                  schema: pa.Schema, part: str = "") -> tuple[Path, int]:
+        """Land raw rows durably; returns the file and its row count."""
+        path = self.raw_path(source, interval, part)
+        return path, write_parquet(path, batches, schema)
+
+    # ---- write-audit-publish ---------------------------------------------------------------
+
+    def file_name(self, source: str, interval: Interval) -> str:
+        return f"{_safe(source)}__{interval.key}.parquet"
+
+    def stage(self, table: Table, source: str, interval: Interval, data: pa.Table) -> Staged:
+        """Write `data` under _staging/, one file per date= partition (deterministic names)."""
+        staged = Staged(table.name, source, interval)
+        name = self.file_name(source, interval)
+        area = self.staging_dir / table.name / f"{_safe(source)}__{interval.key}"
+        if area.exists():
+            shutil.rmtree(area)
+        schema = table.arrow_schema()
+        for partition, part in split_partitions(table, data):
+            rel = Path(partition) / name if partition else Path(name)
+            rows = write_parquet(area / rel, [part], schema)
+            staged.files.append(StagedFile(area / rel, self.table_dir(table) / rel, rows))
+        return staged
+
+    def publish(self, staged: Staged) -> list[Path]:
+        """Rename staged files into place; remove files an earlier publish of the same
+        interval wrote that this one no longer has (so reruns never duplicate)."""
+        manifest = self.manifest_path(staged.table, staged.source, staged.interval)
+        previous = set(json.loads(manifest.read_text())["files"]) if manifest.exists() else set()
+        published = []
+        for f in staged.files:
+            atomic_replace(f.staged, f.final)
+            published.append(f.final)
+        current = {str(p.relative_to(self.root)) for p in published}
+        write_json_atomic(manifest, {"table": staged.table, "source": staged.source,
+                                     "interval": [staged.interval.start, staged.interval.end],
+                                     "files": sorted(current),
+                                     "rows": staged.rows, "published_at": datetime.now(UTC)})
+        for stale in sorted(previous - current):
+            path = self.root / stale
+            if path.exists():
+                path.unlink()
+                fsync_dir(path.parent)
+                log.info("removed %s: the rerun of %s has no rows there", stale, staged.interval)
+        self.discard(staged)
+        return published
+
+    def discard(self, staged: Staged) -> None:
+        area = self.staging_dir / staged.table / f"{_safe(staged.source)}__{staged.interval.key}"
+        shutil.rmtree(area, ignore_errors=True)
+
+    def manifest_path(self, table: str, source: str, interval: Interval) -> Path:
+        return self.state_dir / "published" / _safe(table) / f"{_safe(source)}__{interval.key}.json"
+
+    # ---- quarantine --------------------------------------------------------------------
+
+    def quarantine_path(self, table: str, source: str, interval: Interval) -> Path:
+        return self.quarantine(table) / f"date={interval.start:%Y-%m-%d}" / self.file_name(source, interval)
+
+    def write_quarantine(self, table: str, source: str, interval: Interval, rejects: pa.Table) -> Path | None:
+        """Replace the interval's quarantine file; remove it when a rerun has no rejects."""
+        path = self.quarantine_path(table, source, interval)
+        if rejects.num_rows == 0:
+            if path.exists():
+                path.unlink()
+            return None
+        write_parquet(path, [rejects], rejects.schema)
+        return path
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def state_path(self, source: str) -> Path:
+        return self.state_dir / f"{_safe(source)}.json"
+
+    def read_state(self, source: str) -> dict[str, Any]:
+        path = self.state_path(source)
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_state(self, source: str, state: dict[str, Any]) -> None:
+        write_json_atomic(self.state_path(source), state)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def files(self, table: Table) -> list[Path]:
+        base = self.table_dir(table)
+        return sorted(base.rglob("*.parquet")) if base.exists() else []
+
+    def read(self, table: Table, date: str | None = None) -> pa.Table:
+        """Read a curated table (or one date= partition) back, with the declared schema."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        files = [f for f in self.files(table) if date is None or f.parent.name == f"date={date}"]
+        if not files:
+            return table.arrow_schema().empty_table()
+        return pa.concat_tables(pq.read_table(f, schema=table.arrow_schema()) for f in files)
+
+
+def split_partitions(table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """Split rows into Hive `date=YYYY-MM-DD` partitions by the table's partition column (UTC)."""
+    import pyarrow.compute as pc
+
+    if table.partition_column is None:
+        yield "", data
+        return
+    if data.num_rows == 0:
+        return
+    import pyarrow as pa
+
+    # whole UTC days since the epoch, by integer arithmetic (strftime is slow on millions of rows)
+    us = pc.cast(pc.cast(data[table.partition_column], pa.timestamp("us", tz="UTC")), pa.int64())
+    lo, hi = (v.as_py() // 86_400_000_000 for v in pc.min_max(us).values())
+    if lo == hi:  # one day: no filtering
+        yield f"date={(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=lo)):%Y-%m-%d}", data
+        return
+    days = pc.floor(pc.divide(pc.cast(us, pa.float64()), 86_400_000_000.0))
+    for day in sorted(pc.unique(days).to_pylist()):
+        label = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
+        yield f"date={label}", data.filter(pc.equal(days, day))
+
+
+def _safe(part: str) -> str:
+    """One path segment from config or source data: no separators, no dot-dot, no hidden names."""
+    if not part or part in {".", ".."} or "/" in part or "\\" in part or "\x00" in part or part.startswith("."):
+        raise ValueError(f"{part!r} is not a safe file or folder name")
+    return part

@@ -1,0 +1,1 @@
+"""Audit before publish: checks derived from the shared schemas, quarantine of bad rows."""

@@ -1,0 +1,479 @@
+"""The conform step: raw rows -> a table's curated schema.
+
+Casts every column to its declared Arrow type, makes timestamps UTC microseconds,
+maps source references to ISA-95 assets and canonical tags, converts units with
+pint, derives quality from status codes, and dedupes on the primary key (the last
+arrival wins). Rows that cannot be conformed are returned as rejects with the
+column and the reason; they never fail the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas import units
+from schemas.model import Table
+
+#: Rejected rows: what the quarantine stores for each row (the runner adds lineage).
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("column", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("record", pa.string(), nullable=False),
+    ]
+)
+
+UTC_US = pa.timestamp("us", tz="UTC")
+TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class ConformError(ValueError):
+    """The input cannot be conformed at all (a connector or configuration bug), naming the column."""
+
+
+@dataclass(frozen=True)
+class TagRule:
+    """How one source reference becomes a canonical tag on an asset."""
+
+    asset_id: str
+    tag: str
+    unit: str | None = None
+    canonical_unit: str | None = None
+    type: str = "number"  # number | text | bool
+
+
+@dataclass
+class ConformContext:
+    """What conform needs to know beyond the rows themselves."""
+
+    run_id: str
+    ingested_at: datetime
+    source_kind: str = ""
+    tag_rules: Mapping[str, TagRule] = field(default_factory=dict)
+    timezone: str = "UTC"
+
+
+#: A reject reason: fixed text, or built from the rejected record.
+Reason = Callable[[dict], str] | str
+
+
+@dataclass
+class Rejects:
+    """Collects rejected rows as JSON records with a reason."""
+
+    stage: str = "conform"
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, data: pa.Table, mask: pa.Array | np.ndarray, column: str | None, reason: Reason) -> bool:
+        """Record the rows of `data` selected by `mask`; True when there were any."""
+        mask = pc.fill_null(pa.array(mask, pa.bool_()) if isinstance(mask, np.ndarray) else mask, False)
+        if not pc.any(mask).as_py():
+            return False
+        for rec in data.filter(mask).to_pylist():
+            text = reason(rec) if callable(reason) else reason
+            self.rows.append({"stage": self.stage, "column": column, "reason": text, "record": _to_json(rec)})
+        return True
+
+    def add(self, data: pa.Table, mask: pa.Array | np.ndarray, column: str | None, reason: Reason) -> pa.Table:
+        """Move the rows selected by `mask` out of `data` into the rejects; return the rest."""
+        mask = pc.fill_null(pa.array(mask, pa.bool_()) if isinstance(mask, np.ndarray) else mask, False)
+        if not self.record(data, mask, column, reason):
+            return data
+        return data.filter(pc.invert(mask))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.rows, schema=REJECT_SCHEMA)
+
+    def reasons(self) -> Counter:
+        """Reject counts per kind of reason (the reason without the offending value in parentheses)."""
+        return Counter(r["reason"].split(" (")[0] for r in self.rows)
+
+
+def _to_json(record: dict) -> str:
+    def default(v: Any) -> Any:
+        return v.hex() if isinstance(v, bytes) else str(v)
+
+    clean = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in record.items() if not k.startswith("__")}
+    return json.dumps(clean, default=default, sort_keys=True)
+
+
+@dataclass
+class Conformed:
+    """The conform step's result."""
+
+    table: pa.Table
+    rejects: Rejects
+    duplicates: int = 0
+    conversions: Counter = field(default_factory=Counter)
+
+
+# --------------------------------------------------------------------------- casts
+
+
+def to_utc(arr: pa.Array | pa.ChunkedArray, tz: str) -> tuple[pa.Array, np.ndarray]:
+    """Cast timestamps (typed or ISO strings) to UTC microseconds; naive ones are in `tz`.
+
+    Returns the cast array and a mask of values that could not be parsed.
+    """
+    bad = np.zeros(len(arr), dtype=bool)
+    t = arr.type
+    if t == UTC_US:
+        return arr, bad
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            arr = pc.assume_timezone(arr, tz, ambiguous="earliest", nonexistent="earliest")
+        return pc.cast(arr, UTC_US, safe=False), bad
+    if pa.types.is_date(t):
+        return to_utc(pc.cast(arr, pa.timestamp("us")), tz)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        for target in (pa.timestamp("us"), UTC_US):
+            try:
+                return to_utc(pc.cast(arr, target), tz)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        values: list[datetime | None] = []
+        for i, text in enumerate(arr.to_pylist()):
+            parsed = None
+            if text is not None:
+                try:
+                    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+                    if parsed.tzinfo is None:
+                        parsed = pc.assume_timezone(pa.array([parsed], pa.timestamp("us")), tz)[0].as_py()
+                except (ValueError, pa.ArrowInvalid):
+                    bad[i] = True
+            values.append(parsed)
+        return pa.array(values, UTC_US), bad
+    raise ConformError(f"cannot read timestamps from a column of type {t}")
+
+
+def cast_column(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """Cast to `target`; values that do not fit become null and are flagged in the mask."""
+    if arr.type == target:
+        return arr, np.zeros(len(arr), dtype=bool)
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    src = arr
+    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and not pa.types.is_string(target):
+        src = pc.utf8_trim_whitespace(arr)
+    try:
+        return pc.cast(src, target), np.zeros(len(arr), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    out, bad = [], np.zeros(len(arr), dtype=bool)
+    for i, scalar in enumerate(src):
+        if not scalar.is_valid:
+            out.append(None)
+            continue
+        try:
+            out.append(scalar.cast(target).as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
+            out.append(None)
+            bad[i] = True
+    return pa.array(out, target), bad
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def conform(table: Table, raw: pa.Table, ctx: ConformContext) -> Conformed:
+    """Conform `raw` rows to `table`'s curated schema."""
+    rejects = Rejects()
+    conversions: Counter = Counter()
+    prepare = PREPARE.get(table.name)
+    if prepare is not None:
+        raw = prepare(raw, ctx, rejects, conversions)
+    data = _cast_to_schema(table, raw, ctx, rejects)
+    data, duplicates = dedupe(data, table.primary_key)
+    return Conformed(data, rejects, duplicates, conversions)
+
+
+def _cast_to_schema(table: Table, raw: pa.Table, ctx: ConformContext, rejects: Rejects) -> pa.Table:
+    n = raw.num_rows
+    arrays: list[pa.Array] = []
+    first_failure: dict[int, tuple[str, str]] = {}
+    for col in table.columns:
+        if col.name not in raw.column_names:
+            if col.name == "ingested_at":
+                arrays.append(pc.cast(pa.array(np.full(n, _us(ctx.ingested_at), dtype=np.int64)), UTC_US))
+            elif col.name == "run_id":
+                arrays.append(constant(ctx.run_id, n))
+            elif col.nullable:
+                arrays.append(pa.nulls(n, col.type))
+            else:
+                raise ConformError(f"{table.name}: input has no column {col.name!r}, which may not be null")
+            continue
+        if pa.types.is_timestamp(col.type):
+            arr, bad = to_utc(raw[col.name], ctx.timezone)
+            what = "an ISO 8601 timestamp"
+        else:
+            arr, bad = cast_column(raw[col.name], col.type)
+            what = str(col.type)
+        arrays.append(arr)
+        for i in np.flatnonzero(bad):
+            first_failure.setdefault(int(i), (col.name, f"{col.name}: cannot read {raw[col.name][int(i)].as_py()!r} as {what}"))
+    data = pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.type) for c in table.columns]))
+    if first_failure:
+        mask = np.zeros(n, dtype=bool)
+        mask[list(first_failure)] = True
+        for name in {c for c, _ in first_failure.values()}:
+            rows = np.zeros(n, dtype=bool)
+            rows[[i for i, (c, _) in first_failure.items() if c == name]] = True
+            marked = raw.append_column("__row", pa.array(np.arange(n)))
+            rejects.record(marked, rows, name, lambda r: first_failure[r.pop("__row")][1])
+        data = data.filter(pa.array(~mask))
+    for col in table.columns:
+        if not col.nullable:
+            data = rejects.add(data, pc.is_null(data[col.name]), col.name, f"{col.name}: missing value (column may not be null)")
+    return data.cast(table.arrow_schema())
+
+
+def constant(value: str, n: int) -> pa.Array:
+    """A string column of one repeated value, built without a Python list of n items."""
+    return pc.cast(pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])), pa.string())
+
+
+def _nullable_schema(table: Table) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.type, nullable=True) for c in table.columns])
+
+
+def _us(dt: datetime) -> int:
+    return int(pa.scalar(dt, UTC_US).value)
+
+
+def _sort_keys(data: pa.Table, key: tuple[str, ...]) -> list[np.ndarray]:
+    """Each key column as integers that sort like the column (strings by lexicographic rank)."""
+    out = []
+    for name in key:
+        col = data[name]
+        if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            enc = (col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)).combine_chunks()
+            if isinstance(enc, pa.ChunkedArray):
+                enc = enc.chunk(0) if enc.num_chunks else pa.array([], col.type)
+            rank = np.empty(len(enc.dictionary), dtype=np.int64)
+            rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+            out.append(rank[enc.indices.to_numpy(zero_copy_only=False)])
+        elif pa.types.is_timestamp(col.type):
+            out.append(pc.cast(col, pa.int64()).to_numpy())
+        else:
+            out.append(np.asarray(col.to_numpy()))
+    return out
+
+
+def _fold(keys: list[np.ndarray]) -> np.ndarray | None:
+    """All key columns folded into one int64 that sorts the same way, when the ranges fit."""
+    folded = np.zeros(len(keys[0]), dtype=np.int64)
+    capacity = 1
+    for k in keys:
+        lo, hi = int(k.min()), int(k.max())
+        span = hi - lo + 1
+        capacity *= span
+        if capacity >= 2**62:
+            return None
+        folded = folded * span + (k - lo)
+    return folded
+
+
+def _key_order(data: pa.Table, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(order, last): `last[i]` marks the last arrival of its key among rows `order[i]`.
+
+    When every key is unique, `order` is the identity and `last` all true.
+    """
+    keys = _sort_keys(data, key)
+    folded = _fold(keys)
+    if folded is not None:
+        if np.all(folded[1:] > folded[:-1]):  # already sorted and unique: the common case
+            return np.arange(len(folded)), np.ones(len(folded), dtype=bool)
+        sk = np.sort(folded)  # fast unstable sort answers "any duplicates?"
+        if np.all(sk[1:] != sk[:-1]):
+            return np.arange(len(folded)), np.ones(len(folded), dtype=bool)
+        order = np.argsort(folded, kind="stable")  # duplicates: arrival order decides the winner
+        sk = folded[order]
+        same_as_next = sk[1:] == sk[:-1]
+    else:
+        order = np.lexsort(keys[::-1])  # lexsort takes the primary key last; it is stable
+        same_as_next = np.ones(len(order) - 1, dtype=bool)
+        for k in keys:
+            sk = k[order]
+            same_as_next &= sk[1:] == sk[:-1]
+    return order, np.append(~same_as_next, True)
+
+
+def count_duplicate_keys(data: pa.Table, key: tuple[str, ...]) -> int:
+    if data.num_rows < 2 or not key:
+        return 0
+    _, last = _key_order(data, key)
+    return int((~last).sum())
+
+
+def dedupe(data: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
+    """Keep the last arrival of each primary key; rows stay in arrival order."""
+    if data.num_rows < 2 or not key:
+        return data, 0
+    order, last = _key_order(data, key)
+    if last.all():
+        return data, 0  # unique already: keep the arrival order, skip the copy
+    return data.take(pa.array(np.sort(order[last]))), int((~last).sum())
+
+
+# --------------------------------------------------------------------------- sensor readings
+
+_GOOD, _UNCERTAIN, _BAD = "good", "uncertain", "bad"
+
+
+def quality_from_status(codes: pa.Array) -> pa.Array:
+    """OPC UA StatusCode severity bits (30-31): 00 good, 01 uncertain, 1x bad."""
+    severity = pc.shift_right(pc.cast(codes, pa.int64()), 30)
+    return pc.if_else(pc.equal(severity, 0), _GOOD, pc.if_else(pc.equal(severity, 1), _UNCERTAIN, _BAD))
+
+
+def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Rejects, conversions: Counter) -> pa.Table:
+    n = raw.num_rows
+    cols = set(raw.column_names)
+    if "source_ref" not in cols:
+        raise ConformError("sensor_readings: input has no column 'source_ref'")
+    data = raw
+    for name, typ in (("asset_id", pa.string()), ("tag", pa.string()), ("unit", pa.string()),
+                      ("value_text", pa.string()), ("status_code", pa.int64()), ("quality", pa.string()),
+                      ("canonical_unit", pa.string()), ("type", pa.string())):
+        if name not in cols:
+            data = data.append_column(name, pa.nulls(n, typ))
+    if "source" not in cols:
+        data = data.append_column("source", pa.array([ctx.source_kind] * n, pa.string()))
+    if "value" not in cols:
+        data = data.append_column("value", pa.nulls(n, pa.float64()))
+
+    # 1. tag mapping by source_ref, where the connector did not resolve asset and tag itself
+    refs = pc.dictionary_encode(pc.cast(data["source_ref"], pa.string())).combine_chunks()
+    rules = [ctx.tag_rules.get(r) for r in refs.dictionary.to_pylist()]
+
+    def fill(name: str, attr: str, *, source_first: bool = False) -> None:
+        """The site config's mapping wins over what the connector resolved, except for the
+        unit, which the source states when it knows it (the mapping's unit is the fallback)."""
+        nonlocal data
+        mapped = pc.take(pa.array([getattr(r, attr) if r else None for r in rules], pa.string()), refs.indices)
+        given = data[name]
+        if given.null_count == len(given):
+            data = _set(data, name, mapped)
+        elif mapped.null_count < len(mapped):
+            data = _set(data, name, pc.coalesce(given, mapped) if source_first else pc.coalesce(mapped, given))
+
+    fill("asset_id", "asset_id")
+    fill("tag", "tag")
+    fill("unit", "unit", source_first=True)
+    fill("canonical_unit", "canonical_unit")
+    fill("type", "type")
+    data = _set(data, "type", pc.fill_null(data["type"], "number"))
+    unmapped = pc.or_(pc.is_null(data["asset_id"]), pc.is_null(data["tag"]))
+    data = rejects.add(data, unmapped, "source_ref", lambda r: f"source_ref: no tag mapping ({r['source_ref']!r})")
+
+    # 2. timestamps a sensor cannot have: before 2000, or more than a day after ingestion
+    ts, unreadable = to_utc(data["ts"], ctx.timezone)
+    data = data.append_column("__ts", ts)
+    data = rejects.add(data, unreadable, "ts", lambda r: f"ts: cannot read {r['ts']!r} as an ISO 8601 timestamp")
+    data = _set(data, "ts", data["__ts"]).drop_columns(["__ts"])
+    ts = data["ts"]
+    too_old = pc.less(ts, pa.scalar(TS_MIN, UTC_US))
+    data = rejects.add(data, too_old, "ts", lambda r: f"ts: before 2000 ({r['ts']})")
+    future = pc.greater(data["ts"], pa.scalar(ctx.ingested_at + timedelta(days=1), UTC_US))
+    data = rejects.add(data, future, "ts", lambda r: f"ts: in the future ({r['ts']})")
+
+    # 3. status code and quality (a source without status codes reports Good)
+    status, unreadable = cast_column(data["status_code"], pa.int64())
+    data = data.append_column("__status", pc.fill_null(status, 0))
+    data = rejects.add(data, unreadable, "status_code", lambda r: f"status_code: not an integer ({r['status_code']!r})")
+    data = _set(data, "status_code", data["__status"]).drop_columns(["__status"])
+    data = _set(data, "quality", pc.coalesce(data["quality"], quality_from_status(data["status_code"])))
+
+    # 4. values: numbers, text and booleans by the tag's declared type
+    data = _split_values(data, rejects)
+
+    # 5. units: affine conversion per distinct (source unit, canonical unit) pair
+    data = _convert_units(data, rejects, conversions)
+    return data.drop_columns(["canonical_unit", "type"])
+
+
+def _set(data: pa.Table, name: str, arr: pa.Array | pa.ChunkedArray) -> pa.Table:
+    return data.set_column(data.column_names.index(name), name, arr)
+
+
+def _split_values(data: pa.Table, rejects: Rejects) -> pa.Table:
+    """Put each value where its tag's declared type says: `value` (number, bool) or `value_text`."""
+    value = data["value"]
+    is_text = pc.fill_null(pc.equal(data["type"], "text"), False)
+    is_bool = pc.fill_null(pc.equal(data["type"], "bool"), False)
+    if pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
+        text_in = pc.coalesce(value, data["value_text"])
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text_in))
+        as_bool = pc.if_else(pc.is_in(lowered, pa.array(["true", "on", "1"])), 1.0,
+                             pc.if_else(pc.is_in(lowered, pa.array(["false", "off", "0"])), 0.0, None))
+        numeric = pc.if_else(is_bool, as_bool, cast_column(text_in, pa.float64())[0])
+    else:
+        numeric = value if value.type == pa.float64() else pc.cast(value, pa.float64())
+        # numbers keep their own column; only text sent for a numeric tag needs a second look
+        text_in = pc.if_else(pc.is_null(numeric), data["value_text"], pa.scalar(None, pa.string()))
+    data = data.append_column("__sent", pc.cast(text_in, pa.string()))
+    data = _set(data, "value", pc.if_else(is_text, pa.scalar(None, pa.float64()), numeric))
+    text_value = pc.coalesce(data["__sent"], pc.cast(numeric, pa.string())) if pc.any(is_text).as_py() else data["__sent"]
+    data = _set(data, "value_text", pc.if_else(is_text, text_value, pa.scalar(None, pa.string())))
+    wrong_type = pc.and_(pc.invert(is_text), pc.and_(pc.is_null(data["value"]), pc.is_valid(data["__sent"])))
+    data = rejects.add(data, wrong_type, "value",
+                       lambda r: f"value: not a {r['type']} as mapped for tag {r['tag']} ({r['__sent']!r})")
+    nonfinite = pc.and_(pc.is_valid(data["value"]), pc.invert(pc.is_finite(data["value"])))
+    data = rejects.add(data, nonfinite, "value", lambda r: f"value: not a finite number ({r['value']})")
+    # a Bad or Uncertain reading without a value is still a fact (the sensor failed then); a Good one is not
+    missing = pc.and_(pc.and_(pc.is_null(data["value"]), pc.is_null(data["value_text"])), pc.equal(data["quality"], "good"))
+    data = rejects.add(data, missing, "value", "value: missing value")
+    return data.drop_columns(["__sent"])
+
+
+def _convert_units(data: pa.Table, rejects: Rejects, conversions: Counter) -> pa.Table:
+    """Affine conversion resolved once per distinct (source unit, canonical unit) pair."""
+    is_text = pc.fill_null(pc.equal(data["type"], "text"), False)
+    src = pc.dictionary_encode(pc.if_else(is_text, "", pc.fill_null(data["unit"], ""))).combine_chunks()
+    canon = pc.dictionary_encode(data["canonical_unit"], null_encoding="encode").combine_chunks()
+    width = max(len(canon.dictionary), 1)
+    pair = src.indices.to_numpy().astype(np.int64) * width + pc.fill_null(canon.indices, 0).to_numpy().astype(np.int64)
+    codes, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+    scale, offset = np.ones(len(codes)), np.zeros(len(codes))
+    target: list[str | None] = []
+    problems: dict[int, str] = {}
+    for k, code in enumerate(codes):
+        s_unit = src.dictionary[int(code // width)].as_py()
+        c_unit = canon.dictionary[int(code % width)].as_py() if len(canon.dictionary) else None
+        try:
+            tgt = c_unit if c_unit is not None else units.canonical_unit(s_unit)
+            scale[k], offset[k] = units.affine(s_unit, tgt)
+        except units.UnitError as exc:
+            problems[k] = f"unit: {exc}"
+            tgt = None
+        target.append(tgt)
+        if k not in problems and (scale[k], offset[k]) != (1.0, 0.0):
+            conversions[f"{s_unit} -> {tgt}"] += int(counts[k])
+    value = pc.add(pc.multiply(data["value"], pa.array(scale[inverse])), pa.array(offset[inverse]))
+    data = _set(data, "value", value)
+    data = _set(data, "unit", pc.take(pa.array(target, pa.string()), pa.array(inverse)))
+    if problems:
+        bad = np.isin(inverse, list(problems))
+        data = data.append_column("__pair", pa.array(inverse))
+        data = rejects.add(data, bad, "unit", lambda r: problems[r["__pair"]]).drop_columns(["__pair"])
+    return data
+
+
+PREPARE: dict[str, Callable[[pa.Table, ConformContext, Rejects, Counter], pa.Table]] = {
+    "sensor_readings": _prepare_sensor_readings,
+}

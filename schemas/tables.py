@@ -1,0 +1,249 @@
+"""Every curated table and product, declared once (DESIGN section 3).
+
+Change a table additively: add a nullable column and bump `version`; then run
+`plantlake schemas lock` and `plantlake schemas docs`. A test rejects anything else.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from schemas.model import Column, Table
+
+TS = pa.timestamp("us", tz="UTC")
+STR = pa.string()
+F64 = pa.float64()
+I64 = pa.int64()
+
+QUALITIES = ("good", "uncertain", "bad")
+SOURCES = ("opcua", "mqtt", "csv")
+ORDER_STATUSES = ("planned", "released", "running", "completed", "cancelled")
+ASSET_LEVELS = ("enterprise", "site", "area", "line", "cell")
+
+
+def _lineage() -> tuple[Column, ...]:
+    return (
+        Column("ingested_at", TS, "When plantlake wrote the row (UTC).", nullable=False),
+        Column("run_id", STR, "The pipeline run (Airflow run id or CLI run id) that wrote the row.", nullable=False),
+    )
+
+
+SENSOR_READINGS = Table(
+    name="sensor_readings",
+    version=2,
+    description="Every sensor value from OPC UA and MQTT, one row per asset, tag and source timestamp (historian style).",
+    columns=(
+        Column("ts", TS, "Source timestamp of the value (UTC, microseconds).", nullable=False),
+        Column("server_ts", TS, "Server or broker timestamp when the source gives one."),
+        Column("asset_id", STR, "ISA-95 asset path, e.g. acme/shenzhen/assembly/line1/press2.", nullable=False),
+        Column("tag", STR, "Canonical tag name.", nullable=False),
+        Column("value", F64, "Numeric value in the canonical unit."),
+        Column("value_text", STR, "Value of a non-numeric tag (state, string)."),
+        Column("unit", STR, "Canonical unit of `value` (pint-parseable); empty for dimensionless or text."),
+        Column("quality", STR, "Data quality derived from the status code.", nullable=False, allowed=QUALITIES),
+        Column("status_code", I64, "Raw OPC UA StatusCode, or the mapped code for other sources.", nullable=False, min=0),
+        Column("source", STR, "Source kind the value came from.", nullable=False, allowed=SOURCES),
+        Column("source_ref", STR, "Node id with namespace URI, MQTT topic or export column the value came from.", nullable=False),
+        *_lineage(),
+        Column("message_id", STR, "Id of the message that carried the value (MQTT msg id, Sparkplug uuid), when the source has one."),
+    ),
+    primary_key=("asset_id", "tag", "ts"),
+    partition_column="ts",
+)
+
+PRODUCTION_ORDERS = Table(
+    name="production_orders",
+    version=1,
+    description="Production orders from the ERP, latest version of each order.",
+    columns=(
+        Column("order_id", STR, "ERP production order number.", nullable=False),
+        Column("material_id", STR, "Material produced.", nullable=False),
+        Column("line_id", STR, "ISA-95 asset path of the line the order runs on.", nullable=False),
+        Column("status", STR, "Order status.", nullable=False, allowed=ORDER_STATUSES),
+        Column("quantity_planned", I64, "Planned quantity in pieces.", nullable=False, min=0),
+        Column("quantity_produced", I64, "Produced quantity in pieces.", min=0),
+        Column("quantity_scrap", I64, "Scrapped quantity in pieces.", min=0),
+        Column("planned_start", TS, "Planned start (UTC)."),
+        Column("planned_end", TS, "Planned end (UTC)."),
+        Column("actual_start", TS, "Actual start (UTC)."),
+        Column("actual_end", TS, "Actual end (UTC)."),
+        Column("updated_at", TS, "Last change in the ERP (UTC); the incremental cursor.", nullable=False),
+        *_lineage(),
+    ),
+    primary_key=("order_id",),
+)
+
+MATERIALS = Table(
+    name="materials",
+    version=1,
+    description="Material master data from the ERP.",
+    columns=(
+        Column("material_id", STR, "ERP material number.", nullable=False),
+        Column("name", STR, "Material description.", nullable=False),
+        Column("material_type", STR, "Material type (finished, semi-finished, raw)."),
+        Column("base_unit", STR, "Base unit of measure."),
+        Column("updated_at", TS, "Last change in the ERP (UTC).", nullable=False),
+        *_lineage(),
+    ),
+    primary_key=("material_id",),
+)
+
+QUALITY_INSPECTIONS = Table(
+    name="quality_inspections",
+    version=1,
+    description="Quality inspection results per part and characteristic from the ERP.",
+    columns=(
+        Column("inspection_id", STR, "ERP inspection lot/result id.", nullable=False),
+        Column("order_id", STR, "Production order the part belongs to.", nullable=False),
+        Column("part_serial", STR, "Serial number of the inspected part.", nullable=False),
+        Column("asset_id", STR, "ISA-95 path of the inspection station."),
+        Column("inspected_at", TS, "Inspection time (UTC).", nullable=False),
+        Column("characteristic", STR, "Inspected characteristic."),
+        Column("measured_value", F64, "Measured value."),
+        Column("lower_limit", F64, "Lower specification limit."),
+        Column("upper_limit", F64, "Upper specification limit."),
+        Column("unit", STR, "Unit of the measured value and limits."),
+        Column("result", STR, "Inspection verdict.", nullable=False, allowed=("pass", "fail")),
+        Column("defect_code", STR, "Defect code when the part failed."),
+        Column("updated_at", TS, "Last change in the ERP (UTC).", nullable=False),
+        *_lineage(),
+    ),
+    primary_key=("inspection_id",),
+    partition_column="inspected_at",
+)
+
+INSPECTION_IMAGES = Table(
+    name="inspection_images",
+    version=1,
+    description="One row per distinct camera image, linked to station, part and order, with a content-addressed copy.",
+    columns=(
+        Column("image_id", STR, "sha256 of the image bytes.", nullable=False),
+        Column("captured_at", TS, "Capture time (UTC).", nullable=False),
+        Column("asset_id", STR, "ISA-95 path of the camera station.", nullable=False),
+        Column("part_serial", STR, "Serial number of the photographed part."),
+        Column("order_id", STR, "Production order of the part when known."),
+        Column("uri", STR, "Content-addressed copy in the lake.", nullable=False),
+        Column("source_file", STR, "Name of the file in the drop folder."),
+        Column("width", I64, "Width in pixels.", nullable=False, min=1),
+        Column("height", I64, "Height in pixels.", nullable=False, min=1),
+        Column("format", STR, "Image format (PNG, JPEG, ...).", nullable=False),
+        Column("mode", STR, "Pillow colour mode."),
+        Column("bytes", I64, "File size in bytes.", nullable=False, min=1),
+        Column("camera_model", STR, "EXIF camera model."),
+        Column("exposure_time_s", F64, "EXIF exposure time.", unit="s"),
+        Column("exif_datetime", TS, "EXIF DateTimeOriginal interpreted in the site time zone (UTC)."),
+        Column("brightness", F64, "Mean grey level, 0..255.", min=0, max=255),
+        Column("contrast", F64, "Standard deviation of grey levels.", min=0),
+        Column("sharpness", F64, "Variance of the Laplacian (higher is sharper).", min=0),
+        Column("label", STR, "ERP verdict for the part when known (pass/fail).", allowed=("pass", "fail")),
+        *_lineage(),
+    ),
+    primary_key=("image_id",),
+    partition_column="captured_at",
+)
+
+ASSETS = Table(
+    name="assets",
+    version=1,
+    description="The ISA-95 asset hierarchy from the site config.",
+    columns=(
+        Column("asset_id", STR, "ISA-95 path.", nullable=False),
+        Column("parent_id", STR, "Parent asset path; null for the enterprise."),
+        Column("level", STR, "ISA-95 level.", nullable=False, allowed=ASSET_LEVELS),
+        Column("name", STR, "Display name.", nullable=False),
+        Column("description", STR, "Free text."),
+        *_lineage(),
+    ),
+    primary_key=("asset_id",),
+)
+
+_TAG_AGG = pa.struct(
+    [
+        ("asset_id", STR),
+        ("tag", STR),
+        ("unit", STR),
+        ("n", I64),
+        ("mean", F64),
+        ("min", F64),
+        ("max", F64),
+        ("std", F64),
+        ("bad_share", F64),
+    ]
+)
+
+ORDER_CONTEXT = Table(
+    name="order_context",
+    version=1,
+    layer="products",
+    description="One row per production order: its line, window, material, sensor aggregates per tag, images and inspection pass rate.",
+    columns=(
+        Column("order_id", STR, "ERP production order number.", nullable=False),
+        Column("line_id", STR, "ISA-95 path of the line.", nullable=False),
+        Column("material_id", STR, "Material produced."),
+        Column("status", STR, "Order status.", allowed=ORDER_STATUSES),
+        Column("quantity_planned", I64, "Planned quantity.", min=0),
+        Column("quantity_produced", I64, "Produced quantity.", min=0),
+        Column("planned_start", TS, "Planned start (UTC)."),
+        Column("planned_end", TS, "Planned end (UTC)."),
+        Column("actual_start", TS, "Actual start (UTC)."),
+        Column("actual_end", TS, "Actual end (UTC)."),
+        Column("sensor", pa.list_(_TAG_AGG), "Per asset and tag aggregates over the order's actual window."),
+        Column("image_count", I64, "Images captured for the order's parts.", min=0),
+        Column("inspections", I64, "Inspections recorded for the order.", min=0),
+        Column("inspection_pass_rate", F64, "Share of inspections that passed.", min=0, max=1),
+        *_lineage(),
+    ),
+    primary_key=("order_id",),
+)
+
+_WINDOW_AGG = pa.struct(
+    [("asset_id", STR), ("tag", STR), ("unit", STR), ("mean", F64), ("min", F64), ("max", F64), ("last", F64)]
+)
+
+IMAGE_TRAINING_SET = Table(
+    name="image_training_set",
+    version=1,
+    layer="products",
+    description="One row per image: URI, features, part and order, sensor features around capture, and the ERP verdict as label.",
+    columns=(
+        Column("image_id", STR, "sha256 of the image bytes.", nullable=False),
+        Column("uri", STR, "Content-addressed copy in the lake.", nullable=False),
+        Column("captured_at", TS, "Capture time (UTC).", nullable=False),
+        Column("asset_id", STR, "Camera station.", nullable=False),
+        Column("line_id", STR, "Line of the station."),
+        Column("part_serial", STR, "Part serial."),
+        Column("order_id", STR, "Production order."),
+        Column("width", I64, "Width in pixels.", min=1),
+        Column("height", I64, "Height in pixels.", min=1),
+        Column("brightness", F64, "Mean grey level.", min=0, max=255),
+        Column("contrast", F64, "Grey level standard deviation.", min=0),
+        Column("sharpness", F64, "Variance of the Laplacian.", min=0),
+        Column("sensor_features", pa.list_(_WINDOW_AGG), "Sensor aggregates on the image's line in the window before capture."),
+        Column("label", STR, "ERP inspection verdict (pass/fail).", allowed=("pass", "fail")),
+        Column("defect_code", STR, "ERP defect code."),
+        *_lineage(),
+    ),
+    primary_key=("image_id",),
+    partition_column="captured_at",
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        SENSOR_READINGS,
+        PRODUCTION_ORDERS,
+        MATERIALS,
+        QUALITY_INSPECTIONS,
+        INSPECTION_IMAGES,
+        ASSETS,
+        ORDER_CONTEXT,
+        IMAGE_TRAINING_SET,
+    )
+}
+
+
+def get_table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; declared: {', '.join(TABLES)}") from None

@@ -1,0 +1,156 @@
+"""An MQTT broker the tests and the demo start, stop, kill and restart themselves.
+
+Mosquitto (Debian package) with a temp config: loopback listener on a free port,
+persistence on, and the queue limits raised the way the shipped deployment config
+raises them. Without Mosquitto installed, the pure-Python amqtt broker stands in for
+the demo (no kill/restart semantics are promised for it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulators.net import free_port, wait_port
+
+log = logging.getLogger(__name__)
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto process on 127.0.0.1 with its own config and persistence folder."""
+
+    port: int = 0
+    data_dir: Path | None = None
+    max_queued_messages: int = 2_000_000
+    persistence: bool = True
+    users: dict[str, str] | None = None
+    proc: subprocess.Popen | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.data_dir = Path(self.data_dir or tempfile.mkdtemp(prefix="plantlake-mosquitto-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def conf(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "mosquitto.conf"
+
+    def _write_conf(self) -> None:
+        import getpass
+
+        lines = [
+            # run as whoever started it: as root, Mosquitto would switch to the `mosquitto` user and
+            # could not write its persistence file into our folder
+            f"user {getpass.getuser()}",
+            f"listener {self.port} 127.0.0.1",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.data_dir}/",
+            "autosave_interval 1",
+            f"max_queued_messages {self.max_queued_messages}",
+            "max_queued_bytes 0",
+            "max_inflight_messages 100",
+            "persistent_client_expiration 1d",
+            "message_size_limit 1048576",
+            f"log_dest file {self.data_dir}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if self.users:
+            pw = self.data_dir / "passwd"
+            pw.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+            pw.chmod(0o600)
+            subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {pw}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> Mosquitto:
+        if MOSQUITTO is None:
+            raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto; `make test` does it)")
+        self._write_conf()
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            wait_port("127.0.0.1", self.port)
+        except TimeoutError:
+            err = self.proc.stderr.read().decode() if self.proc.poll() is not None and self.proc.stderr else ""
+            raise RuntimeError(f"mosquitto did not start on port {self.port}: {err}") from None
+        log.info("Mosquitto %s on 127.0.0.1:%d (persistence in %s)", MOSQUITTO, self.port, self.data_dir)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM lets Mosquitto save its persistence file; SIGKILL does not."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self, sig: int = signal.SIGTERM) -> Mosquitto:
+        self.stop(sig)
+        return self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+@dataclass
+class AmqttBroker:
+    """The pure-Python fallback broker (amqtt) in a subprocess, for machines without Mosquitto."""
+
+    port: int = 0
+    proc: subprocess.Popen | None = field(default=None, init=False)
+
+    def start(self) -> AmqttBroker:
+        self.port = self.port or free_port()
+        conf = Path(tempfile.mkdtemp(prefix="plantlake-amqtt-")) / "broker.yaml"
+        conf.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.port}\n"
+                        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n")
+        amqtt = shutil.which("amqtt") or str(Path(sys.executable).with_name("amqtt"))
+        self.proc = subprocess.Popen([amqtt, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        wait_port("127.0.0.1", self.port)
+        log.info("amqtt broker on 127.0.0.1:%d (Mosquitto is not installed)", self.port)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(15)
+        self.proc = None
+
+    cleanup = stop
+
+
+def embedded_broker() -> Mosquitto | AmqttBroker:
+    """Mosquitto when installed, otherwise amqtt; the log says which."""
+    if MOSQUITTO:
+        return Mosquitto().start()
+    return AmqttBroker().start()

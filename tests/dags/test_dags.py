@@ -1,0 +1,142 @@
+"""The real DAG folder: parses cleanly, and a DAG run publishes what the source held."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from plantlake.demo import write_historian_export
+
+pytestmark = pytest.mark.dags
+
+DAG_ID = "plantlake_ingest_historian_export"
+
+
+def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == {DAG_ID, "plantlake_ingest_opcua_plant", "plantlake_ingest_mqtt_plant"}
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert "plantlake" in dag.tags
+        assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
+        assert dag.max_active_runs == 1
+        for t in dag.tasks:
+            assert t.retries >= 2, f"{dag_id}.{t.task_id} retries {t.retries}"
+        outlets = [a.name for t in dag.tasks for a in t.outlets]
+        assert outlets == ["plantlake.curated.sensor_readings"]
+
+
+def test_timetable_gives_a_real_data_interval(dagbag):
+    import pendulum
+    from airflow.timetables.base import DataInterval
+
+    dag = dagbag.dags[DAG_ID]
+    after = pendulum.datetime(2026, 3, 1, 10, 17, tz="UTC")
+    interval: DataInterval = dag.timetable.infer_manual_data_interval(run_after=after)
+    assert interval.start == datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert interval.end == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert interval.start < interval.end
+
+
+def test_dag_file_parse_does_not_import_heavy_libraries():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import sys, runpy; runpy.run_path('dags/plantlake_ingest.py');"
+        "heavy = [m for m in ('pyarrow', 'pandas', 'polars', 'duckdb', 'great_expectations', 'asyncua', 'paho', 'PIL') if m in sys.modules];"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "HEAVY=\n" in out.stdout + "\n", out.stdout
+
+
+def test_dag_test_run_publishes_the_interval(dagbag, plant, plant_dir):
+    """dag.test() runs the real task for one hour; the Parquet it publishes holds that hour."""
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    write_historian_export(plant_dir / "drop" / "historian", start, hours=2)
+    dag = dagbag.dags[DAG_ID]
+    run = dag.test(logical_date=start + timedelta(hours=1))
+    assert str(run.state) == "success"
+    assert run.data_interval_start == start
+
+    lake = plant_dir / "lake"
+    files = sorted((lake / "curated" / "sensor_readings").rglob("*.parquet"))
+    assert [f.relative_to(lake).as_posix() for f in files] == [
+        "curated/sensor_readings/date=2026-03-01/historian_export__20260301T090000Z_20260301T100000Z.parquet"
+    ]
+    table = pq.read_table(files[0])
+    # 360 ten-second steps x 6 numeric tags + 12 x 2 state rows; 3 bad rows quarantined
+    assert table.num_rows == 360 * 6 + 12 * 2
+    assert set(table["run_id"].to_pylist()) == {run.run_id}
+    ts = table["ts"].to_pylist()
+    assert min(ts) == start and max(ts) == start + timedelta(seconds=3590)
+    quarantine = pq.read_table(next((lake / "quarantine" / "sensor_readings").rglob("*.parquet")))
+    assert quarantine.num_rows == 3
+
+    # the task's asset event carries what was published
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run.run_id)).all()
+        assert len(events) == 1
+        assert events[0].extra["rows"] == table.num_rows
+
+
+def test_opcua_dag_reads_a_past_hour_exactly_as_historized(dagbag, plant_dir, monkeypatch):
+    from plantlake.lake import Lake
+    from schemas import get_table
+    from simulators.opcua_server import OpcUaSimulator
+    from tests.integration.test_opcua import END, PLANT, START, assert_matches_truth
+
+    sim = OpcUaSimulator(PLANT).start_in_thread(prefill=(START, END))
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{sim.port}/plantsim")
+        run = dagbag.dags["plantlake_ingest_opcua_plant"].test(logical_date=END)
+        assert str(run.state) == "success"
+        assert (run.data_interval_start, run.data_interval_end) == (START, END)
+        table = Lake(plant_dir / "lake").read(get_table("sensor_readings"))
+        assert set(table["run_id"].to_pylist()) == {run.run_id}
+        assert_matches_truth(table, START, END)
+    finally:
+        sim.stop_thread()
+
+
+def test_mqtt_dag_drains_the_durable_session_into_curated(dagbag, plant, plant_dir, monkeypatch, tmp_path):
+    """dag.test() of the MQTT DAG: every message the broker queued while no run was active lands once."""
+    import connectors
+    from plantlake.connections import get_connection
+    from plantlake.lake import Lake
+    from schemas import get_table
+    from simulators import truth
+    from simulators.broker import Mosquitto
+    from simulators.mqtt_publisher import MqttPublisher
+    from simulators.story import Plant
+
+    start = datetime(2026, 1, 1, 6, tzinfo=UTC)
+    story = Plant(seed=42)
+    with Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{broker.port}")
+        src = plant.source("mqtt_plant")
+        assert connectors.load("mqtt")(src, plant, get_connection(src.connection_id)).open_session() is False
+        sent = MqttPublisher(story, port=broker.port).publish(start, start + timedelta(hours=1))
+        run = dagbag.dags["plantlake_ingest_mqtt_plant"].test(logical_date=start + timedelta(hours=1))
+    assert str(run.state) == "success"
+    table = Lake(plant_dir / "lake").read(get_table("sensor_readings"))
+    exp = truth.mqtt_messages(story, start, start + timedelta(hours=1))
+    exp = exp.filter(exp["tag"].is_valid())
+    good = table.filter(pc.equal(table["status_code"], 0))
+    assert good.num_rows == exp.num_rows
+    assert set(good["message_id"].to_pylist()) == set(exp["msg_id"].to_pylist()) <= set(sent)
+    assert set(table["run_id"].to_pylist()) == {run.run_id}
+    raw = list((plant_dir / "lake" / "raw" / "mqtt_plant").rglob("*.parquet"))
+    assert sum(pq.read_metadata(f).num_rows for f in raw) == len(sent)

@@ -1,0 +1,85 @@
+"""A writer SIGKILLed mid-write never leaves a partial file where readers look."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.faults
+
+ROWS = 400_000
+
+WRITER = f"""
+import sys
+from datetime import UTC, datetime, timedelta
+import pyarrow as pa
+from plantlake.lake import Interval, Lake
+from schemas import get_table
+sys.path.insert(0, {str(ROOT)!r})
+from tests.unit.test_lake import readings
+
+lake = Lake(sys.argv[1]).ensure()
+table = get_table("sensor_readings")
+t0 = datetime(2026, 3, 1, tzinfo=UTC)
+iv = Interval(t0, t0 + timedelta(hours=1))
+version = int(sys.argv[2])
+while True:
+    data = readings(t0, {ROWS}, step_s=0, value=float(version))  # every row carries the version
+    lake.publish(lake.stage(table, "src", iv, data))
+    print(version, flush=True)
+    version += 1
+"""
+
+
+def _check_visible(lake: Path) -> float:
+    """Every visible curated file is complete and from a single write; returns its version."""
+    files = sorted((lake / "curated").rglob("*.parquet"))
+    assert len(files) == 1, files
+    t = pq.read_table(files[0])
+    assert t.num_rows == ROWS
+    first = pc.subtract(t["value"], pa_range(ROWS))
+    lo, hi = pc.min_max(first).values()
+    assert lo.as_py() == hi.as_py(), "rows from two different writes in one file"
+    return lo.as_py()
+
+
+def pa_range(n: int):
+    import pyarrow as pa
+
+    return pa.array(range(n), pa.float64())
+
+
+def test_sigkill_mid_publish_leaves_old_or_new_file_never_partial(tmp_path):
+    lake = tmp_path / "lake"
+    # a first complete publish, so there is an "old" file to protect
+    subprocess.run([sys.executable, "-c", WRITER.replace("while True:", "for _ in range(1):"), str(lake), "0"],
+                   check=True, cwd=ROOT, capture_output=True, timeout=120)
+    assert _check_visible(lake) == 0.0
+    rng = random.Random(7)
+    seen = set()
+    for attempt in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(lake), str(100 * (attempt + 1))],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.2 + rng.random() * 1.5)  # import + somewhere inside a stage/publish cycle
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        seen.add(_check_visible(lake))
+        # leftovers are hidden temp files or staging, never a visible .parquet
+        leftovers = [p for p in lake.rglob("*") if p.is_file() and p.suffix == ".parquet"
+                     and "_staging" not in p.parts and "curated" not in p.parts and "raw" not in p.parts]
+        assert leftovers == []
+    assert len(seen) >= 2, f"the writer never got a publish through: {seen}"
+    # a rerun heals: the next complete publish replaces whatever the killed one left
+    subprocess.run([sys.executable, "-c", WRITER.replace("while True:", "for _ in range(1):"), str(lake), "999"],
+                   check=True, cwd=ROOT, capture_output=True, timeout=120)
+    assert _check_visible(lake) == 999.0

@@ -1,0 +1,170 @@
+"""MQTT ingestion against a real Mosquitto the tests start, kill and restart; every message accounted for by id."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import paho.mqtt.client as mqtt
+import pyarrow.parquet as pq
+import pytest
+
+from connectors import sparkplug
+from plantlake.config import load_config
+from plantlake.lake import Lake
+from plantlake.runner import run_source
+from schemas import get_table
+from schemas.units import affine, canonical_unit
+from simulators import truth
+from simulators.mqtt_publisher import MqttPublisher
+from simulators.story import Plant
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+SENSOR = get_table("sensor_readings")
+START = datetime(2026, 1, 1, 6, tzinfo=UTC)
+PLANT = Plant(seed=42)
+
+
+@pytest.fixture
+def site(tmp_path, mosquitto, monkeypatch):
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{mosquitto.port}")
+    cfg = load_config(tmp_path / "plant.yaml")
+    first = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)  # creates the durable session
+    assert first.stats["session_present"] is False and first.raw_rows == 0
+    return cfg, tmp_path
+
+
+def raw_ids(lake_root) -> list[str]:
+    ids = []
+    for f in sorted((lake_root / "raw" / "mqtt_plant").rglob("*.parquet")):
+        for rec in pq.read_table(f).to_pylist():
+            if rec["topic"].startswith("spBv1.0/"):
+                ids.append(sparkplug.decode(rec["payload"]).uuid)
+            else:
+                ids.append(json.loads(rec["payload"])["msg_id"])
+    return ids
+
+
+def check_curated(lake_root, start, end) -> None:
+    """Every reading of every message is in curated, once, with its value converted exactly."""
+    exp = truth.mqtt_messages(PLANT, start, end)
+    exp = exp.filter(exp["tag"].is_valid())
+    data = Lake(lake_root).read(SENSOR)
+    got = {(r["asset_id"], r["tag"], r["ts"]): r for r in data.to_pylist()}
+    con = duckdb.connect()
+    con.register("d", data)
+    assert con.execute("select count(*) - count(distinct (asset_id, tag, ts)) from d").fetchone()[0] == 0
+    for e in exp.to_pylist():
+        r = got[(e["asset_id"], e["tag"], e["ts"])]
+        assert r["message_id"] == e["msg_id"]
+        target = canonical_unit(e["unit"] or None)
+        scale, offset = affine(e["unit"] or None, target)
+        assert r["unit"] == target and r["value"] == pytest.approx(scale * e["value"] + offset, rel=1e-9, abs=1e-9)
+
+
+def test_offline_consumer_gets_every_message_once(site, mosquitto):
+    cfg, tmp = site
+    end = START + timedelta(hours=2, minutes=30)
+    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, end)
+    assert len(sent) > 5000
+    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    assert s.stats["messages"] == len(sent) and s.stats["session_present"] is True
+    assert sorted(raw_ids(tmp / "lake")) == sorted(sent)
+    assert s.quarantined == 0
+    check_curated(tmp / "lake", START, end)
+    # the death of each chiller session marks its metrics stale: Bad rows without value
+    bad = [r for r in Lake(tmp / "lake").read(SENSOR).to_pylist() if r["status_code"] == 0x80310000]
+    assert len(bad) == 2 * 3 and all(r["value"] is None and r["quality"] == "bad" for r in bad)
+
+
+KILLER = """
+import os, signal, sys
+from datetime import UTC, datetime, timedelta
+import connectors
+from plantlake.config import load_config
+from plantlake.connections import get_connection
+from plantlake.lake import Interval
+cfg = load_config(sys.argv[1])
+src = cfg.source("mqtt_plant")
+c = connectors.load("mqtt")(src, cfg, get_connection(src.connection_id))
+start = datetime(2026, 1, 1, 6, tzinfo=UTC)
+ex = c.extract(Interval(start, start + timedelta(hours=1)), {})
+batch = next(iter(ex.batches))            # received ...
+print(batch.num_rows, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)      # ... and gone before the durable write
+"""
+
+
+def test_consumer_killed_between_receive_and_write_loses_nothing(site, mosquitto):
+    cfg, tmp = site
+    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(hours=1))
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(tmp / "plant.yaml")], cwd=ROOT, capture_output=True,
+                          text=True, env=os.environ.copy(), timeout=120)
+    assert proc.returncode == -signal.SIGKILL and int(proc.stdout.split()[0]) > 0
+    assert not list((tmp / "lake" / "raw" / "mqtt_plant").rglob("*.parquet"))
+    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    assert sorted(set(raw_ids(tmp / "lake"))) == sorted(sent), (s.stats, s.raw_files)
+    assert s.stats["messages"] >= len(sent)
+    check_curated(tmp / "lake", START, START + timedelta(hours=1))
+
+
+def test_broker_restart_with_persistence_between_runs_keeps_the_queue(site, mosquitto):
+    cfg, tmp = site
+    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(minutes=40))
+    mosquitto.restart(signal.SIGTERM)
+    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    assert sorted(raw_ids(tmp / "lake")) == sorted(sent)
+    assert s.stats["messages"] == len(sent)
+    check_curated(tmp / "lake", START, START + timedelta(minutes=40))
+
+
+def test_malformed_payloads_are_kept_raw_and_quarantined_with_reasons(site, mosquitto):
+    cfg, tmp = site
+    ts = "2026-01-01T06:00:00Z"
+    good = json.dumps({"msg_id": "ok-1", "ts": ts, "values": {"power": 5.0}, "units": {"power": "kW"}})
+    bad = [
+        ("acme/shenzhen/assembly/line1/press1/telemetry", b"{not json"),
+        ("acme/shenzhen/assembly/line1/press1/telemetry", json.dumps({"msg_id": "x1", "values": {"power": 1}}).encode()),
+        ("acme/shenzhen/assembly/line1/press1/telemetry", json.dumps({"msg_id": "x2", "ts": ts, "values": {"power": {"a": 1}}}).encode()),
+        ("acme/shenzhen/assembly/line1/press1/telemetry", json.dumps({"msg_id": "x3", "ts": "2026-01-01T06:00:01Z", "values": {"power": "high"}}).encode()),
+        ("acme/shenzhen/assembly/line1/press1/telemetry", json.dumps({"msg_id": "x4", "ts": "yesterday", "values": {"power": 1}}).encode()),
+        ("acme/shenzhen/assembly/line1/press1/telemetry", b"{" + b" " * 300_000 + b"}"),
+        ("acme/shenzhen/assembly/line9/press9/telemetry", good.encode()),
+        ("spBv1.0/acme/DDATA/line1-utilities/chiller1", b"\xff\xff\xffnot protobuf"),
+        ("spBv1.0/acme/DDATA/line2-utilities/chiller2", sparkplug.encode(timestamp=1767247200000, seq=5, uuid="early",
+                                                                          metrics=[{"alias": 1, "value": 3.0, "datatype": "Double"}])),
+        ("acme/shenzhen/assembly/line1/press1/diagnostics", b"\x00\x01binary blob"),
+        ("acme/shenzhen/assembly/line1/press1/telemetry", good.encode()),
+    ]
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bad-device")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    for topic, payload in bad:
+        pub.publish(topic, payload, qos=1).wait_for_publish(5)
+    pub.loop_stop()
+    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    t = s.tables["sensor_readings"]
+    assert s.raw_rows == len(bad) and s.stats["raw_only"] == 1
+    assert t.reasons == {
+        "payload: not JSON": 1,
+        "timestamp: none of ['ts', 'time_ms'] in the payload on acme/shenzhen/assembly/line1/press1/telemetry": 1,
+        "value: field 'power' is not a scalar on acme/shenzhen/assembly/line1/press1/telemetry": 1,
+        "value: not a number as mapped for tag power": 1,
+        "timestamp: field 'ts' is not a time": 1,
+        "payload: 300002 bytes exceeds max_payload_bytes": 1,
+        "topic: asset 'assembly/line9/press9' is not in the site hierarchy": 1,
+        "payload: not a Sparkplug B payload": 1,
+        "payload: DDATA for line2-utilities/chiller2 before its DBIRTH": 1,
+    }
+    assert t.quarantined == 9 and t.published == 1
+    q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
+    assert all(r["record"] and r["reason"] for r in q)

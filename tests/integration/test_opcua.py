@@ -1,0 +1,252 @@
+"""OPC UA ingestion against the asyncua simulator over real connections."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from asyncua import ua
+
+from connectors.opcua import HistoryRefused, SourceUnavailable
+from plantlake.config import load_config
+from plantlake.lake import Lake
+from plantlake.runner import run_source
+from schemas import get_table
+from schemas.units import affine
+from simulators import truth
+from simulators.net import free_port
+from simulators.opcua_server import OpcUaSimulator
+from simulators.story import Plant
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+SENSOR = get_table("sensor_readings")
+START = datetime(2026, 1, 1, 6, tzinfo=UTC)
+END = START + timedelta(hours=1)
+PLANT = Plant(seed=42)
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """A simulator with two hours of history and a site config pointing at it."""
+    sims = []
+
+    def start(port: int = 0, **kw) -> OpcUaSimulator:
+        sim = OpcUaSimulator(PLANT, port=port, **kw).start_in_thread(prefill=(START, END + timedelta(hours=1)))
+        sims.append(sim)
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{sim.port}/plantsim")
+        return sim
+
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    yield start, tmp_path
+    for s in sims:
+        if s.server is not None:
+            s.stop_thread()
+
+
+def curated(lake_root, date="2026-01-01") -> pa.Table:
+    return Lake(lake_root).read(SENSOR, date)
+
+
+def assert_matches_truth(table: pa.Table, start: datetime, end: datetime) -> None:
+    """Every value the simulator historized, on the right asset and tag, converted exactly."""
+    exp = truth.opcua_values(PLANT, start, end)
+    got = table.filter(pc.and_(pc.greater_equal(table["ts"], pa.scalar(start, SENSOR.column("ts").type)),
+                               pc.less(table["ts"], pa.scalar(end, SENSOR.column("ts").type))))
+    assert got.num_rows == exp.num_rows
+    g = {(r["asset_id"], r["tag"], r["ts"]): r for r in got.to_pylist()}
+    for e in exp.to_pylist():
+        r = g[(e["asset_id"], e["tag"], e["ts"])]
+        assert r["status_code"] == e["status_code"]
+        assert r["source_ref"] == e["node"]
+        if e["value_text"] is not None:
+            assert r["value_text"] == e["value_text"] and r["value"] is None
+        else:
+            scale, offset = affine(e["unit"] or None, r["unit"] or None)
+            assert r["value"] == pytest.approx(scale * e["value"] + offset, rel=1e-12, abs=1e-12)
+        assert r["quality"] == {0: "good", 0x40900000: "uncertain", 0x808B0000: "bad"}[e["status_code"]]
+
+
+def test_past_hour_is_exactly_what_the_server_historized_and_rerun_is_identical(setup):
+    start, tmp = setup
+    start()
+    cfg = load_config(tmp / "plant.yaml")
+    s1 = run_source("opcua_plant", START, END, config=cfg)
+    assert s1.stats == {"nodes": 86, "nodes_missing": 0, "values": 86 * 360, "mode": "history"}
+    assert s1.published == 86 * 360 and s1.quarantined == 0
+    first = curated(tmp / "lake")
+    assert_matches_truth(first, START, END)
+    assert first.filter(pc.equal(first["tag"], "line_speed"))["unit"].unique().to_pylist() == ["m/min"]
+    assert set(first["unit"].unique().to_pylist()) >= {"degC", "kN", "mm", "kW", "bar", "A", "V", "s", "Hz", "%", ""}
+
+    files = sorted(p.relative_to(tmp) for p in (tmp / "lake").rglob("*") if p.is_file())
+    run_source("opcua_plant", START, END, config=cfg)
+    again = curated(tmp / "lake")
+    assert sorted(p.relative_to(tmp) for p in (tmp / "lake").rglob("*") if p.is_file()) == files
+    key = [(k, "ascending") for k in SENSOR.primary_key]
+    assert again.drop_columns(list(SENSOR.lineage)).sort_by(key).equals(first.drop_columns(list(SENSOR.lineage)).sort_by(key))
+
+
+def test_restart_with_reordered_namespaces_keeps_every_value_on_its_tag(setup):
+    start, tmp = setup
+    sim = start()
+    cfg = load_config(tmp / "plant.yaml")
+    run_source("opcua_plant", START, START + timedelta(minutes=30), config=cfg)
+    port = sim.port
+    sim.stop_thread()
+    # the same server comes back on the same port with two vendor namespaces registered first
+    moved = start(port=port, namespaces_before=("urn:vendor:diagnostics", "urn:vendor:alarms"))
+    assert moved.ns == 4 and sim.ns == 2
+    run_source("opcua_plant", START + timedelta(minutes=30), END, config=cfg)
+    assert_matches_truth(curated(tmp / "lake"), START, END)
+
+
+def test_secured_endpoint_with_username_and_basic256sha256(setup, monkeypatch):
+    import asyncio
+    import json
+
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    start, tmp = setup
+    sim = start(users={"historian": "s3cr3t"}, secure_dir=tmp / "pki")
+    cert, key = tmp / "client-cert.der", tmp / "client-key.pem"
+    asyncio.run(setup_self_signed_certificate(key, cert, "urn:plantlake:client", "localhost",
+                                              [ExtendedKeyUsageOID.CLIENT_AUTH], {"organizationName": "plantlake"}))
+    extra = {"security_policy": "Basic256Sha256", "security_mode": "SignAndEncrypt",
+             "certificate": str(cert), "private_key": str(key)}
+    conn = {"conn_type": "opcua", "host": "127.0.0.1", "port": sim.port, "schema": "plantsim",
+            "login": "historian", "password": "s3cr3t", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", json.dumps(conn))
+    cfg = load_config(tmp / "plant.yaml")
+    s = run_source("opcua_plant", START, START + timedelta(minutes=10), config=cfg)
+    assert s.published == 86 * 60
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", json.dumps({**conn, "password": "wrong"}))
+    with pytest.raises(Exception, match="(?i)BadUserAccessDenied|BadIdentityTokenRejected|denied|rejected"):
+        run_source("opcua_plant", START, START + timedelta(minutes=10), config=cfg)
+
+
+def test_unreachable_server_raises_a_retriable_error_naming_the_endpoint(setup, monkeypatch):
+    _, tmp = setup
+    port = free_port()
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{port}/plantsim")
+    cfg = load_config(tmp / "plant.yaml")
+    t = time.monotonic()
+    with pytest.raises(SourceUnavailable, match=f"opc.tcp://127.0.0.1:{port}/plantsim unreachable"):
+        run_source("opcua_plant", START, END, config=cfg)
+    assert time.monotonic() - t < 35
+    assert not list((tmp / "lake" / "curated").rglob("*.parquet"))
+
+
+def test_server_without_history_gets_a_clear_message_and_poll_mode_works(setup):
+    start, tmp = setup
+    sim = OpcUaSimulator(PLANT, history=False).start_in_thread()
+    try:
+        import os
+
+        os.environ["AIRFLOW_CONN_PLANT_OPCUA"] = f"opcua://127.0.0.1:{sim.port}/plantsim"
+        sim.call(sim.advance(START, START + timedelta(minutes=1)))
+        cfg = load_config(tmp / "plant.yaml")
+        with pytest.raises(HistoryRefused, match="refuses HistoryRead .* set `mode: poll`"):
+            run_source("opcua_plant", START, END, config=cfg)
+        polled = cfg.model_copy(update={"sources": [
+            s.model_copy(update={"mode": "poll", "poll_samples": 2, "poll_interval_s": 0.2}) if s.name == "opcua_plant" else s
+            for s in cfg.sources]})
+        s = run_source("opcua_plant", START, END, config=polled)
+        assert s.stats["values"] == 86 * 2
+        got = curated(tmp / "lake")
+        # both samples read the last value the plant wrote (same source timestamp): one row per tag
+        assert got.num_rows == 86 and s.tables["sensor_readings"].duplicates == 86
+        assert set(got["ts"].to_pylist()) == {START + timedelta(seconds=50)}
+    finally:
+        sim.stop_thread()
+
+
+def test_bad_values_and_missing_nodes_are_quarantined_with_reasons(setup):
+    start, tmp = setup
+    sim = start()
+    ns = sim.ns
+    node = ua.NodeId("line1.press1.roll_force", ns)
+    t0 = START + timedelta(seconds=5)  # between the regular samples
+    bad = [
+        ua.DataValue(Value=ua.Variant(math.nan, ua.VariantType.Double), SourceTimestamp=t0, ServerTimestamp=t0),
+        ua.DataValue(Value=ua.Variant(math.inf, ua.VariantType.Double), SourceTimestamp=t0 + timedelta(seconds=1), ServerTimestamp=t0),
+        ua.DataValue(Value=ua.Variant("12,5 kN", ua.VariantType.String), SourceTimestamp=t0 + timedelta(seconds=2), ServerTimestamp=t0),
+    ]
+    sim.store.add(node, bad)
+    text = (tmp / "plant.yaml").read_text()
+    anchor = text.index("\n", text.index("s=line2.press2.line_speed")) + 1
+    gone = '      - {ref: "nsu=urn:acme:shenzhen:plantsim;s=line1.press1.gone", asset: assembly/line1/press1, tag: gone}\n'
+    (tmp / "plant.yaml").write_text(text[:anchor] + gone + text[anchor:])
+    cfg = load_config(tmp / "plant.yaml")
+    s = run_source("opcua_plant", START, START + timedelta(minutes=10), config=cfg)
+    assert s.stats["nodes_missing"] == 1
+    reasons = s.tables["sensor_readings"].reasons
+    assert reasons == {"source_ref: node not found on the server": 1, "value: not a finite number": 2,
+                       "value: not a number as mapped for tag roll_force": 1}
+    assert s.published == 86 * 60
+    q = pa.parquet.read_table(tmp / "lake" / s.tables["sensor_readings"].quarantine_file)
+    assert "nsu=urn:acme:shenzhen:plantsim;s=line1.press1.gone" in " ".join(q["reason"].to_pylist())
+
+
+def test_future_and_ancient_timestamps_are_quarantined(setup):
+    start, tmp = setup
+    sim = start()
+    node = ua.NodeId("line1.press1.roll_force", sim.ns)
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    sim.store.add(node, [ua.DataValue(Value=ua.Variant(1.0, ua.VariantType.Double), SourceTimestamp=datetime(1999, 12, 31, tzinfo=UTC)),
+                         ua.DataValue(Value=ua.Variant(2.0, ua.VariantType.Double), SourceTimestamp=far)])
+    cfg = load_config(tmp / "plant.yaml")
+    s = run_source("opcua_plant", datetime(1999, 12, 31, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC), config=cfg)
+    assert s.tables["sensor_readings"].reasons == {"ts: before 2000": 1}
+    s = run_source("opcua_plant", datetime(2098, 12, 31, tzinfo=UTC), datetime(2099, 1, 2, tzinfo=UTC), config=cfg)
+    assert s.tables["sensor_readings"].reasons == {"ts: in the future": 1}
+
+
+def test_week_backfill_then_gap_detection_replays_exactly_the_missing_hours(tmp_path, monkeypatch):
+    """`plantlake run` over a past week, hours lost, `plantlake gaps --fill` restores exactly them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from plantlake.gaps import find_gaps
+
+    coarse = Plant(seed=42, sample_s=300)
+    week0 = datetime(2026, 1, 5, tzinfo=UTC)
+    week1 = week0 + timedelta(days=7)
+    sim = OpcUaSimulator(coarse).start_in_thread(prefill=(week0, week1))
+    try:
+        shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+        env = {**os.environ, "PLANTLAKE_CONFIG": str(tmp_path / "plant.yaml"),
+               "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://127.0.0.1:{sim.port}/plantsim"}
+        out = subprocess.run([sys.executable, "-m", "plantlake", "run", "opcua_plant", "--start", week0.isoformat(),
+                              "--end", week1.isoformat(), "--json"], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        summary = json.loads(out.stdout)
+        assert summary["published"] == 86 * 12 * 24 * 7
+        lake = Lake(tmp_path / "lake")
+        assert len(lake.files(SENSOR)) == 7  # one file per day partition
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", env["AIRFLOW_CONN_PLANT_OPCUA"])
+        cfg = load_config(tmp_path / "plant.yaml")
+        assert find_gaps(cfg, "opcua_plant", week0, week1) == []
+        # lose Wednesday: its partition file is gone
+        lost = [f for f in lake.files(SENSOR) if f.parent.name == "date=2026-01-07"]
+        for f in lost:
+            f.unlink()
+        gaps = find_gaps(cfg, "opcua_plant", week0, week1)
+        assert [g.start for g in gaps] == [datetime(2026, 1, 7, h, tzinfo=UTC) for h in range(24)]
+        out = subprocess.run([sys.executable, "-m", "plantlake", "gaps", "opcua_plant", "--start", week0.isoformat(),
+                              "--end", week1.isoformat(), "--fill"], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert find_gaps(cfg, "opcua_plant", week0, week1) == []
+        assert lake.read(SENSOR, "2026-01-07").num_rows == 86 * 12 * 24
+        assert lake.read(SENSOR).num_rows == 86 * 12 * 24 * 7
+    finally:
+        sim.stop_thread()

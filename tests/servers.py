@@ -1,0 +1,43 @@
+"""Real servers the tests start and stop themselves: PostgreSQL (as the postgres user)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from simulators.net import free_port, wait_port
+
+
+def pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if not found:
+        raise FileNotFoundError(f"PostgreSQL's {name} is not installed (`make test` installs the postgresql package)")
+    return found
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL on 127.0.0.1; yields a SQLAlchemy URL for database 'postgres'."""
+    tmp = Path(tempfile.mkdtemp(prefix="plantlake-pg-"))
+    port = free_port()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(tmp, "postgres", "postgres")
+    data = tmp / "data"
+    subprocess.run([*as_postgres, pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    ctl = [*as_postgres, pg_bin("pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w",
+           "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"]
+    subprocess.run([*ctl, "start"], check=True, capture_output=True)
+    try:
+        wait_port("127.0.0.1", port)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*ctl, "stop", "-m", "fast"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,127 @@
+"""Lake store: deterministic names, atomic publish, stale-file removal, safe paths, Hive readback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plantlake.lake import Interval, Lake
+from schemas import get_table
+from schemas.model import META_VERSION
+
+pytestmark = pytest.mark.unit
+
+SENSOR = get_table("sensor_readings")
+T0 = datetime(2026, 3, 1, 23, tzinfo=UTC)
+
+
+def readings(start: datetime, n: int, step_s: int = 60, value: float = 1.0) -> pa.Table:
+    ts = [start + timedelta(seconds=i * step_s) for i in range(n)]
+    return pa.table({
+        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "server_ts": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+        "asset_id": ["acme/s/a/l1/press1"] * n,
+        "tag": ["force"] * n,
+        "value": [value + i for i in range(n)],
+        "value_text": pa.nulls(n, pa.string()),
+        "unit": ["kN"] * n,
+        "quality": ["good"] * n,
+        "status_code": pa.array([0] * n, pa.int64()),
+        "source": ["csv"] * n,
+        "source_ref": ["P1"] * n,
+        "ingested_at": pa.array([T0] * n, pa.timestamp("us", tz="UTC")),
+        "run_id": ["r"] * n,
+        "message_id": pa.nulls(n, pa.string()),
+    }, schema=SENSOR.arrow_schema())
+
+
+def test_publish_splits_into_hive_date_partitions_with_deterministic_names(tmp_path):
+    lake = Lake(tmp_path).ensure()
+    iv = Interval(T0, T0 + timedelta(hours=2))  # crosses midnight
+    staged = lake.stage(SENSOR, "src", iv, readings(T0, 120))
+    published = lake.publish(staged)
+    rel = sorted(p.relative_to(tmp_path).as_posix() for p in published)
+    assert rel == [
+        "curated/sensor_readings/date=2026-03-01/src__20260301T230000Z_20260302T010000Z.parquet",
+        "curated/sensor_readings/date=2026-03-02/src__20260301T230000Z_20260302T010000Z.parquet",
+    ]
+    assert [pq.read_metadata(p).num_rows for p in sorted(published)] == [60, 60]
+    meta = pq.read_schema(published[0]).metadata
+    assert meta[META_VERSION] == b"2"
+    md = pq.read_metadata(published[0])
+    assert md.row_group(0).column(0).compression == "ZSTD"
+    assert not list((tmp_path / "_staging").rglob("*.parquet"))
+
+
+def test_rerun_replaces_and_removes_files_the_new_run_no_longer_has(tmp_path):
+    lake = Lake(tmp_path).ensure()
+    iv = Interval(T0, T0 + timedelta(hours=2))
+    lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 120)))
+    # the rerun only has rows before midnight: the date=2026-03-02 file must go
+    lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 30, value=100.0)))
+    files = lake.files(SENSOR)
+    assert [f.parent.name for f in files] == ["date=2026-03-01"]
+    back = lake.read(SENSOR)
+    assert back.num_rows == 30 and back["value"][0].as_py() == 100.0
+
+
+def test_other_sources_and_intervals_are_untouched(tmp_path):
+    lake = Lake(tmp_path).ensure()
+    a = Interval(T0, T0 + timedelta(minutes=30))
+    b = Interval(T0 + timedelta(minutes=30), T0 + timedelta(minutes=60))
+    lake.publish(lake.stage(SENSOR, "src", a, readings(T0, 30)))
+    lake.publish(lake.stage(SENSOR, "other", a, readings(T0, 30)))
+    lake.publish(lake.stage(SENSOR, "src", b, readings(T0 + timedelta(minutes=30), 30)))
+    lake.publish(lake.stage(SENSOR, "src", a, readings(T0, 10)))
+    assert lake.read(SENSOR).num_rows == 10 + 30 + 30
+
+
+def test_readback_with_duckdb_polars_and_pandas(tmp_path):
+    import duckdb
+    import pandas as pd
+    import polars as pl
+
+    lake = Lake(tmp_path).ensure()
+    iv = Interval(T0, T0 + timedelta(hours=2))
+    lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 120)))
+    glob = str(tmp_path / "curated" / "sensor_readings" / "*" / "*.parquet")
+
+    con = duckdb.connect()
+    rows = con.execute(
+        "select date, count(*), sum(value) from read_parquet(?, hive_partitioning=true) group by date order by date",
+        [glob],
+    ).fetchall()
+    assert [(str(d), n, s) for d, n, s in rows] == [("2026-03-01", 60, sum(1.0 + i for i in range(60))),
+                                                   ("2026-03-02", 60, sum(1.0 + i for i in range(60, 120)))]
+    pl_df = pl.scan_parquet(glob, hive_partitioning=True).collect()
+    assert pl_df.height == 120 and "date" in pl_df.columns
+    assert pl_df.schema["ts"] == pl.Datetime("us", "UTC")
+    pd_df = pd.read_parquet(tmp_path / "curated" / "sensor_readings")
+    assert len(pd_df) == 120 and set(pd_df["date"].astype(str)) == {"2026-03-01", "2026-03-02"}
+    assert str(pd_df["ts"].dtype) == "datetime64[us, UTC]"
+
+
+@pytest.mark.parametrize("bad", ["..", "../x", "a/b", ".hidden", "", "x\x00y"])
+def test_names_from_config_never_escape_the_lake(tmp_path, bad):
+    lake = Lake(tmp_path)
+    with pytest.raises(ValueError, match="not a safe file or folder name"):
+        lake.raw(bad)
+
+
+def test_interval_must_be_aware_and_ordered():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Interval(datetime(2026, 1, 1), datetime(2026, 1, 2))
+    with pytest.raises(ValueError, match="is not after start"):
+        Interval(T0, T0)
+    assert Interval(T0, T0 + timedelta(hours=1)).key == "20260301T230000Z_20260302T000000Z"
+
+
+def test_state_round_trips_atomically(tmp_path):
+    lake = Lake(tmp_path).ensure()
+    assert lake.read_state("src") == {}
+    lake.write_state("src", {"cursor": "2026-03-01T00:00:00Z"})
+    assert lake.read_state("src") == {"cursor": "2026-03-01T00:00:00Z"}
+    assert not [p for p in (tmp_path / "_state").iterdir() if p.name.endswith(".tmp")]
