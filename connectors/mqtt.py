@@ -203,35 +203,42 @@ class MqttConnector(Connector):
                        state=self.state, stats=self.stats)
 
     def _drain(self, inbox: deque, cond: threading.Condition) -> Iterator[pa.Table]:
+        """Chunks of received messages. A chunk is handed over when it is full or when the broker
+        goes quiet with messages pending (it may be waiting for our acks: MQTT 3.1.1 brokers send
+        only `max_inflight_messages` unacknowledged); the drain ends after `idle_s` of silence
+        with nothing pending, or when a budget is spent."""
         src = self.source
-        start = time.monotonic()
-        last = time.monotonic()
+        flush_s = min(0.05, src.idle_s)
+        start = last = time.monotonic()
         while True:
             chunk: list[tuple] = []
             with cond:
-                while len(chunk) < src.chunk_messages:
+                while len(chunk) < src.chunk_messages and not self._spent(start, len(chunk)):
                     if inbox:
                         chunk.append(inbox.popleft())
                         last = time.monotonic()
                         continue
-                    if self._spent(start) or time.monotonic() - last >= src.idle_s:
+                    quiet = time.monotonic() - last
+                    if (chunk and quiet >= flush_s) or quiet >= src.idle_s:
                         break
-                    cond.wait(timeout=min(0.2, src.idle_s))
-            if chunk:
-                self.stats["messages"] += len(chunk)
-                self.stats["bytes"] += sum(len(m[1]) for m in chunk)
-                self._chunks.append([(m[6], m[2]) for m in chunk])
-                yield pa.table({
-                    "topic": [m[0] for m in chunk], "payload": pa.array([m[1] for m in chunk], pa.binary()),
-                    "qos": pa.array([m[2] for m in chunk], pa.int8()), "retain": [m[3] for m in chunk],
-                    "dup": [m[4] for m in chunk], "received_at": pa.array([m[5] for m in chunk], pa.int64()).cast(TS),
-                }, schema=RAW_SCHEMA)
-            if not chunk or self._spent(start) or (not inbox and time.monotonic() - last >= src.idle_s):
+                    cond.wait(timeout=min(0.2, (flush_s if chunk else src.idle_s) - quiet))
+            if not chunk:
                 return
+            self.stats["messages"] += len(chunk)
+            self.stats["bytes"] += sum(len(m[1]) for m in chunk)
+            self._chunks.append([(m[6], m[2]) for m in chunk])
+            yield pa.table({
+                "topic": [m[0] for m in chunk], "payload": pa.array([m[1] for m in chunk], pa.binary()),
+                "qos": pa.array([m[2] for m in chunk], pa.int8()), "retain": [m[3] for m in chunk],
+                "dup": [m[4] for m in chunk], "received_at": pa.array([m[5] for m in chunk], pa.int64()).cast(TS),
+            }, schema=RAW_SCHEMA)
+            if self._spent(start):
+                return
+            last = time.monotonic()  # the chunk was landed and acknowledged: the broker may send more now
 
-    def _spent(self, start: float) -> bool:
+    def _spent(self, start: float, pending: int = 0) -> bool:
         s = self.source
-        return (self.stats["messages"] >= s.max_messages or self.stats["bytes"] >= s.max_bytes
+        return (self.stats["messages"] + pending >= s.max_messages or self.stats["bytes"] >= s.max_bytes
                 or time.monotonic() - start >= s.max_duration_s)
 
     def close(self) -> None:

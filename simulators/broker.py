@@ -17,6 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from simulators.net import free_port, wait_port
 
@@ -34,6 +35,8 @@ class Mosquitto:
     max_queued_messages: int = 2_000_000
     persistence: bool = True
     users: dict[str, str] | None = None
+    #: serve TLS only, with a certificate for 127.0.0.1/localhost signed by a throwaway CA (`ca_cert`)
+    tls: bool = False
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +48,11 @@ class Mosquitto:
     def conf(self) -> Path:
         assert self.data_dir is not None
         return self.data_dir / "mosquitto.conf"
+
+    @property
+    def ca_cert(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "tls" / "ca.pem"
 
     def _write_conf(self) -> None:
         import getpass
@@ -67,6 +75,12 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        if self.tls:
+            folder = self.ca_cert.parent
+            if not self.ca_cert.exists():
+                write_test_ca(folder, hosts=("127.0.0.1", "localhost"))
+            lines += [f"cafile {self.ca_cert}", f"certfile {folder / 'server.pem'}", f"keyfile {folder / 'server.key'}",
+                      "tls_version tlsv1.2"]
         if self.users:
             pw = self.data_dir / "passwd"
             pw.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
@@ -147,6 +161,41 @@ class AmqttBroker:
         self.proc = None
 
     cleanup = stop
+
+
+def write_test_ca(folder: Path, hosts: tuple[str, ...]) -> None:
+    """A throwaway CA (ca.pem) and a server certificate it signed (server.pem/server.key) for `hosts`."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+
+    def cert(subject: str, key: Any, issuer: x509.Name | None, issuer_key: Any, ca: bool) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        b = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+             .not_valid_after(now + timedelta(days=30))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            alt = [x509.IPAddress(ipaddress.ip_address(h)) if h[0].isdigit() else x509.DNSName(h) for h in hosts]
+            b = b.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("plantlake test CA", ca_key, None, ca_key, ca=True)
+    server = cert(hosts[0], key, ca.subject, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(server.public_bytes(pem))
+    (folder / "server.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                                                          serialization.NoEncryption()))
+    (folder / "server.key").chmod(0o600)
 
 
 def embedded_broker() -> Mosquitto | AmqttBroker:

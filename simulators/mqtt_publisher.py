@@ -141,6 +141,8 @@ class MqttPublisher:
     password: str | None = None
     client_id: str = "plantsim-publisher"
     qos: int = 1
+    #: CA file to verify a TLS broker with; None speaks plain TCP
+    ca_certs: str | None = None
 
     def _client(self) -> Any:
         import paho.mqtt.client as mqtt
@@ -149,6 +151,8 @@ class MqttPublisher:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311)
         if self.username:
             c.username_pw_set(self.username, self.password)
+        if self.ca_certs:
+            c.tls_set(ca_certs=self.ca_certs)
         c.max_inflight_messages_set(500)
         c.max_queued_messages_set(0)
         connected = threading.Event()

@@ -69,8 +69,13 @@ def test_sigkill_mid_publish_leaves_old_or_new_file_never_partial(tmp_path):
     seen = set()
     for attempt in range(6):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(lake), str(100 * (attempt + 1))],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1.2 + rng.random() * 1.5)  # import + somewhere inside a stage/publish cycle
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # wait for one complete publish (however slow the imports are), time the next cycle's
+        # start, then kill somewhere inside a later stage/publish cycle
+        t0 = time.monotonic()
+        assert proc.stdout.readline().strip() == str(100 * (attempt + 1)), proc.stderr.read()
+        cycle = time.monotonic() - t0
+        time.sleep(rng.random() * min(cycle, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         seen.add(_check_visible(lake))

@@ -39,7 +39,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
     assert dupes == 0 and sources == 3
     readings = sent.filter(sent["tag"].is_valid()).num_rows
     got_ids, mqtt_rows = con.execute(
-        "select count(distinct message_id), count(*) filter (where status_code = 0) "
+        "select count(distinct message_id) filter (where status_code = 0), count(*) filter (where status_code = 0) "
         "from read_parquet(?, hive_partitioning=true) where source = 'mqtt'", [glob]).fetchone()
     assert mqtt_rows == readings
     assert got_ids == len(set(sent.filter(sent["tag"].is_valid())["msg_id"].to_pylist()))

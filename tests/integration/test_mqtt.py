@@ -168,3 +168,50 @@ def test_malformed_payloads_are_kept_raw_and_quarantined_with_reasons(site, mosq
     assert t.quarantined == 9 and t.published == 1
     q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
     assert all(r["record"] and r["reason"] for r in q)
+
+
+def test_tls_and_credentials_come_from_the_airflow_connection(tmp_path, monkeypatch):
+    """A TLS-only broker with a password file: the connection's URI and extra carry everything,
+    a wrong password or a missing CA fails with a clear error that never shows the password."""
+    from connectors.mqtt import SourceUnavailable
+    from simulators.broker import Mosquitto
+
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    cfg = load_config(tmp_path / "plant.yaml")
+    with Mosquitto(data_dir=tmp_path / "broker", users={"plantlake": "s3cret-Pw", "plantsim": "pub-Pw"},
+                   tls=True) as broker:
+        base = f"127.0.0.1:{broker.port}"
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtts://plantlake:wrong-Pw@{base}?ca_certs={broker.ca_cert}")
+        with pytest.raises(SourceUnavailable, match="refused the session") as err:
+            run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+        assert "wrong-Pw" not in str(err.value)
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://plantlake:s3cret-Pw@{base}")  # plain TCP to TLS
+        with pytest.raises(SourceUnavailable):
+            run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtts://plantlake:s3cret-Pw@{base}?ca_certs={broker.ca_cert}")
+        assert run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg).raw_rows == 0
+        sent = MqttPublisher(PLANT, port=broker.port, username="plantsim", password="pub-Pw",
+                             ca_certs=str(broker.ca_cert)).publish(START, START + timedelta(minutes=10))
+        s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    assert s.stats["session_present"] is True and s.quarantined == 0
+    assert sorted(raw_ids(tmp_path / "lake")) == sorted(sent)
+    check_curated(tmp_path / "lake", START, START + timedelta(minutes=10))
+
+
+def test_v311_session_with_a_small_inflight_window_drains_everything(site, mosquitto, monkeypatch):
+    """MQTT 3.1.1 brokers send only max_inflight_messages unacknowledged messages: the drain lands
+    and acknowledges what it has when the broker goes quiet instead of stalling until idle."""
+    cfg, tmp = site
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True)
+    src = next(s for s in data["sources"] if s["name"] == "mqtt_plant")
+    src.update(protocol="v311", client_id="plantlake-v311")
+    from plantlake.config import parse_config
+
+    cfg311 = parse_config(data, base_dir=tmp)
+    run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg311)  # opens the 3.1.1 session
+    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(minutes=20))
+    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg311)
+    assert s.stats["messages"] >= len(sent) and len(s.raw_files) > 1
+    assert set(raw_ids(tmp / "lake")) >= set(sent)
+    check_curated(tmp / "lake", START, START + timedelta(minutes=20))
