@@ -37,8 +37,10 @@ $(VENV)/.installed: pyproject.toml
 lint: venv
 	$(VENV)/bin/ruff check .
 
-bench: venv
+bench: system venv
 	$(PY) bench/conform.py
+	$(PY) bench/opcua.py
+	$(PY) bench/mqtt.py
 
 docs: venv
 	$(PY) -m plantlake schemas docs

@@ -116,17 +116,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         summary.stats.update(extract.stats)
         timer.lap("extract")
 
-        if extract.chunked:
-            first = len(lake.raw_parts(src.name, interval))
-            for i, batch in enumerate(extract.batches):
-                path, rows = lake.write_raw(src.name, interval, [batch], extract.schema, part=f"p{first + i:05d}")
-                summary.raw_rows += rows
-                if extract.on_landed:
-                    extract.on_landed(i)
-        else:
-            path, summary.raw_rows = lake.write_raw(src.name, interval, extract.batches, extract.schema)
-            if extract.on_landed:
-                extract.on_landed(0)
+        summary.raw_rows = land(lake, src.name, interval, extract)
         raw_paths = lake.raw_parts(src.name, interval)
         summary.raw_files = [str(p.relative_to(lake.root)) for p in raw_paths]
         timer.lap("land")
@@ -181,6 +171,23 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         connector.close()
     log.info("%s", summary.describe())
     return summary
+
+
+def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:
+    """Write an extract's raw rows durably (fsynced) and return how many. A chunked extract
+    lands each batch as its own part and is told after each one (MQTT acknowledges then)."""
+    rows = 0
+    if extract.chunked:
+        first = len(lake.raw_parts(source_name, interval))
+        for i, batch in enumerate(extract.batches):
+            rows += lake.write_raw(source_name, interval, [batch], extract.schema, part=f"p{first + i:05d}")[1]
+            if extract.on_landed:
+                extract.on_landed(i)
+    else:
+        rows = lake.write_raw(source_name, interval, extract.batches, extract.schema)[1]
+        if extract.on_landed:
+            extract.on_landed(0)
+    return rows
 
 
 def _with_lineage(parts: list, source: str, interval: Interval, run_id: str):

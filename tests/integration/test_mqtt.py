@@ -215,3 +215,23 @@ def test_v311_session_with_a_small_inflight_window_drains_everything(site, mosqu
     assert s.stats["messages"] >= len(sent) and len(s.raw_files) > 1
     assert set(raw_ids(tmp / "lake")) >= set(sent)
     check_curated(tmp / "lake", START, START + timedelta(minutes=20))
+
+
+def test_late_and_out_of_order_messages_land_in_their_own_event_day(site, mosquitto):
+    """A device that was offline flushes yesterday's readings after today's: the run for today's
+    interval keeps them all, each in the date= partition of its own event time."""
+    cfg, tmp = site
+    stamps = ["2026-01-01T06:10:00Z", "2025-12-31T23:59:59Z", "2026-01-01T06:05:00Z", "2025-12-30T12:00:00Z"]
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="late-device")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    for i, ts in enumerate(stamps):
+        body = {"msg_id": f"late-{i}", "ts": ts, "values": {"nip_force": 1000.0 + i}, "units": {"nip_force": "kN"}}
+        pub.publish("acme/shenzhen/assembly/line1/press1/telemetry", json.dumps(body), qos=1).wait_for_publish(5)
+    pub.loop_stop()
+    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    assert s.published == 4 and s.quarantined == 0
+    curated = tmp / "lake" / "curated" / "sensor_readings"
+    by_day = {f.parent.name: sorted(pq.read_table(f)["message_id"].to_pylist()) for f in curated.rglob("*.parquet")}
+    assert by_day == {"date=2026-01-01": ["late-0", "late-2"], "date=2025-12-31": ["late-1"],
+                      "date=2025-12-30": ["late-3"]}

@@ -1,0 +1,85 @@
+"""Sparkplug B state across runs and topic patterns, decoded without a broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from connectors import sparkplug
+from connectors.mqtt import RAW_SCHEMA, MqttConnector, TopicPattern
+from plantlake.config import load_config
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+T0 = 1767247200000  # 2026-01-01T06:00:00Z in ms
+NODE, DEV = "spBv1.0/acme/{}/line1-utilities", "spBv1.0/acme/{}/line1-utilities/chiller1"
+
+
+def raw(*msgs: tuple[str, bytes]) -> pa.Table:
+    now = datetime(2026, 1, 1, 7, tzinfo=UTC)
+    return pa.table({"topic": [t for t, _ in msgs], "payload": [p for _, p in msgs], "qos": [1] * len(msgs),
+                     "retain": [False] * len(msgs), "dup": [False] * len(msgs), "received_at": [now] * len(msgs)},
+                    schema=RAW_SCHEMA)
+
+
+def connector(state: dict | None = None) -> MqttConnector:
+    cfg = load_config(ROOT / "plant.yaml")
+    c = MqttConnector(cfg.source("mqtt_plant"), cfg, None)
+    c.state, c.stats = state or {}, {}
+    return c
+
+
+def birth(seq: int) -> list[tuple[str, bytes]]:
+    return [
+        (NODE.format("NBIRTH"), sparkplug.encode(timestamp=T0, seq=seq, metrics=[])),
+        (DEV.format("DBIRTH"), sparkplug.encode(timestamp=T0, seq=seq + 1, uuid="b1", metrics=[
+            {"name": "coolant_flow", "alias": 1, "datatype": "Double", "value": 40.0},
+            {"name": "pump_on", "alias": 2, "datatype": "Boolean", "value": True}])),
+    ]
+
+
+def data(seq: int, ms: int, flow: float, uuid: str) -> tuple[str, bytes]:
+    return DEV.format("DDATA"), sparkplug.encode(timestamp=T0 + ms, seq=seq, uuid=uuid,
+                                                 metrics=[{"alias": 1, "value": flow}])
+
+
+def test_aliases_from_a_birth_in_an_earlier_run_decode_later_data():
+    first = connector()
+    out = first.decode(raw(*birth(0)))
+    assert out.tables["sensor_readings"].num_rows == 2  # the birth's own values
+    # the next run starts from the committed state: alias 1 is still coolant_flow
+    second = connector(first.state)
+    out = second.decode(raw(data(2, 1000, 41.5, "d1")))
+    t = out.tables["sensor_readings"].to_pylist()
+    assert [(r["asset_id"], r["tag"], r["value"], r["unit"], r["message_id"]) for r in t] == [
+        ("acme/shenzhen/assembly/line1/welder1", "coolant_flow", 41.5, "l/min", "d1")]
+    assert len(out.rejects["sensor_readings"]) == 0 and second.stats["sparkplug_seq_gaps"] == 0
+
+
+def test_seq_gaps_are_counted_and_death_marks_metrics_stale():
+    c = connector()
+    out = c.decode(raw(*birth(254), data(0, 1000, 41.0, "d1"), data(3, 2000, 42.0, "d2"),
+                       (DEV.format("DDEATH"), sparkplug.encode(timestamp=T0 + 3000, seq=4, uuid="death", metrics=[])),
+                       data(5, 4000, 43.0, "after-death")))
+    assert c.stats["sparkplug_seq_gaps"] == 1  # 255 -> 0 wraps cleanly; 0 -> 3 is a gap
+    rows = out.tables["sensor_readings"].to_pylist()
+    dead = [r for r in rows if r["message_id"] == "death"]
+    assert sorted(r["tag"] for r in dead) == ["coolant_flow", "pump_on"]
+    assert all(r["status_code"] == 0x80310000 and r["value"] is None for r in dead)
+    reasons = out.rejects["sensor_readings"].reasons()
+    assert list(reasons) == ["payload: DDATA for line1-utilities/chiller1 after its DEATH and before a new DBIRTH "
+                             "on spBv1.0/acme/DDATA/line1-utilities/chiller1"]
+
+
+def test_topic_patterns_capture_levels_and_build_subscriptions():
+    p = TopicPattern("acme/shenzhen/{area}/{line}/{machine}/telemetry")
+    assert p.subscription == "acme/shenzhen/+/+/+/telemetry"
+    assert p.match("acme/shenzhen/assembly/line1/press1/telemetry") == {
+        "area": "assembly", "line": "line1", "machine": "press1"}
+    assert p.match("acme/shenzhen/assembly/line1/press1/diagnostics") is None
+    q = TopicPattern("spBv1.0/acme/+/{line}-utilities/chiller{n}")
+    assert q.match("spBv1.0/acme/DDATA/line2-utilities/chiller2") == {"line": "line2", "n": "2"}
+    assert TopicPattern("a/#").match("a/b/c") == {}
