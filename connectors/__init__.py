@@ -19,6 +19,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "csv": ("connectors.csv_export", ("sensor_readings",)),
     "opcua": ("connectors.opcua", ("sensor_readings",)),
     "mqtt": ("connectors.mqtt", ("sensor_readings",)),
+    "images": ("connectors.images", ("inspection_images",)),
 }
 
 

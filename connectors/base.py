@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from plantlake.config import PlantConfig
 from plantlake.connections import Connection
-from plantlake.lake import Interval
+from plantlake.lake import Interval, Lake
 from schemas.conform import Rejects, TagRule
 from schemas.units import canonical_unit
 
@@ -56,6 +56,9 @@ class Connector(ABC):
         self.source = source
         self.plant = plant
         self.connection = connection
+        #: the lake, set by the runner; connectors that keep files (images) write their
+        #: content-addressed copies through its blob stores and touch nothing else in it
+        self.lake: Lake | None = None
 
     @abstractmethod
     def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
@@ -82,6 +85,9 @@ class Connector(ABC):
     @property
     def timezone(self) -> str:
         return getattr(self.source, "timezone", None) or self.plant.site.timezone
+
+    def after_publish(self) -> None:  # noqa: B027 - optional hook
+        """Called after the publish and the state commit (e.g. remove files the source may delete)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing open
         """Release connections; called by the runner whatever happened."""

@@ -57,10 +57,11 @@ class CsvExportConnector(Connector):
         folder = self.plant.path(self.source.path)
         if not folder.is_dir():
             raise FileNotFoundError(f"source {self.source.name}: drop folder {folder} does not exist")
-        files, new_state, waiting = claim(folder, self.source.pattern, interval, state)
+        files, new_state, info = claim(folder, self.source.pattern, interval, state)
         schema = self._raw_schema()
         return Extract(schema=schema, batches=(self._read(f, schema) for f in files), state=new_state,
-                       stats={"files": len(files), "files_waiting": len(waiting)})
+                       stats={"files": len(files), "files_waiting": len(info["waiting"]),
+                              "files_before_watermark": len(info["before_watermark"])})
 
     def _raw_schema(self) -> pa.Schema:
         c = self.source.columns

@@ -79,7 +79,7 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
     write_historian_export(cfg.path(cfg.source("historian_export").path), start)
     story = Plant(seed=42, start=(start - timedelta(days=1)).replace(hour=0))
     summaries = []
-    with VirtualPlant(story, cfg.path("demo-plant")).start(erp=False, camera=False) as plant:
+    with VirtualPlant(story, cfg.path("demo-plant"), image_dir=cfg.path("drop/images")).start(erp=False) as plant:
         os.environ.update(plant.connections())
 
         def open_mqtt_sessions() -> None:
@@ -91,7 +91,8 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
         counts = plant.produce(start, end, mqtt_before_publish=open_mqtt_sessions)
         say(f"virtual plant: OPC UA server at {plant.opcua.endpoint} with history for {start:%H:%M}–{end:%H:%M} UTC; "
             f"{type(plant.broker).__name__} broker on 127.0.0.1:{plant.broker.port} holding "
-            f"{counts['mqtt_messages']} queued MQTT messages")
+            f"{counts['mqtt_messages']} queued MQTT messages; camera wrote {counts['images']} images to "
+            f"{plant.image_dir}")
         for src in cfg.sources:
             for h in range(HOURS):
                 s = start + timedelta(hours=h)

@@ -3,6 +3,8 @@
 Layout under one root (LAKE_ROOT):
 
     raw/<source>/date=YYYY-MM-DD/<interval>.parquet     exactly what came in
+    images/ab/<sha256>.<ext>                             content-addressed image copies
+    quarantine/_files/ab/<sha256>.<ext>                  bytes of rejected files (e.g. corrupt images)
     curated/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
     quarantine/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
     products/<product>/...
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -146,6 +149,31 @@ def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schem
     return rows
 
 
+@dataclass(frozen=True)
+class BlobStore:
+    """Content-addressed files under one folder of the lake: `<prefix>/ab/<sha256><suffix>`.
+
+    Picklable and stdlib-only, so worker processes write their copies themselves. A blob
+    is written once (temp file, fsync, rename); writing the same content again is a no-op.
+    """
+
+    root: Path
+    prefix: str
+
+    def key(self, digest: str, suffix: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not re.fullmatch(r"(\.[a-z0-9]{1,10})?", suffix):
+            raise ValueError(f"not a content address: {digest!r}{suffix!r}")
+        return f"{self.prefix}/{digest[:2]}/{digest}{suffix}"
+
+    def put(self, data: bytes, digest: str, suffix: str) -> str:
+        """Store `data` (whose sha256 is `digest`) and return its lake-relative key."""
+        key = self.key(digest, suffix)
+        path = self.root / key
+        if not (path.exists() and path.stat().st_size == len(data)):
+            write_bytes_atomic(path, data)
+        return key
+
+
 # --------------------------------------------------------------------------- staging
 
 
@@ -200,6 +228,16 @@ class Lake:
         return self._within("quarantine", _safe(table))
 
     @property
+    def images(self) -> BlobStore:
+        """Content-addressed copies of source images."""
+        return BlobStore(self.root, "images")
+
+    @property
+    def quarantined_files(self) -> BlobStore:
+        """Content-addressed copies of files that were rejected whole (corrupt images, ...)."""
+        return BlobStore(self.root, "quarantine/_files")
+
+    @property
     def quality_dir(self) -> Path:
         return self._within("_quality")
 
@@ -212,7 +250,7 @@ class Lake:
         return self._within("_staging")
 
     def ensure(self) -> Lake:
-        for d in ("raw", "curated", "quarantine", "products", "_quality", "_state", "_staging"):
+        for d in ("raw", "curated", "quarantine", "products", "images", "_quality", "_state", "_staging"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return self
 
@@ -281,6 +319,27 @@ class Lake:
     def discard(self, staged: Staged) -> None:
         area = self.staging_dir / staged.table / f"{_safe(staged.source)}__{staged.interval.key}"
         shutil.rmtree(area, ignore_errors=True)
+
+    def published_keys(self, table: Table, data: pa.Table, source: str, interval: Interval) -> pa.Table:
+        """Primary keys other publishes already hold, within the table's `key_scope`: the same
+        source's other intervals, or every other publish. Only partitions `data` touches are read
+        when the partition column is part of the key."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        key = list(table.primary_key)
+        schema = pa.schema([table.arrow_schema().field(k) for k in key])
+        folder = self.state_dir / "published" / _safe(table.name)
+        if table.key_scope == "interval" or data.num_rows == 0 or not folder.exists():
+            return schema.empty_table()
+        own = self.manifest_path(table.name, source, interval).name
+        glob = f"{_safe(source)}__*.json" if table.key_scope == "source" else "*.json"
+        files = sorted({f for m in folder.glob(glob) if m.name != own for f in json.loads(m.read_text())["files"]})
+        if table.partition_column in key:
+            days = {p for p, _ in split_partitions(table, data.select([table.partition_column]))}
+            files = [f for f in files if Path(f).parent.name in days]
+        parts = [pq.read_table(self.root / f, columns=key).cast(schema) for f in files if (self.root / f).exists()]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def manifest_path(self, table: str, source: str, interval: Interval) -> Path:
         return self.state_dir / "published" / _safe(table) / f"{_safe(source)}__{interval.key}.json"

@@ -97,7 +97,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     from plantlake.connections import get_connection
     from quality.audit import audit_staged
     from schemas import get_table
-    from schemas.conform import ConformContext, conform
+    from schemas.conform import ConformContext, conform, drop_known
 
     cfg = config or load_config()
     src = cfg.source(source_name)
@@ -110,6 +110,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
 
     connection = get_connection(src.connection_id) if src.connection_id else None
     connector = connectors.load(src.kind)(src, cfg, connection)
+    connector.lake = lake
     try:
         state = lake.read_state(src.name)
         extract = connector.extract(interval, state)
@@ -138,7 +139,9 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
             if rows is not None:
                 ts.rows_in = rows.num_rows + (len(rejects) if rejects else 0)
                 result = conform(table, rows, ctx)
-                ts.duplicates = result.duplicates
+                known = lake.published_keys(table, result.table, src.name, interval)
+                result.table, already = drop_known(result.table, known, table.primary_key)
+                ts.duplicates = result.duplicates + already
                 ts.conversions = dict(result.conversions)
                 reject_tables.append(result.rejects.table())
                 reasons = Counter(rejects.reasons() if rejects else {}) + result.rejects.reasons()
@@ -167,6 +170,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         timer.lap("publish")
         if extract.state is not None:
             lake.write_state(src.name, extract.state)
+        connector.after_publish()
     finally:
         connector.close()
     log.info("%s", summary.describe())

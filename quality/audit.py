@@ -97,7 +97,8 @@ def audit_staged(table: Table, staged: Staged) -> AuditResult:
     for col in table.columns:
         if col.allowed:
             values = data[col.name]
-            bad = int(pc.sum(pc.invert(pc.fill_null(pc.is_in(values, value_set=pa.array(col.allowed)), True))).as_py() or 0)
+            ok = pc.or_(pc.is_null(values), pc.is_in(values, value_set=pa.array(col.allowed)))  # null is not a value
+            bad = int(pc.sum(pc.invert(ok)).as_py() or 0)
             result.checks.append(Check(f"expect_column_values_to_be_in_set({col.name})", bad == 0,
                                        observed=f"{bad} values outside {list(col.allowed)}", unexpected=bad))
     return result

@@ -330,6 +330,19 @@ def dedupe(data: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
     return data.take(pa.array(np.sort(order[last]))), int((~last).sum())
 
 
+def drop_known(data: pa.Table, known: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
+    """Remove rows whose key is in `known` (published before); rows keep their order."""
+    if data.num_rows == 0 or known.num_rows == 0:
+        return data, 0
+    marked = data.select(list(key)).append_column("__row", pa.array(np.arange(data.num_rows)))
+    hits = marked.join(known, keys=list(key), join_type="left semi", use_threads=False)["__row"].to_numpy()
+    if len(hits) == 0:
+        return data, 0
+    keep = np.ones(data.num_rows, dtype=bool)
+    keep[hits] = False
+    return data.filter(pa.array(keep)), int(len(hits))
+
+
 # --------------------------------------------------------------------------- sensor readings
 
 _GOOD, _UNCERTAIN, _BAD = "good", "uncertain", "bad"

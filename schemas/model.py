@@ -48,6 +48,11 @@ class Table:
     layer: str = "curated"
     #: Columns that say where a row came from and when; excluded from content comparisons.
     lineage: tuple[str, ...] = field(default=("ingested_at", "run_id"))
+    #: Where a primary key is unique: within one run's output ("interval"), across every
+    #: interval a source published ("source": an MQTT redelivery landing in a later run), or
+    #: across the whole table ("table": the same image from any folder or source). Beyond the
+    #: run, the first publish keeps the key; a rerun of the same interval replaces its own rows.
+    key_scope: str = "interval"
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -56,6 +61,8 @@ class Table:
         for key in (*self.primary_key, *( [self.partition_column] if self.partition_column else [])):
             if key not in names:
                 raise ValueError(f"table {self.name}: key/partition column {key!r} is not declared")
+        if self.key_scope not in ("interval", "source", "table"):
+            raise ValueError(f"table {self.name}: key_scope must be interval, source or table")
 
     @property
     def column_names(self) -> list[str]:

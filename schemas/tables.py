@@ -49,6 +49,7 @@ SENSOR_READINGS = Table(
     ),
     primary_key=("asset_id", "tag", "ts"),
     partition_column="ts",
+    key_scope="source",
 )
 
 PRODUCTION_ORDERS = Table(
@@ -140,6 +141,7 @@ INSPECTION_IMAGES = Table(
     ),
     primary_key=("image_id",),
     partition_column="captured_at",
+    key_scope="table",
 )
 
 ASSETS = Table(
@@ -225,6 +227,7 @@ IMAGE_TRAINING_SET = Table(
     ),
     primary_key=("image_id",),
     partition_column="captured_at",
+    key_scope="table",
 )
 
 TABLES: dict[str, Table] = {

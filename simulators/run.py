@@ -35,13 +35,14 @@ class VirtualPlant:
 
     plant: Plant
     workdir: Path
+    #: the camera's drop folder (default <workdir>/drop/images)
+    image_dir: Path | None = None
     opcua: OpcUaSimulator | None = field(default=None, init=False)
     broker: Mosquitto | AmqttBroker | None = field(default=None, init=False)
     erp: ErpSimulator | None = field(default=None, init=False)
 
-    @property
-    def image_dir(self) -> Path:
-        return self.workdir / "drop" / "images"
+    def __post_init__(self) -> None:
+        self.image_dir = Path(self.image_dir or self.workdir / "drop" / "images")
 
     @property
     def erp_url(self) -> str:
@@ -71,7 +72,7 @@ class VirtualPlant:
                 mqtt_before_publish()
             counts["mqtt_messages"] = len(MqttPublisher(self.plant, port=self.broker.port).publish(start, end))
         if self.camera:
-            counts["images"] = len(Camera(self.plant, self.image_dir).shots(start, end))
+            counts["images"] = len(Camera(self.plant, Path(self.image_dir)).shots(start, end))
         if self.erp:
             counts.update({f"erp_{k}": v for k, v in self.erp.sync(end).items()})
         return counts

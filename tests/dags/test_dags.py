@@ -19,7 +19,8 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {DAG_ID, "plantlake_ingest_opcua_plant", "plantlake_ingest_mqtt_plant"}
+    assert set(dagbag.dags) == {DAG_ID, "plantlake_ingest_opcua_plant", "plantlake_ingest_mqtt_plant",
+                                "plantlake_ingest_camera_images"}
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         assert "plantlake" in dag.tags
@@ -28,7 +29,8 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
         for t in dag.tasks:
             assert t.retries >= 2, f"{dag_id}.{t.task_id} retries {t.retries}"
         outlets = [a.name for t in dag.tasks for a in t.outlets]
-        assert outlets == ["plantlake.curated.sensor_readings"]
+        table = "inspection_images" if dag_id.endswith("camera_images") else "sensor_readings"
+        assert outlets == [f"plantlake.curated.{table}"]
 
 
 def test_timetable_gives_a_real_data_interval(dagbag):
@@ -140,3 +142,22 @@ def test_mqtt_dag_drains_the_durable_session_into_curated(dagbag, plant, plant_d
     assert set(table["run_id"].to_pylist()) == {run.run_id}
     raw = list((plant_dir / "lake" / "raw" / "mqtt_plant").rglob("*.parquet"))
     assert sum(pq.read_metadata(f).num_rows for f in raw) == len(sent)
+
+
+def test_images_dag_publishes_the_hours_camera_files(dagbag, plant_dir):
+    from plantlake.lake import Lake
+    from schemas import get_table
+    from simulators import truth
+    from simulators.camera import Camera
+    from simulators.story import Plant
+
+    start = datetime(2026, 1, 1, 6, tzinfo=UTC)
+    story = Plant(seed=42)
+    Camera(story, plant_dir / "drop" / "images").shots(start, start + timedelta(hours=1))
+    run = dagbag.dags["plantlake_ingest_camera_images"].test(logical_date=start + timedelta(hours=1))
+    assert str(run.state) == "success"
+    table = Lake(plant_dir / "lake").read(get_table("inspection_images"))
+    exp = truth.images(story, start, start + timedelta(hours=1))
+    intact = {r["sha256"] for r in exp.to_pylist() if not r["corrupt"]}
+    assert set(table["image_id"].to_pylist()) == intact and table.num_rows == len(intact)
+    assert set(table["run_id"].to_pylist()) == {run.run_id}

@@ -20,12 +20,13 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
     for s in summaries:
         by_source.setdefault(s.source, []).append(s)
     assert {k: len(v) for k, v in by_source.items()} == {"historian_export": HOURS, "opcua_plant": HOURS,
-                                                          "mqtt_plant": HOURS}
+                                                          "mqtt_plant": HOURS, "camera_images": HOURS}
     assert all(s.published == 86 * 360 for s in by_source["opcua_plant"])
     # the broker queued the three hours for the durable session; the first run drains them all
     end = datetime(2026, 3, 2, 12, tzinfo=UTC)
     start = end.replace(hour=9)
-    sent = truth.mqtt_messages(Plant(seed=42, start=datetime(2026, 3, 1, tzinfo=UTC)), start, end)
+    story = Plant(seed=42, start=datetime(2026, 3, 1, tzinfo=UTC))
+    sent = truth.mqtt_messages(story, start, end)
     mqtt = by_source["mqtt_plant"]
     assert mqtt[0].stats["messages"] == len(set(sent["msg_id"].to_pylist()))
     assert [s.stats["messages"] for s in mqtt[1:]] == [0, 0]
@@ -35,7 +36,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
     total, dupes, sources = con.execute(
         "select count(*), count(*) - count(distinct (asset_id, tag, ts)), count(distinct source) "
         "from read_parquet(?, hive_partitioning=true)", [glob]).fetchone()
-    assert total == sum(s.published for s in summaries)
+    assert total == sum(s.tables["sensor_readings"].published for s in summaries if "sensor_readings" in s.tables)
     assert dupes == 0 and sources == 3
     readings = sent.filter(sent["tag"].is_valid()).num_rows
     got_ids, mqtt_rows = con.execute(
@@ -43,3 +44,10 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
         "from read_parquet(?, hive_partitioning=true) where source = 'mqtt'", [glob]).fetchone()
     assert mqtt_rows == readings
     assert got_ids == len(set(sent.filter(sent["tag"].is_valid())["msg_id"].to_pylist()))
+
+    # every intact camera image of the three hours is one row, every broken one is quarantined
+    shots = truth.images(story, start, end).to_pylist()
+    images = con.execute("select image_id from read_parquet(?, hive_partitioning=true)",
+                         [str(plant_dir / "lake" / "curated" / "inspection_images" / "*" / "*.parquet")]).fetchall()
+    assert sorted(i for (i,) in images) == sorted(s["sha256"] for s in shots if not s["corrupt"])
+    assert sum(s.quarantined for s in by_source["camera_images"]) == sum(1 for s in shots if s["corrupt"])

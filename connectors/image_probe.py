@@ -1,0 +1,134 @@
+"""Read one camera file: hash, full decode, EXIF, features and the content-addressed copy.
+
+This runs in worker processes, so it imports only the standard library, NumPy and
+Pillow, and returns a plain dict (one raw row). It never raises for a bad file: the
+problem comes back as `error` with the column it concerns, for decode to quarantine.
+
+A full decode is the only reliable check: `Image.verify()` passes a truncated JPEG.
+Features are computed on a grey image of at most FEATURE_SIDE pixels on its long side
+(JPEG decodes straight to that scale), so they are cheap and comparable across cameras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from plantlake.lake import BlobStore
+
+FEATURE_SIDE = 256
+EXIF_MODEL, EXIF_IFD, EXIF_DATETIME_ORIGINAL, EXIF_EXPOSURE = 0x0110, 0x8769, 0x9003, 0x829A
+_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to read; `sidecar` is the metadata file's path when the folder uses one."""
+
+    path: str
+    name: str
+    folder: int
+    size: int
+    mtime_ns: int
+    sidecar: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What every worker needs besides the job (picklable)."""
+
+    images: BlobStore
+    rejected: BlobStore
+    extensions: tuple[str, ...]
+    max_pixels: int
+
+    def __call__(self, job: Job) -> dict[str, Any]:
+        return probe(job, self)
+
+
+def probe(job: Job, opts: Probe) -> dict[str, Any]:
+    row: dict[str, Any] = {"file": job.name, "folder": job.folder, "mtime_ns": job.mtime_ns, "size": None,
+                           "sha256": None, "sidecar": None, "error": None, "error_column": None, "uri": None}
+    if job.sidecar is not None:
+        try:
+            with open(job.sidecar, "rb") as fh:
+                row["sidecar"] = fh.read(1 << 20).decode("utf-8", "replace")
+        except FileNotFoundError:
+            pass  # decode reports the missing sidecar
+    ext = os.path.splitext(job.name)[1].lower()
+    if ext not in opts.extensions:
+        return _fail(row, "file", f"file: unknown extension, expected one of {', '.join(opts.extensions)} "
+                                  f"({job.name})")
+    try:
+        with open(job.path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return _fail(row, "file", f"file: vanished before it could be read ({job.name})")
+    except OSError as exc:
+        return _fail(row, "file", f"file: cannot be read ({job.name}: {exc.strerror or exc})")
+    row["size"] = len(data)
+    if not data:
+        return _fail(row, "file", f"file: empty, 0 bytes ({job.name})")
+    digest = hashlib.sha256(data).hexdigest()
+    row["sha256"] = digest
+    try:
+        row.update(_decode(data, opts.max_pixels))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        row["uri"] = opts.rejected.put(data, digest, ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else "")
+        return _fail(row, "image", f"image: cannot be decoded ({job.name}: {exc.__class__.__name__}: {str(exc)[:120]})")
+    row["uri"] = opts.images.put(data, digest, _SUFFIX.get(row["format"], ext))
+    return row
+
+
+def _fail(row: dict[str, Any], column: str, reason: str) -> dict[str, Any]:
+    row["error"], row["error_column"] = reason, column
+    return row
+
+
+def _decode(data: bytes, max_pixels: int) -> dict[str, Any]:
+    with Image.open(io.BytesIO(data)) as im:
+        fmt, (width, height), mode = im.format, im.size, im.mode
+        if width * height > max_pixels:
+            raise ValueError(f"{width}x{height} pixels exceeds max_pixels ({max_pixels})")
+        exif = im.getexif()
+        sub = exif.get_ifd(EXIF_IFD)
+        model = exif.get(EXIF_MODEL)
+        exposure = sub.get(EXIF_EXPOSURE)
+        taken = sub.get(EXIF_DATETIME_ORIGINAL)
+        scale = max(width, height) / FEATURE_SIDE
+        if scale > 1:
+            im.draft("L", (int(width / scale), int(height / scale)))  # JPEG: decode at reduced scale
+        im.load()  # the full decode: raises on truncated or corrupt data
+        grey = im.convert("L")
+    if max(grey.size) > FEATURE_SIDE:
+        grey.thumbnail((FEATURE_SIDE, FEATURE_SIDE), Image.Resampling.BOX)
+    g = np.asarray(grey, dtype=np.float32)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return {
+        "width": width, "height": height, "format": fmt, "mode": mode,
+        "camera_model": _text(model), "exposure_time_s": _number(exposure), "exif_datetime": _text(taken),
+        "brightness": float(g.mean()), "contrast": float(g.std()),
+        "sharpness": float(lap.var()) if lap.size else 0.0,
+    }
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return str(v).strip("\x00 ") or None
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
