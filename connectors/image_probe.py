@@ -5,8 +5,9 @@ Pillow, and returns a plain dict (one raw row). It never raises for a bad file: 
 problem comes back as `error` with the column it concerns, for decode to quarantine.
 
 A full decode is the only reliable check: `Image.verify()` passes a truncated JPEG.
-Features are computed on a grey image of at most FEATURE_SIDE pixels on its long side
-(JPEG decodes straight to that scale), so they are cheap and comparable across cameras.
+Features are computed on a grey image reduced by a whole factor to less than twice
+FEATURE_SIDE pixels on its long side (JPEG decodes straight to that scale), so they
+stay cheap for large images and comparable across cameras.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,7 @@ class Probe:
     rejected: BlobStore
     extensions: tuple[str, ...]
     max_pixels: int
+    link: bool = False
 
     def __call__(self, job: Job) -> dict[str, Any]:
         return probe(job, self)
@@ -83,7 +86,8 @@ def probe(job: Job, opts: Probe) -> dict[str, Any]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         row["uri"] = opts.rejected.put(data, digest, ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else "")
         return _fail(row, "image", f"image: cannot be decoded ({job.name}: {exc.__class__.__name__}: {str(exc)[:120]})")
-    row["uri"] = opts.images.put(data, digest, _SUFFIX.get(row["format"], ext))
+    row["uri"] = opts.images.put(data, digest, _SUFFIX.get(row["format"], ext),
+                                 link_from=Path(job.path) if opts.link else None)
     return row
 
 
@@ -102,21 +106,38 @@ def _decode(data: bytes, max_pixels: int) -> dict[str, Any]:
         model = exif.get(EXIF_MODEL)
         exposure = sub.get(EXIF_EXPOSURE)
         taken = sub.get(EXIF_DATETIME_ORIGINAL)
-        scale = max(width, height) / FEATURE_SIDE
-        if scale > 1:
-            im.draft("L", (int(width / scale), int(height / scale)))  # JPEG: decode at reduced scale
+        factor = max(1, max(width, height) // FEATURE_SIDE)
+        # JPEG decodes luminance only, at a reduced DCT scale when the image is large
+        im.draft("L", (width // factor, height // factor))
         im.load()  # the full decode: raises on truncated or corrupt data
         grey = im.convert("L")
-    if max(grey.size) > FEATURE_SIDE:
-        grey.thumbnail((FEATURE_SIDE, FEATURE_SIDE), Image.Resampling.BOX)
-    g = np.asarray(grey, dtype=np.float32)
-    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    factor = max(1, max(grey.size) // FEATURE_SIDE)
+    if factor > 1:
+        grey = grey.reduce(factor)
+    brightness, contrast, sharpness = features(grey)
     return {
         "width": width, "height": height, "format": fmt, "mode": mode,
         "camera_model": _text(model), "exposure_time_s": _number(exposure), "exif_datetime": _text(taken),
-        "brightness": float(g.mean()), "contrast": float(g.std()),
-        "sharpness": float(lap.var()) if lap.size else 0.0,
+        "brightness": brightness, "contrast": contrast, "sharpness": sharpness,
     }
+
+
+def features(grey: Image.Image) -> tuple[float, float, float]:
+    """Mean and standard deviation of the grey levels (from the histogram), and the variance
+    of the 4-neighbour Laplacian (blur makes it small), in exact integer arithmetic."""
+    hist = np.asarray(grey.histogram(), dtype=np.float64)
+    levels = np.arange(256)
+    n = hist.sum()
+    mean = float((hist * levels).sum() / n)
+    std = float(np.sqrt((hist * (levels - mean) ** 2).sum() / n))
+    g = np.asarray(grey, dtype=np.int16)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    if not lap.size:
+        return mean, std, 0.0
+    k = lap.size
+    total = int(lap.sum(dtype=np.int64))
+    squares = int((lap.astype(np.int32) ** 2).sum(dtype=np.int64))
+    return mean, std, squares / k - (total / k) ** 2
 
 
 def _text(v: Any) -> str | None:

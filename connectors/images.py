@@ -99,7 +99,7 @@ class ImagesConnector(Connector):
         self.stats["files"] = len(jobs)
         self._paths = {(j.folder, j.name): (Path(j.path), j.sidecar) for j in jobs}
         probe = Probe(self.lake.images, self.lake.quarantined_files,
-                      tuple(e.lower() for e in src.extensions), src.max_pixels)
+                      tuple(e.lower() for e in src.extensions), src.max_pixels, link=src.copy_mode == "link")
         return Extract(schema=RAW_SCHEMA, batches=self._probe_all(jobs, probe),
                        state={**state, "folders": folders_state}, stats=self.stats)
 
@@ -115,14 +115,19 @@ class ImagesConnector(Connector):
             yield from self._batches(pool.map(probe, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers)))))
 
     def _batches(self, rows: Iterator[dict[str, Any]]) -> Iterator[pa.Table]:
+        """Raw batches; the copies a batch references are made durable before it is handed over."""
         batch: list[dict[str, Any]] = []
         for row in rows:
             batch.append(row)
             if len(batch) >= self.source.batch_files:
-                yield pa.Table.from_pylist(batch, schema=RAW_SCHEMA)
+                yield self._durable(batch)
                 batch = []
         if batch:
-            yield pa.Table.from_pylist(batch, schema=RAW_SCHEMA)
+            yield self._durable(batch)
+
+    def _durable(self, batch: list[dict[str, Any]]) -> pa.Table:
+        self.lake.images.flush()  # one filesystem sync covers the batch's copies (both blob stores)
+        return pa.Table.from_pylist(batch, schema=RAW_SCHEMA)
 
     # ---- decode ----------------------------------------------------------------------------
 

@@ -16,7 +16,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
@@ -336,6 +344,9 @@ class ImageSource(SourceBase):
     batch_files: int = Field(500, ge=1, le=100_000, description="Files per landed raw batch.")
     max_pixels: int = Field(100_000_000, ge=1, description="Larger images are quarantined (decompression bombs).")
     delete_after_publish: bool = Field(False, description="Remove the operator's file once its row is published.")
+    copy_mode: Literal["copy", "link"] = Field(
+        "copy", description="How the lake keeps its copy: 'copy' the bytes, or 'link' (a hard link: no copy, "
+                            "for a drop folder on the lake's filesystem whose files are never rewritten in place).")
     timezone: str | None = Field(None, description="Zone of naive times (EXIF, file names); default the site's.")
 
 
@@ -352,6 +363,7 @@ class PlantConfig(_Model):
     sources: list[Source] = Field(default_factory=list)
     #: Directory of the config file; relative paths in the config resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    _asset_ids: tuple[Enterprise, frozenset[str]] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _unique(self) -> PlantConfig:
@@ -391,14 +403,21 @@ class PlantConfig(_Model):
         return rows
 
     def asset_ids(self) -> set[str]:
-        return {r["asset_id"] for r in self.assets()}
+        cached = self._asset_ids
+        if cached is None or cached[0] is not self.enterprise:  # a model_copy may bring a new hierarchy
+            cached = (self.enterprise, frozenset(r["asset_id"] for r in self.assets()))
+            self._asset_ids = cached
+        return set(cached[1])
+
+    def is_asset(self, asset_id: str) -> bool:
+        self.asset_ids()
+        return asset_id in self._asset_ids[1]
 
     def resolve_asset(self, ref: str) -> str | None:
         """Absolute ISA-95 path for `ref` (absolute, or relative to the first site)."""
-        ids = self.asset_ids()
         ref = ref.strip("/")
         for candidate in (ref, f"{self.enterprise.id}/{self.site.id}/{ref}"):
-            if candidate in ids:
+            if self.is_asset(candidate):
                 return candidate
         return None
 

@@ -149,12 +149,31 @@ def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schem
     return rows
 
 
+def sync_filesystem(path: Path) -> None:
+    """Flush everything written to the filesystem holding `path` (Linux syncfs; os.sync elsewhere)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
 @dataclass(frozen=True)
 class BlobStore:
     """Content-addressed files under one folder of the lake: `<prefix>/ab/<sha256><suffix>`.
 
     Picklable and stdlib-only, so worker processes write their copies themselves. A blob
-    is written once (temp file, fsync, rename); writing the same content again is a no-op.
+    is renamed into place from a temp file, so its name never shows partial content while
+    the writer lives; it is *not* fsynced one by one (two fsyncs a file cost more than the
+    rest of the work): whoever lands rows that reference blobs calls `flush()` first,
+    which syncs the filesystem once. A blob left short by a crash before that flush is
+    rewritten the next time the same content arrives (the size check in `put`).
     """
 
     root: Path
@@ -165,13 +184,51 @@ class BlobStore:
             raise ValueError(f"not a content address: {digest!r}{suffix!r}")
         return f"{self.prefix}/{digest[:2]}/{digest}{suffix}"
 
-    def put(self, data: bytes, digest: str, suffix: str) -> str:
-        """Store `data` (whose sha256 is `digest`) and return its lake-relative key."""
+    def put(self, data: bytes, digest: str, suffix: str, *, link_from: Path | None = None) -> str:
+        """Store `data` (whose sha256 is `digest`) and return its lake-relative key.
+
+        With `link_from` (the file the bytes were read from), the blob is a hard link to it when
+        both are on one filesystem: no copy at all, atomic, but it shares the file's inode, so
+        it is only for drop folders whose files are never rewritten in place.
+        """
         key = self.key(digest, suffix)
         path = self.root / key
-        if not (path.exists() and path.stat().st_size == len(data)):
-            write_bytes_atomic(path, data)
+        try:
+            if path.stat().st_size == len(data):
+                return key
+        except FileNotFoundError:
+            pass
+        if link_from is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _tmp_name(path)
+            try:
+                os.link(link_from, tmp)
+                if os.stat(tmp).st_size == len(data):  # still the bytes we hashed
+                    os.replace(tmp, path)
+                    return key
+            except OSError:  # another filesystem, or links not allowed: copy
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        tmp = _tmp_name(path)
+        try:
+            try:
+                fh = open(tmp, "wb")
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(tmp, "wb")
+            with fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return key
+
+    def flush(self) -> None:
+        """Make every blob written so far durable (one filesystem sync)."""
+        if (self.root / self.prefix).exists():
+            sync_filesystem(self.root / self.prefix)
 
 
 # --------------------------------------------------------------------------- staging
