@@ -41,6 +41,7 @@ bench: system venv
 	$(PY) bench/conform.py
 	$(PY) bench/opcua.py
 	$(PY) bench/mqtt.py
+	$(PY) bench/images.py
 
 docs: venv
 	$(PY) -m plantlake schemas docs

@@ -47,6 +47,11 @@ def _cmd_gaps(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "docs":
+        from plantlake.config_docs import write_reference
+
+        print(f"wrote {write_reference(Path(args.out))}")
+        return 0
     cfg = load_config(args.config)
     print(f"ok: {len(cfg.assets())} assets, {len(cfg.sources)} source(s): "
           + ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in cfg.sources))
@@ -119,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fill", action="store_true", help="replay exactly those intervals")
     g.set_defaults(func=_cmd_gaps)
 
-    c = sub.add_parser("config", help="validate the site config")
-    c.add_argument("action", choices=["check"])
+    c = sub.add_parser("config", help="validate the site config, or regenerate its reference")
+    c.add_argument("action", choices=["check", "docs"])
+    c.add_argument("--out", default="docs/configuration.md")
     c.set_defaults(func=_cmd_config)
 
     s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")

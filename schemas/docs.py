@@ -7,6 +7,12 @@ from pathlib import Path
 from schemas.model import Table
 from schemas.tables import TABLES
 
+_SCOPE = {
+    "interval": "unique within each run's output",
+    "source": "unique across every interval a source published (the first publish keeps a key)",
+    "table": "unique across the whole table (the first publish keeps a key)",
+}
+
 
 def _rule(c) -> str:
     parts = []
@@ -28,7 +34,8 @@ def table_markdown(t: Table) -> str:
         "",
         t.description,
         "",
-        f"Location: {where}. Primary key: {', '.join(f'`{k}`' for k in t.primary_key)}.",
+        f"Location: {where}. Primary key: {', '.join(f'`{k}`' for k in t.primary_key)}, "
+        f"{_SCOPE[t.key_scope]}.",
         "",
         "| column | type | null | rules | description |",
         "|---|---|---|---|---|",

@@ -218,3 +218,23 @@ def test_a_thousand_images_stream_through_the_pool_in_batches(tmp_path):
     assert s.published == 256 and s.tables["inspection_images"].duplicates == 744
     raw = pq.ParquetFile(tmp_path / "lake" / s.raw_files[0])
     assert raw.metadata.num_rows == 1000 and raw.metadata.num_row_groups == 10
+
+
+def test_a_file_still_being_written_waits_for_a_later_run(tmp_path):
+    cfg, inbox, named = _bad_site(tmp_path)
+    inbox.mkdir()
+    named.mkdir()
+    meta = {"station": "assembly/line1/camera1", "part_serial": "P-9", "captured_at": "2026-01-01T06:10:00Z"}
+    (inbox / "fresh.png").write_bytes(_png(90)[:40])  # the camera is still writing it
+    (inbox / "fresh.json").write_text(json.dumps(meta))
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["sources"][0]["settle_s"] = 30
+    cfg = parse_config(data, base_dir=tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = run_source("cams", now - timedelta(hours=1), now + timedelta(minutes=1), config=cfg)
+    assert first.stats["files"] == 0 and first.stats["files_waiting"] == 1 and first.raw_rows == 0
+    (inbox / "fresh.png").write_bytes(_png(90))  # finished, and settled by the next run
+    settled = (now - timedelta(minutes=5)).timestamp()
+    os.utime(inbox / "fresh.png", (settled, settled))
+    second = run_source("cams", now + timedelta(minutes=1), now + timedelta(minutes=2), config=cfg)
+    assert second.stats["files"] == 1 and second.published == 1

@@ -64,6 +64,11 @@ BAD = [
     ("sources.0.colour", "blue", "sources[0].colour: unknown field", "check the spelling"),
     ("sources.0.tags.1.ref", "L1.COAT.DRYER_TEMP", "sources[0].tags[1].ref: got 'L1.COAT.DRYER_TEMP'", "already mapped by tags[0]"),
     ("sources.0.tags.2.canonical_unit", "degC", "sources[0].tags[2].canonical_unit: got 'degC'", "different quantities"),
+    ("sources.3.folders.1.asset", "assembly/line{x}/camera{x}", "sources[3].folders[1]", "name_pattern does not capture"),
+    ("sources.3.folders.0.name_pattern", "{part_serial}.jpg", "sources[3].folders[0]", "either sidecar or name_pattern"),
+    ("sources.3.folders", [], "sources[3].folders: got 'list'", "at least 1 item"),
+    ("sources.3.copy_mode", "move", "sources[3].copy_mode: got 'move'", "'copy' or 'link'"),
+    ("sources.3.folders.0.sidecar.suffix", "../x", "sources[3].folders[0].sidecar.suffix: got '../x'", "pattern"),
 ]
 
 
@@ -119,3 +124,12 @@ def test_unknown_source_lists_configured_ones():
     cfg = load_config(ROOT / "plant.yaml")
     with pytest.raises(ConfigError, match="no source named 'nope'.*configured: historian_export"):
         cfg.source("nope")
+
+
+def test_configuration_reference_is_generated_from_the_models():
+    from plantlake.config_docs import reference
+
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == reference(), "run: plantlake config docs"
+    for kind in ("csv", "opcua", "mqtt", "images"):
+        assert f"## sources[] kind: {kind}\n" in committed
