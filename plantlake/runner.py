@@ -171,6 +171,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         if extract.state is not None:
             lake.write_state(src.name, extract.state)
         connector.after_publish()
+        summary.stats.update(extract.stats)  # what the after-publish hook counted
     finally:
         connector.close()
     log.info("%s", summary.describe())

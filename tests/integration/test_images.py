@@ -238,3 +238,24 @@ def test_a_file_still_being_written_waits_for_a_later_run(tmp_path):
     os.utime(inbox / "fresh.png", (settled, settled))
     second = run_source("cams", now + timedelta(minutes=1), now + timedelta(minutes=2), config=cfg)
     assert second.stats["files"] == 1 and second.published == 1
+
+
+def test_delete_after_publish_removes_only_what_was_published(tmp_path):
+    cfg, inbox, named = _bad_site(tmp_path)
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["sources"][0]["delete_after_publish"] = True
+    cfg = parse_config(data, base_dir=tmp_path)
+    inbox.mkdir()
+    named.mkdir()
+    meta = {"station": "assembly/line1/camera1", "part_serial": "P-5", "captured_at": "2026-01-01T06:10:00Z"}
+    (inbox / "ok.png").write_bytes(_png(77))
+    (inbox / "ok.json").write_text(json.dumps(meta))
+    (inbox / "broken.png").write_bytes(_png(78)[:50])
+    (inbox / "broken.json").write_text(json.dumps(meta))
+    for p in inbox.iterdir():
+        os.utime(p, (START.timestamp() + 60, START.timestamp() + 60))
+    s = run_source("cams", START, START + timedelta(hours=1), config=cfg)
+    assert s.published == 1 and s.quarantined == 1 and s.stats["files_deleted"] == 2
+    assert sorted(p.name for p in inbox.iterdir()) == ["broken.json", "broken.png"]  # kept for the operator
+    row = Lake(tmp_path / "lake").read(IMAGES).to_pylist()[0]
+    assert (tmp_path / "lake" / row["uri"]).read_bytes() == _png(77)
