@@ -38,6 +38,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 bench: system venv
+	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) bench/conform.py
 	$(PY) bench/opcua.py
 	$(PY) bench/mqtt.py

@@ -20,6 +20,8 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "opcua": ("connectors.opcua", ("sensor_readings",)),
     "mqtt": ("connectors.mqtt", ("sensor_readings",)),
     "images": ("connectors.images", ("inspection_images",)),
+    # materials first: orders reference them
+    "erp": ("connectors.erp", ("materials", "production_orders", "quality_inspections")),
 }
 
 

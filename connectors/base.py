@@ -36,6 +36,12 @@ class Extract:
     on_landed: Callable[[int], None] | None = None
     #: Counters the run summary reports (files read, nodes missing, ...).
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Several raw tables instead of one (`schema`/`batches` unused): name -> (schema, batches),
+    #: landed one after the other as raw/<source>/<name>/…; decode then receives {name: raw table}.
+    #: A schema of None is taken from the stream's first batch (a query runs only when consumed).
+    streams: dict[str, tuple[pa.Schema | None, Iterable[pa.RecordBatch | pa.Table]]] | None = None
+    #: Curated tables this extract read whole: their upsert replaces what the source had.
+    full_refresh: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -65,8 +71,9 @@ class Connector(ABC):
         """Read the source for `interval`. Retriable failures raise (Airflow retries)."""
 
     @abstractmethod
-    def decode(self, raw: pa.Table) -> Decoded:
-        """Turn landed raw rows into table input; undecodable rows become rejects."""
+    def decode(self, raw: pa.Table | dict[str, pa.Table]) -> Decoded:
+        """Turn landed raw rows (per stream, when the extract has streams) into table input;
+        undecodable rows become rejects."""
 
     def tag_rules(self) -> dict[str, TagRule]:
         """The site config's tag mappings for this source, keyed by source reference."""

@@ -22,11 +22,16 @@ from schemas.conform import Rejects
 RAW_META = ["_file", "_line"]
 
 
-def read_text_csv(path: Any, *, delimiter: str, encoding: str, block_size: int = 1 << 22) -> pa.Table:
-    """Read a CSV file with every column as a string (nothing guessed), in the given encoding."""
+def read_header(path: Any, *, delimiter: str, encoding: str) -> list[str]:
+    """The column names of a CSV file (a UTF-8 BOM is dropped whatever the declared encoding)."""
     with open(path, encoding=encoding, newline="") as fh:
         header = next(csv.reader([fh.readline()], delimiter=delimiter), [])
-    names = [h.strip() for h in header]
+    return [h.strip().removeprefix("\ufeff").removeprefix("ï»¿") for h in header]
+
+
+def read_text_csv(path: Any, *, delimiter: str, encoding: str, block_size: int = 1 << 22) -> pa.Table:
+    """Read a CSV file with every column as a string (nothing guessed), in the given encoding."""
+    names = read_header(path, delimiter=delimiter, encoding=encoding)
     if not names:
         return pa.table({})
     return pacsv.read_csv(

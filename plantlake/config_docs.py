@@ -35,6 +35,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("sources[] kind: images", c.ImageSource),
     ("sources[] kind: images → folders[]", c.ImageFolder),
     ("sources[] kind: images → folders[].sidecar", c.ImageSidecar),
+    ("sources[] kind: erp", c.ErpSource),
+    ("sources[] kind: erp → tables[]", c.ErpTable),
+    ("sources[] kind: erp → tables[].csv", c.ErpCsv),
 ]
 
 

@@ -48,7 +48,7 @@ class Connection:
             port=parts.port,
             login=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
-            schema=unquote(parts.path.lstrip("/")) or None,
+            schema=unquote(parts.path[1:]) or None,  # as Airflow does: sqlite:////abs/path keeps its root
             extra=extra,
         )
 

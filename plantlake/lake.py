@@ -6,6 +6,7 @@ Layout under one root (LAKE_ROOT):
     images/ab/<sha256>.<ext>                             content-addressed image copies
     quarantine/_files/ab/<sha256>.<ext>                  bytes of rejected files (e.g. corrupt images)
     curated/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
+    curated/<table>/[date=YYYY-MM-DD/]<source>.parquet  upserted tables (key_scope 'latest')
     quarantine/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
     products/<product>/...
     _quality/                                              validation results, Data Docs
@@ -249,6 +250,12 @@ class Staged:
     source: str
     interval: Interval
     files: list[StagedFile] = field(default_factory=list)
+    #: an upsert into the source's files (key_scope 'latest') rather than the interval's own files
+    merge: bool = False
+    #: with merge: the staged files are all the source has (a full refresh drops the rest)
+    replace_all: bool = False
+    #: with merge: older versions of keys the new rows replaced
+    superseded: int = 0
 
     @property
     def rows(self) -> int:
@@ -313,22 +320,25 @@ class Lake:
 
     # ---- raw -------------------------------------------------------------------------
 
-    def raw_path(self, source: str, interval: Interval, part: str = "") -> Path:
+    def raw_path(self, source: str, interval: Interval, part: str = "", stream: str = "") -> Path:
+        """raw/<source>[/<stream>]/date=…/<interval>[__<part>].parquet; a stream is one of several
+        raw tables a source lands (an ERP source's tables)."""
         name = f"{interval.key}{'__' + _safe(part) if part else ''}.parquet"
-        return self.raw(source) / f"date={interval.start:%Y-%m-%d}" / name
+        base = self.raw(source) / _safe(stream) if stream else self.raw(source)
+        return base / f"date={interval.start:%Y-%m-%d}" / name
 
-    def raw_parts(self, source: str, interval: Interval) -> list[Path]:
+    def raw_parts(self, source: str, interval: Interval, stream: str = "") -> list[Path]:
         """Every raw file landed for the interval (one, or the parts of chunked landings)."""
-        folder = self.raw_path(source, interval).parent
+        folder = self.raw_path(source, interval, stream=stream).parent
         if not folder.exists():
             return []
         return sorted(p for p in folder.glob(f"{interval.key}*.parquet")
                       if p.name == f"{interval.key}.parquet" or p.name.startswith(f"{interval.key}__"))
 
     def write_raw(self, source: str, interval: Interval, batches: Iterable[pa.Table | pa.RecordBatch],
-                  schema: pa.Schema, part: str = "") -> tuple[Path, int]:
+                  schema: pa.Schema, part: str = "", stream: str = "") -> tuple[Path, int]:
         """Land raw rows durably; returns the file and its row count."""
-        path = self.raw_path(source, interval, part)
+        path = self.raw_path(source, interval, part, stream)
         return path, write_parquet(path, batches, schema)
 
     # ---- write-audit-publish ---------------------------------------------------------------
@@ -350,16 +360,49 @@ class Lake:
             staged.files.append(StagedFile(area / rel, self.table_dir(table) / rel, rows))
         return staged
 
+    def stage_merge(self, table: Table, source: str, interval: Interval, data: pa.Table,
+                    *, replace_all: bool = False) -> Staged:
+        """Upsert `data` into the source's files of a key_scope='latest' table: for each date=
+        partition the rows touch, the source's file there plus the new rows, keeping the newest
+        version of each key. With `replace_all` (a full refresh) the new rows are all there is."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from schemas.conform import keep_latest
+
+        assert table.version_column is not None
+        staged = Staged(table.name, source, interval, merge=True, replace_all=replace_all)
+        area = self.staging_dir / table.name / f"{_safe(source)}__{interval.key}"
+        if area.exists():
+            shutil.rmtree(area)
+        schema = table.arrow_schema()
+        name = f"{_safe(source)}.parquet"
+        if data.num_rows == 0 and not replace_all:
+            return staged  # nothing to upsert; a full refresh with no rows empties the source's files
+        for partition, part in split_partitions(table, data):
+            rel = Path(partition) / name if partition else Path(name)
+            final = self.table_dir(table) / rel
+            if final.exists() and not replace_all:
+                part = pa.concat_tables([pq.read_table(final, schema=schema), part.cast(schema)])
+            merged, superseded = keep_latest(part, table.primary_key, table.version_column)
+            staged.superseded += superseded
+            staged.files.append(StagedFile(area / rel, final, write_parquet(area / rel, [merged], schema)))
+        return staged
+
     def publish(self, staged: Staged) -> list[Path]:
         """Rename staged files into place; remove files an earlier publish of the same
-        interval wrote that this one no longer has (so reruns never duplicate)."""
-        manifest = self.manifest_path(staged.table, staged.source, staged.interval)
+        interval (of the same source, for a merge) wrote that this one no longer has, so
+        reruns never duplicate."""
+        manifest = (self.merge_manifest_path(staged.table, staged.source) if staged.merge
+                    else self.manifest_path(staged.table, staged.source, staged.interval))
         previous = set(json.loads(manifest.read_text())["files"]) if manifest.exists() else set()
         published = []
         for f in staged.files:
             atomic_replace(f.staged, f.final)
             published.append(f.final)
         current = {str(p.relative_to(self.root)) for p in published}
+        if staged.merge and not staged.replace_all:  # a merge touches some partitions, keeps the others
+            current |= previous
         write_json_atomic(manifest, {"table": staged.table, "source": staged.source,
                                      "interval": [staged.interval.start, staged.interval.end],
                                      "files": sorted(current),
@@ -387,7 +430,7 @@ class Lake:
         key = list(table.primary_key)
         schema = pa.schema([table.arrow_schema().field(k) for k in key])
         folder = self.state_dir / "published" / _safe(table.name)
-        if table.key_scope == "interval" or data.num_rows == 0 or not folder.exists():
+        if table.key_scope in ("interval", "latest") or data.num_rows == 0 or not folder.exists():
             return schema.empty_table()
         own = self.manifest_path(table.name, source, interval).name
         glob = f"{_safe(source)}__*.json" if table.key_scope == "source" else "*.json"
@@ -400,6 +443,9 @@ class Lake:
 
     def manifest_path(self, table: str, source: str, interval: Interval) -> Path:
         return self.state_dir / "published" / _safe(table) / f"{_safe(source)}__{interval.key}.json"
+
+    def merge_manifest_path(self, table: str, source: str) -> Path:
+        return self.state_dir / "published" / _safe(table) / f"{_safe(source)}.json"
 
     # ---- quarantine --------------------------------------------------------------------
 
@@ -434,15 +480,18 @@ class Lake:
         base = self.table_dir(table)
         return sorted(base.rglob("*.parquet")) if base.exists() else []
 
-    def read(self, table: Table, date: str | None = None) -> pa.Table:
-        """Read a curated table (or one date= partition) back, with the declared schema."""
+    def read(self, table: Table, date: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Read a curated table (or one date= partition, or some columns) back, with the declared schema."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        schema = table.arrow_schema()
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
         files = [f for f in self.files(table) if date is None or f.parent.name == f"date={date}"]
         if not files:
-            return table.arrow_schema().empty_table()
-        return pa.concat_tables(pq.read_table(f, schema=table.arrow_schema()) for f in files)
+            return schema.empty_table()
+        return pa.concat_tables(pq.read_table(f, columns=columns, schema=schema) for f in files)
 
 
 def split_partitions(table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:

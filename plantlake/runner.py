@@ -9,6 +9,7 @@ the tests all call `run_source`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -34,6 +35,8 @@ class TableSummary:
     conversions: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     checks: int = 0
+    #: older versions of rows this run's rows replaced (upserted tables)
+    superseded: int = 0
 
 
 @dataclass
@@ -97,7 +100,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     from plantlake.connections import get_connection
     from quality.audit import audit_staged
     from schemas import get_table
-    from schemas.conform import ConformContext, conform, drop_known
+    from schemas.conform import ConformContext, check_references, conform, drop_known
 
     cfg = config or load_config()
     src = cfg.source(source_name)
@@ -118,18 +121,20 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         timer.lap("extract")
 
         summary.raw_rows = land(lake, src.name, interval, extract)
-        raw_paths = lake.raw_parts(src.name, interval)
-        summary.raw_files = [str(p.relative_to(lake.root)) for p in raw_paths]
+        streams = extract.streams or {"": (extract.schema, ())}
+        raw_paths = {name: lake.raw_parts(src.name, interval, stream=name) for name in streams}
+        summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw_paths.values() for p in paths]
         timer.lap("land")
 
-        raw = pa.concat_tables([pq.read_table(p, schema=extract.schema) for p in raw_paths]) if raw_paths \
-            else extract.schema.empty_table()
-        decoded = connector.decode(raw)
+        raw = {name: pa.concat_tables([pq.read_table(p, schema=schema) for p in raw_paths[name]])
+               if raw_paths[name] else (schema or pa.schema([])).empty_table() for name, (schema, _) in streams.items()}
+        decoded = connector.decode(raw if extract.streams else raw[""])
         summary.stats.update(extract.stats)  # counters the drain and decode filled in
         timer.lap("decode")
         ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind,
                              tag_rules=connector.tag_rules(), timezone=connector.timezone)
         staged_all = []
+        conformed: dict[str, pa.Table] = {}
         for table_name in connector.tables:
             table = get_table(table_name)
             ts = summary.tables.setdefault(table_name, TableSummary())
@@ -142,12 +147,23 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 known = lake.published_keys(table, result.table, src.name, interval)
                 result.table, already = drop_known(result.table, known, table.primary_key)
                 ts.duplicates = result.duplicates + already
+                for col in table.columns:
+                    if col.references:
+                        result.table = check_references(result.table, col.name,
+                                                        _referenced(lake, col.references, conformed),
+                                                        col.references.split(".")[0], result.rejects)
+                conformed[table_name] = result.table
                 ts.conversions = dict(result.conversions)
                 reject_tables.append(result.rejects.table())
                 reasons = Counter(rejects.reasons() if rejects else {}) + result.rejects.reasons()
                 ts.reasons = dict(reasons)
                 timer.lap("conform")
-                staged = lake.stage(table, src.name, interval, result.table)
+                if table.key_scope == "latest":
+                    staged = lake.stage_merge(table, src.name, interval, result.table,
+                                              replace_all=table_name in extract.full_refresh)
+                    ts.superseded = staged.superseded
+                else:
+                    staged = lake.stage(table, src.name, interval, result.table)
                 timer.lap("stage")
                 audit = audit_staged(table, staged)
                 ts.checks = len(audit.checks)
@@ -165,7 +181,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
 
         for staged in staged_all:
             ts = summary.tables[staged.table]
-            ts.published = staged.rows
+            ts.published = conformed[staged.table].num_rows if staged.merge else staged.rows
             ts.files = [str(p.relative_to(lake.root)) for p in lake.publish(staged)]
         timer.lap("publish")
         if extract.state is not None:
@@ -178,10 +194,35 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     return summary
 
 
+def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:
+    """The values a `table.column` reference may take: what the lake holds plus this run's rows."""
+    import pyarrow as pa
+
+    from schemas import get_table
+
+    name, column = reference.split(".")
+    parts = [lake.read(get_table(name), columns=[column])[column]]
+    if name in conformed:
+        parts.append(conformed[name][column])
+    return pa.chunked_array([c for p in parts for c in p.chunks], pa.string()).combine_chunks()
+
+
 def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:
     """Write an extract's raw rows durably (fsynced) and return how many. A chunked extract
-    lands each batch as its own part and is told after each one (MQTT acknowledges then)."""
+    lands each batch as its own part and is told after each one (MQTT acknowledges then);
+    an extract with streams lands each stream under raw/<source>/<stream>/."""
+    import pyarrow as pa
+
     rows = 0
+    if extract.streams:
+        for name, (schema, batches) in extract.streams.items():
+            if schema is None:  # known once the source answers: take it from the first batch
+                it = iter(batches)
+                first = next(it, None)
+                schema = first.schema if first is not None else pa.schema([])
+                batches = itertools.chain([first] if first is not None else [], it)
+            rows += lake.write_raw(source_name, interval, batches, schema, stream=name)[1]
+        return rows
     if extract.chunked:
         first = len(lake.raw_parts(source_name, interval))
         for i, batch in enumerate(extract.batches):

@@ -239,7 +239,47 @@ def _cast_to_schema(table: Table, raw: pa.Table, ctx: ConformContext, rejects: R
     for col in table.columns:
         if not col.nullable:
             data = rejects.add(data, pc.is_null(data[col.name]), col.name, f"{col.name}: missing value (column may not be null)")
+        data = _check_rules(data, col, rejects)
     return data.cast(table.arrow_schema())
+
+
+def _check_rules(data: pa.Table, col: Any, rejects: Rejects) -> pa.Table:
+    """Reject values outside the column's declared range or set (nulls are the null rule's business)."""
+    name = col.name
+    if col.min is not None:
+        data = rejects.add(data, pc.less(data[name], col.min), name,
+                           lambda r: f"{name}: below the minimum {col.min:g} ({r[name]!r})")
+    if col.max is not None:
+        data = rejects.add(data, pc.greater(data[name], col.max), name,
+                           lambda r: f"{name}: above the maximum {col.max:g} ({r[name]!r})")
+    if col.allowed:
+        outside = pc.invert(pc.is_in(data[name], value_set=pa.array(col.allowed)))
+        data = rejects.add(data, pc.and_(pc.is_valid(data[name]), outside), name,
+                           lambda r: f"{name}: not one of {', '.join(col.allowed)} ({r[name]!r})")
+    return data
+
+
+def check_references(data: pa.Table, column: str, known: pa.Array, target: str, rejects: Rejects) -> pa.Table:
+    """Reject rows whose `column` names something `known` does not hold (e.g. an unknown material)."""
+    unknown = pc.and_(pc.is_valid(data[column]), pc.invert(pc.is_in(data[column], value_set=known)))
+    return rejects.add(data, unknown, column, lambda r: f"{column}: unknown in {target} ({r[column]!r})")
+
+
+def keep_latest(data: pa.Table, key: tuple[str, ...], version: str) -> tuple[pa.Table, int]:
+    """The newest version of each key by `version`; on a tie the later row wins. Rows come out
+    sorted by key, so the same input always gives the same file."""
+    if data.num_rows == 0:
+        return data, 0
+    keys = _sort_keys(data, key)
+    ver = pc.cast(pc.fill_null(data[version], pa.scalar(0, data.schema.field(version).type)), pa.int64()).to_numpy()
+    order = np.lexsort((np.arange(data.num_rows), ver, *keys[::-1]))
+    # a row is superseded when the next row in key order has the same key in every column
+    same_key = np.ones(len(order) - 1, dtype=bool)
+    for k in keys:
+        sk = k[order]
+        same_key &= sk[1:] == sk[:-1]
+    last = np.append(~same_key, True)
+    return data.take(pa.array(order[last])), int((~last).sum())
 
 
 def constant(value: str, n: int) -> pa.Array:

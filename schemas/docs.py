@@ -11,6 +11,7 @@ _SCOPE = {
     "interval": "unique within each run's output",
     "source": "unique across every interval a source published (the first publish keeps a key)",
     "table": "unique across the whole table (the first publish keeps a key)",
+    "latest": "one row per key per source: the newest version by `{version}` (upsert)",
 }
 
 
@@ -24,6 +25,8 @@ def _rule(c) -> str:
         parts.append(f"≤ {c.max:g}")
     if c.unit:
         parts.append(f"unit `{c.unit}`")
+    if c.references:
+        parts.append(f"in `{c.references}`")
     return "; ".join(parts)
 
 
@@ -35,7 +38,7 @@ def table_markdown(t: Table) -> str:
         t.description,
         "",
         f"Location: {where}. Primary key: {', '.join(f'`{k}`' for k in t.primary_key)}, "
-        f"{_SCOPE[t.key_scope]}.",
+        f"{_SCOPE[t.key_scope].format(version=t.version_column)}.",
         "",
         "| column | type | null | rules | description |",
         "|---|---|---|---|---|",

@@ -27,6 +27,8 @@ class Column:
     min: float | None = None
     max: float | None = None
     allowed: tuple[str, ...] | None = None
+    #: "table.column" this column's values must exist in (e.g. an order's material)
+    references: str | None = None
 
     def field(self) -> pa.Field:
         meta = {b"description": self.description.encode()}
@@ -52,7 +54,10 @@ class Table:
     #: interval a source published ("source": an MQTT redelivery landing in a later run), or
     #: across the whole table ("table": the same image from any folder or source). Beyond the
     #: run, the first publish keeps the key; a rerun of the same interval replaces its own rows.
+    #: "latest": upsert — one file per source and partition holds the newest version of each
+    #: key by `version_column` (ERP tables whose rows change).
     key_scope: str = "interval"
+    version_column: str | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -61,8 +66,11 @@ class Table:
         for key in (*self.primary_key, *( [self.partition_column] if self.partition_column else [])):
             if key not in names:
                 raise ValueError(f"table {self.name}: key/partition column {key!r} is not declared")
-        if self.key_scope not in ("interval", "source", "table"):
-            raise ValueError(f"table {self.name}: key_scope must be interval, source or table")
+        if self.key_scope not in ("interval", "source", "table", "latest"):
+            raise ValueError(f"table {self.name}: key_scope must be interval, source, table or latest")
+        if (self.key_scope == "latest") != (self.version_column is not None) or (
+                self.version_column and self.version_column not in names):
+            raise ValueError(f"table {self.name}: key_scope 'latest' goes with a declared version_column")
 
     @property
     def column_names(self) -> list[str]:

@@ -58,7 +58,7 @@ PRODUCTION_ORDERS = Table(
     description="Production orders from the ERP, latest version of each order.",
     columns=(
         Column("order_id", STR, "ERP production order number.", nullable=False),
-        Column("material_id", STR, "Material produced.", nullable=False),
+        Column("material_id", STR, "Material produced.", nullable=False, references="materials.material_id"),
         Column("line_id", STR, "ISA-95 asset path of the line the order runs on.", nullable=False),
         Column("status", STR, "Order status.", nullable=False, allowed=ORDER_STATUSES),
         Column("quantity_planned", I64, "Planned quantity in pieces.", nullable=False, min=0),
@@ -72,6 +72,8 @@ PRODUCTION_ORDERS = Table(
         *_lineage(),
     ),
     primary_key=("order_id",),
+    key_scope="latest",
+    version_column="updated_at",
 )
 
 MATERIALS = Table(
@@ -87,6 +89,8 @@ MATERIALS = Table(
         *_lineage(),
     ),
     primary_key=("material_id",),
+    key_scope="latest",
+    version_column="updated_at",
 )
 
 QUALITY_INSPECTIONS = Table(
@@ -111,6 +115,8 @@ QUALITY_INSPECTIONS = Table(
     ),
     primary_key=("inspection_id",),
     partition_column="inspected_at",
+    key_scope="latest",
+    version_column="updated_at",
 )
 
 INSPECTION_IMAGES = Table(
