@@ -2,7 +2,8 @@
 
 Starts the virtual plant's OPC UA server in-process (history for the past hours) and an
 embedded MQTT broker (Mosquitto when installed, amqtt otherwise) holding the past hours'
-telemetry for plantlake's durable session, and drops hourly historian CSV exports (European dialect, one line in °F, a few broken rows
+telemetry for plantlake's durable session, a camera drop folder and an ERP database
+(SQLite), and drops hourly historian CSV exports (European dialect, one line in °F, a few broken rows
 as real exports have) into the configured drop folder; then runs every source that
 has a connector for each of the past hours, and says what it published, what it
 quarantined and where.
@@ -79,7 +80,7 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
     write_historian_export(cfg.path(cfg.source("historian_export").path), start)
     story = Plant(seed=42, start=(start - timedelta(days=1)).replace(hour=0))
     summaries = []
-    with VirtualPlant(story, cfg.path("demo-plant"), image_dir=cfg.path("drop/images")).start(erp=False) as plant:
+    with VirtualPlant(story, cfg.path("demo-plant"), image_dir=cfg.path("drop/images")).start() as plant:
         os.environ.update(plant.connections())
 
         def open_mqtt_sessions() -> None:
@@ -92,8 +93,8 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
         say(f"virtual plant: OPC UA server at {plant.opcua.endpoint} with history for {start:%H:%M}–{end:%H:%M} UTC; "
             f"{type(plant.broker).__name__} broker on 127.0.0.1:{plant.broker.port} holding "
             f"{counts['mqtt_messages']} queued MQTT messages; camera wrote {counts['images']} images to "
-            f"{plant.image_dir}")
-        for src in cfg.sources:
+            f"{plant.image_dir}; ERP database {plant.erp_url.removeprefix('sqlite:///')}")
+        for src in (s for s in cfg.sources if s.enabled):
             for h in range(HOURS):
                 s = start + timedelta(hours=h)
                 summary = run_source(src.name, s, s + timedelta(hours=1), config=cfg, lake=lake,

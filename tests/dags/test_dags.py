@@ -20,7 +20,7 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
 
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {DAG_ID, "plantlake_ingest_opcua_plant", "plantlake_ingest_mqtt_plant",
-                                "plantlake_ingest_camera_images"}
+                                "plantlake_ingest_camera_images", "plantlake_ingest_erp"}  # erp_exports: disabled
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         assert "plantlake" in dag.tags
@@ -29,8 +29,9 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
         for t in dag.tasks:
             assert t.retries >= 2, f"{dag_id}.{t.task_id} retries {t.retries}"
         outlets = [a.name for t in dag.tasks for a in t.outlets]
-        table = "inspection_images" if dag_id.endswith("camera_images") else "sensor_readings"
-        assert outlets == [f"plantlake.curated.{table}"]
+        tables = {"plantlake_ingest_camera_images": ["inspection_images"],
+                  "plantlake_ingest_erp": ["materials", "production_orders", "quality_inspections"]}
+        assert outlets == [f"plantlake.curated.{t}" for t in tables.get(dag_id, ["sensor_readings"])]
 
 
 def test_timetable_gives_a_real_data_interval(dagbag):
@@ -161,3 +162,30 @@ def test_images_dag_publishes_the_hours_camera_files(dagbag, plant_dir):
     intact = {r["sha256"] for r in exp.to_pylist() if not r["corrupt"]}
     assert set(table["image_id"].to_pylist()) == intact and table.num_rows == len(intact)
     assert set(table["run_id"].to_pylist()) == {run.run_id}
+
+
+def test_erp_dag_upserts_the_erps_tables(dagbag, plant_dir, monkeypatch):
+    from plantlake.lake import Lake
+    from schemas import get_table
+    from simulators.erp import ErpSimulator
+    from simulators.story import Plant
+
+    start = datetime(2026, 1, 2, 6, tzinfo=UTC)
+    url = f"sqlite:///{plant_dir / 'erp.sqlite'}"
+    erp = ErpSimulator(Plant(seed=42, start=datetime(2026, 1, 1, tzinfo=UTC)), url)
+    erp.sync(start + timedelta(hours=1))
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", url)
+    run = dagbag.dags["plantlake_ingest_erp"].test(logical_date=start + timedelta(hours=1))
+    assert str(run.state) == "success"
+    lake = Lake(plant_dir / "lake")
+    assert lake.read(get_table("materials")).num_rows == 4
+    inspections = lake.read(get_table("quality_inspections"))
+    assert inspections.num_rows > 100 and set(inspections["run_id"].to_pylist()) == {run.run_id}
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = {e.asset.name: e.extra for e in
+                  session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run.run_id)).all()}
+    assert events["plantlake.curated.quality_inspections"]["rows"] == inspections.num_rows

@@ -20,7 +20,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
     for s in summaries:
         by_source.setdefault(s.source, []).append(s)
     assert {k: len(v) for k, v in by_source.items()} == {"historian_export": HOURS, "opcua_plant": HOURS,
-                                                          "mqtt_plant": HOURS, "camera_images": HOURS}
+                                                          "mqtt_plant": HOURS, "camera_images": HOURS, "erp": HOURS}
     assert all(s.published == 86 * 360 for s in by_source["opcua_plant"])
     # the broker queued the three hours for the durable session; the first run drains them all
     end = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -51,3 +51,11 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
                          [str(plant_dir / "lake" / "curated" / "inspection_images" / "*" / "*.parquet")]).fetchall()
     assert sorted(i for (i,) in images) == sorted(s["sha256"] for s in shots if not s["corrupt"])
     assert sum(s.quarantined for s in by_source["camera_images"]) == sum(1 for s in shots if s["corrupt"])
+
+    # the ERP: every order and inspection that changed in the three hours (or the look-back before)
+    erp = by_source["erp"]
+    assert sum(s.quarantined for s in erp) == 0
+    assert erp[0].tables["materials"].published == 4
+    orders = con.execute("select count(*), count(distinct order_id) from read_parquet(?)",
+                         [str(plant_dir / "lake" / "curated" / "production_orders" / "*.parquet")]).fetchone()
+    assert orders[0] == orders[1] > 0
