@@ -43,6 +43,7 @@ bench: system venv
 	$(PY) bench/opcua.py
 	$(PY) bench/mqtt.py
 	$(PY) bench/images.py
+	$(PY) bench/erp.py
 
 docs: venv
 	$(PY) -m plantlake schemas docs
