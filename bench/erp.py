@@ -19,6 +19,7 @@ ratios are rows/s of plantlake over each peer.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import statistics
@@ -67,8 +68,6 @@ def plantlake(db: Path, out: Path, rows: int) -> int:
     erp["tables"] = [t for t in erp["tables"] if t["target"] == "quality_inspections"]
     data["sources"] = [erp]
     cfg = parse_config(data, base_dir=out)
-    import os
-
     os.environ["AIRFLOW_CONN_PLANT_ERP"] = f"sqlite:///{db}"
     end = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=2.5 * rows + 86400)
     s = run_source("erp", datetime(2025, 12, 1, tzinfo=UTC), end, config=cfg, lake=Lake(out))

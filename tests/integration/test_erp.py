@@ -259,3 +259,15 @@ def test_unreachable_databases_raise_a_retriable_error(site, monkeypatch):
     with pytest.raises(SourceUnavailable, match="does not exist"):
         run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
     assert not (tmp / "missing.sqlite").exists()  # looking did not create an empty database
+
+
+def test_a_full_refresh_table_drops_rows_the_erp_deleted(site):
+    cfg, tmp, erp = site
+    erp.sync(T0 + timedelta(hours=1))
+    run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
+    assert Lake(tmp / "lake").read(MATERIALS).num_rows == 4
+    with erp.engine.begin() as conn:  # materials is read whole (mode: full): a deletion shows
+        conn.execute(sa.text("delete from materials where material_no = 'ELEC-CATH-01'"))
+    run_source("erp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), config=cfg)
+    assert sorted(Lake(tmp / "lake").read(MATERIALS)["material_id"].to_pylist()) == [
+        "CELL-LFP-100", "CELL-LFP-280", "CELL-NMC-50"]
