@@ -55,15 +55,13 @@ def bare(folder: Path) -> int:
 
 
 def connector(cfg, lake: Path, end: datetime, workers: int, copy_mode: str = "copy") -> tuple[int, int]:
-    from plantlake.config import parse_config
+    from plantlake.config import with_source
     from plantlake.lake import Lake
     from plantlake.runner import run_source
 
     shutil.rmtree(lake, ignore_errors=True)
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    src = next(s for s in data["sources"] if s["name"] == "camera_images")
-    src.update(workers=workers, copy_mode=copy_mode)
-    s = run_source("camera_images", START, end, config=parse_config(data, base_dir=cfg.base_dir), lake=Lake(lake))
+    variant = with_source(cfg, "camera_images", workers=workers, copy_mode=copy_mode)
+    s = run_source("camera_images", START, end, config=variant, lake=Lake(lake))
     return s.stats["files"], s.published
 
 

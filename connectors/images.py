@@ -75,6 +75,8 @@ class ImagesConnector(Connector):
         self.tz = ZoneInfo(self.timezone)
         self.stats: dict[str, Any] = {}
         self.ingested: list[Path] = []
+        #: (folder index, name) -> (file, sidecar) of the files this run claimed
+        self._paths: dict[tuple[int, str], tuple[Path, str | None]] = {}
 
     # ---- extract ---------------------------------------------------------------------------
 
@@ -149,7 +151,7 @@ class ImagesConnector(Connector):
                       "bytes": rec["size"], "exif_datetime": self._exif_time(rec["exif_datetime"]), **meta}
             for k in _OUT:
                 out[k].append(values[k] if k in values else rec[k])
-            paths = self._paths.get((rec["folder"], rec["file"])) if hasattr(self, "_paths") else None
+            paths = self._paths.get((rec["folder"], rec["file"]))
             if paths:
                 self.ingested.append(paths[0])
                 if paths[1]:

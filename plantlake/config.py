@@ -569,6 +569,17 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path | None =
     return cfg.model_copy(update={"sources": [_resolve_tags(cfg, s) for s in cfg.sources]})
 
 
+def with_source(cfg: PlantConfig, name: str, **changes: Any) -> PlantConfig:
+    """`cfg` with one source's settings changed, validated again like a loaded file (for tests,
+    benchmarks and tools that try a variant of a site's config)."""
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    found = [s for s in data["sources"] if s["name"] == name]
+    if not found:
+        raise ConfigError(f"no source named {name!r} in the site config")
+    found[0].update(changes)
+    return parse_config(data, source=f"<{name} variant>", base_dir=cfg.base_dir)
+
+
 def _secret_paths(node: Any, path: str):
     if isinstance(node, dict):
         for k, v in node.items():

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.erp import SchemaDrift, SourceUnavailable
-from plantlake.config import load_config, parse_config
+from plantlake.config import load_config, with_source
 from plantlake.lake import Lake
 from plantlake.runner import run_source
 from schemas import get_table
@@ -126,12 +126,24 @@ def test_a_full_pull_matches_the_erp_exactly_in_sqlite(site):
     assert_inspections_match(Lake(tmp / "lake"), erp)
 
 
-def test_a_full_pull_matches_the_erp_exactly_in_postgresql(site, postgres_url, monkeypatch):
+@pytest.fixture
+def erp_database(postgres_url):
+    """A database of its own on the session's PostgreSQL server, dropped afterwards."""
+    server = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(sa.text("create database plantlake_erp"))
+    url = sa.engine.make_url(postgres_url).set(database="plantlake_erp")
+    yield url.render_as_string(hide_password=False)
+    sa.create_engine(url).dispose()
+    with server.connect() as conn:
+        conn.execute(sa.text("drop database plantlake_erp with (force)"))
+    server.dispose()
+
+
+def test_a_full_pull_matches_the_erp_exactly_in_postgresql(site, erp_database, monkeypatch):
     cfg, tmp, _ = site
+    postgres_url = erp_database
     engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        for t in ("inspection_results", "orders", "materials"):
-            conn.execute(sa.text(f'drop table if exists "{t}"'))  # noqa: S608 - fixed names
     erp = ErpSimulator(PLANT, postgres_url)
     erp.create()
     as_of = T0 + timedelta(hours=3)
@@ -154,6 +166,8 @@ def test_a_full_pull_matches_the_erp_exactly_in_postgresql(site, postgres_url, m
     assert t.published == t.superseded >= 1 and Lake(tmp / "lake").read(ORDERS).num_rows == before
     assert_orders_match(Lake(tmp / "lake"), erp)
     assert {r["order_id"]: r["status"] for r in Lake(tmp / "lake").read(ORDERS).to_pylist()}[order] == "cancelled"
+    engine.dispose()
+    erp.engine.dispose()
 
 
 def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site):
@@ -167,9 +181,7 @@ def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site):
             "verdict": "OK", "defect_code": None,
             "changed_at": (T0 + timedelta(minutes=50)).astimezone(SITE_TZ).replace(tzinfo=None)}
     erp.commit_late(late)
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    no_lookback = parse_config({**data, "sources": [{**s, "lookback_minutes": 0} if s["name"] == "erp" else s
-                                                    for s in data["sources"]]}, base_dir=tmp)
+    no_lookback = with_source(cfg, "erp", lookback_minutes=0)
     blind = run_source("erp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), config=no_lookback,
                        lake=Lake(tmp / "lake-blind"))
     assert blind.tables["quality_inspections"].published == 0

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from plantlake.config import load_config, parse_config
+from plantlake.config import load_config, parse_config, with_source
 from plantlake.lake import Lake
 from plantlake.runner import run_source
 from schemas import get_table
@@ -201,9 +201,7 @@ def test_bad_files_and_metadata_are_quarantined_with_reasons_and_the_run_goes_on
 def test_a_thousand_images_stream_through_the_pool_in_batches(tmp_path):
     """Files are read by a process pool and landed batch by batch, so memory does not grow with the folder."""
     cfg, inbox, _ = _bad_site(tmp_path)
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    data["sources"][0].update(batch_files=100, workers=2)
-    cfg = parse_config(data, base_dir=tmp_path)
+    cfg = with_source(cfg, "cams", batch_files=100, workers=2)
     inbox.mkdir()
     (tmp_path / "named").mkdir()
     for i in range(1000):
@@ -227,9 +225,7 @@ def test_a_file_still_being_written_waits_for_a_later_run(tmp_path):
     meta = {"station": "assembly/line1/camera1", "part_serial": "P-9", "captured_at": "2026-01-01T06:10:00Z"}
     (inbox / "fresh.png").write_bytes(_png(90)[:40])  # the camera is still writing it
     (inbox / "fresh.json").write_text(json.dumps(meta))
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    data["sources"][0]["settle_s"] = 30
-    cfg = parse_config(data, base_dir=tmp_path)
+    cfg = with_source(cfg, "cams", settle_s=30)
     now = datetime.now(UTC).replace(microsecond=0)
     first = run_source("cams", now - timedelta(hours=1), now + timedelta(minutes=1), config=cfg)
     assert first.stats["files"] == 0 and first.stats["files_waiting"] == 1 and first.raw_rows == 0
@@ -242,9 +238,7 @@ def test_a_file_still_being_written_waits_for_a_later_run(tmp_path):
 
 def test_delete_after_publish_removes_only_what_was_published(tmp_path):
     cfg, inbox, named = _bad_site(tmp_path)
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    data["sources"][0]["delete_after_publish"] = True
-    cfg = parse_config(data, base_dir=tmp_path)
+    cfg = with_source(cfg, "cams", delete_after_publish=True)
     inbox.mkdir()
     named.mkdir()
     meta = {"station": "assembly/line1/camera1", "part_serial": "P-5", "captured_at": "2026-01-01T06:10:00Z"}

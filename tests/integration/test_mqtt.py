@@ -203,12 +203,9 @@ def test_v311_session_with_a_small_inflight_window_drains_everything(site, mosqu
     """MQTT 3.1.1 brokers send only max_inflight_messages unacknowledged messages: the drain lands
     and acknowledges what it has when the broker goes quiet instead of stalling until idle."""
     cfg, tmp = site
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True)
-    src = next(s for s in data["sources"] if s["name"] == "mqtt_plant")
-    src.update(protocol="v311", client_id="plantlake-v311")
-    from plantlake.config import parse_config
+    from plantlake.config import with_source
 
-    cfg311 = parse_config(data, base_dir=tmp)
+    cfg311 = with_source(cfg, "mqtt_plant", protocol="v311", client_id="plantlake-v311")
     run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg311)  # opens the 3.1.1 session
     sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(minutes=20))
     s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg311)
