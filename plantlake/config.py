@@ -134,8 +134,6 @@ class SourceBase(_Model):
     retries: int = Field(3, ge=2, le=20)
     retry_delay_s: int = Field(60, ge=1)
     enabled: bool = True
-    max_bad_share: float = Field(0.5, ge=0, le=1, description="Audit: the publish is blocked when more than "
-                                 "this share of a batch's rows fail row-level expectations.")
     tags: list[TagMapping] = Field(default_factory=list)
 
     @field_validator("schedule")
