@@ -74,6 +74,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     root = cfg.lake_root()
+    if not args.verbose:  # the demo prints a line a run; the runner's full summaries are for --verbose
+        logging.getLogger("plantlake.runner").setLevel(logging.WARNING)
     summaries = run_demo(cfg, progress=lambda msg: print(f"  {msg}", flush=True))
     print()
     by_source: dict[str, list] = {}
@@ -82,6 +84,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for name, runs in by_source.items():
         print(f"{name}: {len(runs)} hourly intervals, {sum(r.published for r in runs)} rows published, "
               f"{sum(r.quarantined for r in runs)} quarantined")
+        reasons: dict[str, int] = {}
+        for r in runs:
+            for t in r.tables.values():
+                for why, n in t.reasons.items():
+                    reasons[why] = reasons.get(why, 0) + n
+        for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print(f"    {n} x {why}")
     print(f"\nplantlake demo: the lake is {root}")
     print(f"  curated tables : {root / 'curated'}")
     print(f"  quarantine     : {root / 'quarantine'} (each row with its reason)")
