@@ -253,14 +253,20 @@ class MqttConnector(Connector):
         rejects = Rejects(stage="decode")
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
                                                  "status_code", "source_ref", "message_id")}
-        self.stats.update(raw_only=0, sparkplug_seq_gaps=0)
+        # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
+        self.stats.update(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0)
         for rec in raw.to_pylist():
+            before = len(rows["ts"])
             problem = self._decode_one(rec, rows)
             if problem:
                 column, reason = problem
                 shown = {**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")}
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
                                      "record": json.dumps(shown, default=str, sort_keys=True)})
+            elif len(rows["ts"]) > before:
+                self.stats["decoded_messages"] += 1
+            elif not self._raw_only(rec["topic"]):
+                self.stats["control_messages"] += 1
         table = pa.table({
             "ts": pa.array(rows["ts"], pa.int64()).cast(TS), "asset_id": pa.array(rows["asset_id"], pa.string()),
             "tag": pa.array(rows["tag"], pa.string()), "value": pa.array(rows["value"], pa.float64()),
@@ -281,10 +287,14 @@ class MqttConnector(Connector):
             captures = pattern.match(topic)
             if captures is not None:
                 return self._json(rec, rule, captures, rows)
-        if any(p.match(topic) is not None for p in self.raw_rules):
+        if self._raw_only(topic):
             self.stats["raw_only"] += 1
             return None
         return "topic", f"topic: no mapping for {topic!r}"
+
+    def _raw_only(self, topic: str) -> bool:
+        return not topic.startswith("spBv1.0/") and not any(p.match(topic) is not None for p, _ in self.json_rules) \
+            and any(p.match(topic) is not None for p in self.raw_rules)
 
     def _asset(self, template: str, captures: dict[str, str]) -> str | None:
         return self.plant.resolve_asset(template.format(**captures))
