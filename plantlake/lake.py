@@ -21,11 +21,13 @@ File names are a function of (table, source, interval) only: a rerun replaces th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 512 * 1024
+#: staging folders older than this belong to runs that died: the next run of the interval removes them
+STALE_STAGING_S = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,8 @@ class Staged:
     replace_all: bool = False
     #: with merge: older versions of keys the new rows replaced
     superseded: int = 0
+    #: unique per staged batch: names its staging folder
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @property
     def rows(self) -> int:
@@ -350,9 +356,7 @@ class Lake:
         """Write `data` under _staging/, one file per date= partition (deterministic names)."""
         staged = Staged(table.name, source, interval)
         name = self.file_name(source, interval)
-        area = self.staging_dir / table.name / f"{_safe(source)}__{interval.key}"
-        if area.exists():
-            shutil.rmtree(area)
+        area = self._staging_area(staged)
         schema = table.arrow_schema()
         for partition, part in split_partitions(table, data):
             rel = Path(partition) / name if partition else Path(name)
@@ -372,9 +376,7 @@ class Lake:
 
         assert table.version_column is not None
         staged = Staged(table.name, source, interval, merge=True, replace_all=replace_all)
-        area = self.staging_dir / table.name / f"{_safe(source)}__{interval.key}"
-        if area.exists():
-            shutil.rmtree(area)
+        area = self._staging_area(staged)
         schema = table.arrow_schema()
         name = f"{_safe(source)}.parquet"
         if data.num_rows == 0 and not replace_all:
@@ -416,9 +418,21 @@ class Lake:
         self.discard(staged)
         return published
 
+    def _staging_area(self, staged: Staged) -> Path:
+        """A staging folder of this batch alone: two runs of one interval (a backfill overlapping a
+        scheduled run) never write into, or clean up, each other's staged files. Folders a crashed
+        run of the same interval left behind more than STALE_STAGING_S ago are swept."""
+        prefix = f"{_safe(staged.source)}__{staged.interval.key}__"
+        folder = self.staging_dir / staged.table
+        if folder.exists():
+            for old in folder.glob(prefix + "*"):
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - old.stat().st_mtime > STALE_STAGING_S:
+                        shutil.rmtree(old, ignore_errors=True)
+        return folder / f"{prefix}{staged.token}"
+
     def discard(self, staged: Staged) -> None:
-        area = self.staging_dir / staged.table / f"{_safe(staged.source)}__{staged.interval.key}"
-        shutil.rmtree(area, ignore_errors=True)
+        shutil.rmtree(self._staging_area(staged), ignore_errors=True)
 
     def published_keys(self, table: Table, data: pa.Table, source: str, interval: Interval) -> pa.Table:
         """Primary keys other publishes already hold, within the table's `key_scope`: the same

@@ -68,6 +68,21 @@ def test_rerun_replaces_and_removes_files_the_new_run_no_longer_has(tmp_path):
     assert back.num_rows == 30 and back["value"][0].as_py() == 100.0
 
 
+def test_two_runs_of_one_interval_stage_apart_and_both_publish(tmp_path):
+    """A backfill and a scheduled run of the same interval, interleaved: neither removes the
+    other's staged files, and the lake ends with one file holding one run's rows."""
+    lake = Lake(tmp_path).ensure()
+    iv = Interval(T0, T0 + timedelta(hours=1))
+    a = lake.stage(SENSOR, "src", iv, readings(T0, 30, value=1.0))
+    b = lake.stage(SENSOR, "src", iv, readings(T0, 30, value=2.0))
+    assert {f.staged.parent.parent for f in a.files}.isdisjoint({f.staged.parent.parent for f in b.files})
+    lake.publish(a)
+    lake.publish(b)
+    back = lake.read(SENSOR)
+    assert sorted(back["value"].to_pylist()) == sorted(readings(T0, 30, value=2.0)["value"].to_pylist())
+    assert not list((tmp_path / "_staging").rglob("*.parquet"))
+
+
 def test_other_sources_and_intervals_are_untouched(tmp_path):
     lake = Lake(tmp_path).ensure()
     a = Interval(T0, T0 + timedelta(minutes=30))

@@ -1,0 +1,52 @@
+"""A backfill overlapping a scheduled run of the same interval: identical output, no duplicates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+
+from plantlake.demo import write_historian_export
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.faults
+
+START = datetime(2026, 3, 1, 9, tzinfo=UTC)
+
+
+def _run(folder, n: int) -> list[subprocess.Popen]:
+    env = {**os.environ, "PLANTLAKE_CONFIG": str(folder / "plant.yaml")}
+    cmd = [sys.executable, "-m", "plantlake", "run", "historian_export",
+           "--start", START.isoformat(), "--end", (START + timedelta(hours=1)).isoformat()]
+    return [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(n)]
+
+
+def _curated(folder) -> dict[str, list[dict]]:
+    out = {}
+    for f in sorted((folder / "lake" / "curated").rglob("*.parquet")):
+        rows = pq.read_table(f).drop_columns(["ingested_at", "run_id"]).to_pylist()
+        out[f.relative_to(folder).as_posix()] = sorted(rows, key=lambda r: (r["asset_id"], r["tag"], r["ts"]))
+    return out
+
+
+def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path):
+    for name in ("alone", "together"):
+        (tmp_path / name).mkdir()
+        shutil.copy(ROOT / "plant.yaml", tmp_path / name / "plant.yaml")
+        write_historian_export(tmp_path / name / "drop" / "historian", START, hours=1)
+    (alone,) = _run(tmp_path / "alone", 1)
+    assert alone.wait(180) == 0, alone.stderr.read()
+    procs = _run(tmp_path / "together", 3)  # a backfill, a scheduled run and a manual rerun, all at once
+    for p in procs:
+        assert p.wait(180) == 0, p.stderr.read()
+    reference, overlapped = _curated(tmp_path / "alone"), _curated(tmp_path / "together")
+    assert len(reference) == 1 and {k.replace("together", "alone") for k in overlapped} == set(reference)
+    (rows,) = overlapped.values()
+    assert rows == next(iter(reference.values())) and len(rows) == 360 * 6 + 12 * 2
+    assert not list((tmp_path / "together" / "lake" / "_staging").rglob("*.parquet"))
