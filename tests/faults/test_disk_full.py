@@ -1,0 +1,63 @@
+"""Disk full during a run: a clean failure, nothing partial visible, and the next run succeeds."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from plantlake.config import load_config
+from plantlake.demo import write_historian_export
+from plantlake.runner import run_source
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.faults
+
+START = datetime(2026, 3, 1, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def small_lake(tmp_path):
+    """A 3 MiB tmpfs as the lake root (mounting needs root, which `make test` and CI run as)."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(lake)], check=True)
+    try:
+        yield lake
+    finally:
+        subprocess.run(["umount", "-l", str(lake)], check=False)
+
+
+def _snapshot(lake) -> dict[str, bytes]:
+    return {p.relative_to(lake).as_posix(): p.read_bytes() for p in lake.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and p.name != "filler"}
+
+
+def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(tmp_path, small_lake):
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    cfg = load_config(tmp_path / "plant.yaml")
+    write_historian_export(tmp_path / "drop" / "historian", START, hours=2)
+    first = run_source("historian_export", START, START + timedelta(hours=1), config=cfg)
+    assert first.published > 0
+    before = _snapshot(small_lake)
+    # the disk fills up: leave a few KiB, less than an hour of data needs
+    free = shutil.disk_usage(small_lake).free
+    with open(small_lake / "filler", "wb") as fh:
+        fh.write(b"\0" * (free - 8 * 1024))
+    with pytest.raises(OSError) as err:
+        run_source("historian_export", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
+    assert err.value.errno == errno.ENOSPC or "No space left" in str(err.value), err.value
+    # nothing partial became visible, nothing already published changed, no temp file stayed behind
+    assert _snapshot(small_lake) == before
+    assert not [p for p in small_lake.rglob(".*.tmp")]
+    # space returns: the rerun of the failed hour publishes it
+    (small_lake / "filler").unlink()
+    second = run_source("historian_export", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
+    assert second.published == first.published
+    assert sorted(p.parent.name for p in (small_lake / "curated").rglob("*.parquet")) == ["date=2026-03-01"] * 2
