@@ -22,6 +22,16 @@ def tag_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()).strip("_")
 
 
+def capture_regex(template: str) -> str:
+    """The regex of a template with `{name}` captures ('cam{n}_{serial}.png'): literal text escaped,
+    each capture a named group of one or more characters other than '/'."""
+    out, pos = "", 0
+    for m in re.finditer(r"{(\w+)}", template):
+        out += re.escape(template[pos:m.start()]) + f"(?P<{m.group(1)}>[^/]+?)"
+        pos = m.end()
+    return out + re.escape(template[pos:])
+
+
 @dataclass
 class Extract:
     """What a connector read for one interval: raw rows exactly as they came in."""

@@ -184,7 +184,7 @@ class ErpConnector(Connector):
             lo = interval.start - timedelta(minutes=self.source.lookback_minutes)
             col = sa.column(t.updated_at)
             stmt = stmt.where(col >= sa.bindparam("lo"), col < sa.bindparam("hi"))
-            params = {"lo": self._local(lo, found[t.updated_at]), "hi": self._local(interval.end, found[t.updated_at])}
+            params = {"lo": self._local(lo), "hi": self._local(interval.end)}
         if sqlite:  # a first row of typed, non-null witnesses fixes each column's type, then is dropped
             witness = sa.select(*[sa.cast(sa.literal(SQLITE_WITNESS.get(families[c], "")),
                                           SQLITE_CAST.get(families[c], sa.Text())).label(c) for c in select],
@@ -192,7 +192,7 @@ class ErpConnector(Connector):
             stmt = sa.union_all(witness, stmt.add_columns(sa.literal(1).label(WITNESS)))
         return self._read(t, stmt, params)
 
-    def _local(self, dt: datetime, sa_type: Any) -> Any:
+    def _local(self, dt: datetime) -> Any:
         """An interval bound as the ERP stores it: naive local time (text in SQLite)."""
         local = dt.astimezone(self.tz).replace(tzinfo=None)
         if self.connection is not None and self.connection.conn_type == "sqlite":
@@ -307,14 +307,12 @@ class ErpConnector(Connector):
 
     def _decode_table(self, t: Any, data: pa.Table, rejects: Rejects) -> pa.Table:
         table = get_table(t.target)
-        n = data.num_rows
-        work = data.append_column("__row", pa.array(range(n), pa.int64()))
         out: dict[str, Any] = {}
-        bad = pa.array([False] * n)
+        bad = pa.repeat(pa.scalar(False), data.num_rows)
         reasons: list[tuple[pa.Array, str, Any]] = []
         for target, source in t.columns.items():
             col = table.column(target)
-            values = work[source]
+            values = data[source]
             if t.csv is not None:
                 values = self._csv_value(values, col.type, t.csv)
             if target in t.codes:
@@ -328,10 +326,10 @@ class ErpConnector(Connector):
             out[target] = values
         for mask, column, reason in reasons:
             fresh = pc.and_(mask, pc.invert(bad))
-            rejects.record(work, fresh, column, reason)
+            rejects.record(data, fresh, column, reason)
             bad = pc.or_(bad, mask)
         if t.csv is not None:  # rejects conform finds still say which file and line
-            out.update({m: work[m] for m in META})
+            out.update({m: data[m] for m in META})
         return pa.table(out).filter(pc.invert(bad))
 
     def _csv_value(self, values: Any, typ: pa.DataType, spec: Any) -> Any:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import Connector, Decoded, Extract
+from connectors.base import Connector, Decoded, Extract, capture_regex
 from connectors.files import claim
 from connectors.image_probe import Job, Probe
 from plantlake.lake import Interval
@@ -56,22 +56,14 @@ class MetadataError(ValueError):
         self.column = column
 
 
-def name_regex(pattern: str) -> re.Pattern[str]:
-    """'cam{n}_{part_serial}_{captured_at}.png' -> a regex with one named group per capture."""
-    out, pos = "", 0
-    for m in re.finditer(r"{(\w+)}", pattern):
-        out += re.escape(pattern[pos:m.start()]) + f"(?P<{m.group(1)}>[^/]+?)"
-        pos = m.end()
-    return re.compile("^" + out + re.escape(pattern[pos:]) + "$")
-
-
 class ImagesConnector(Connector):
     kind = "images"
     tables = ("inspection_images",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.name_patterns = [name_regex(f.name_pattern) if f.name_pattern else None for f in self.source.folders]
+        self.name_patterns = [re.compile(f"^{capture_regex(f.name_pattern)}$") if f.name_pattern else None
+                              for f in self.source.folders]
         self.tz = ZoneInfo(self.timezone)
         self.stats: dict[str, Any] = {}
         self.ingested: list[Path] = []

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from connectors import sparkplug
-from connectors.base import Connector, Decoded, Extract, tag_name
+from connectors.base import Connector, Decoded, Extract, capture_regex, tag_name
 from plantlake.lake import Interval
 from schemas.conform import Rejects
 
@@ -59,12 +59,7 @@ class TopicPattern:
                 parts.append("[^/]+")
                 subs.append("+")
             else:
-                regex, pos = "", 0
-                for m in re.finditer(r"{(\w+)}", level):
-                    regex += re.escape(level[pos:m.start()]) + f"(?P<{m.group(1)}>[^/]+?)"
-                    pos = m.end()
-                regex += re.escape(level[pos:])
-                parts.append(regex)
+                parts.append(capture_regex(level))
                 subs.append("+" if "{" in level else level)
         self.regex = re.compile("^" + "/".join(parts) + "$")
         self.subscription = "/".join(subs)
