@@ -103,6 +103,8 @@ class TagMapping(_Model):
     type: Literal["number", "text", "bool"] = "number"
     min: float | None = Field(None, description="Lowest physically possible value, in the canonical unit.")
     max: float | None = Field(None, description="Highest physically possible value, in the canonical unit.")
+    required: bool = Field(False, description="The tag must report in every interval: a batch without it "
+                           "is not published.")
 
     @field_validator("unit", "canonical_unit")
     @classmethod
@@ -134,6 +136,8 @@ class SourceBase(_Model):
     retries: int = Field(3, ge=2, le=20)
     retry_delay_s: int = Field(60, ge=1)
     enabled: bool = True
+    max_bad_share: float = Field(0.5, ge=0, le=1, description="Audit: the publish is blocked when more than "
+                                 "this share of a batch's rows fail row-level expectations.")
     tags: list[TagMapping] = Field(default_factory=list)
 
     @field_validator("schedule")

@@ -289,6 +289,8 @@ class Lake:
         return self._within("products", _safe(table))
 
     def table_dir(self, table: Table) -> Path:
+        if table.layer == "_quality":
+            return self.quality_dir / _safe(table.name)
         return self.products(table.name) if table.layer == "products" else self.curated(table.name)
 
     def raw(self, source: str) -> Path:
@@ -460,6 +462,12 @@ class Lake:
 
     def merge_manifest_path(self, table: str, source: str) -> Path:
         return self.state_dir / "published" / _safe(table) / f"{_safe(source)}.json"
+
+    def write_quality_results(self, table: Table, name: str, interval: Interval, data: pa.Table) -> Path:
+        """One run's audit results as a file of the `quality_results` table (replaced by a rerun)."""
+        path = self.table_dir(table) / f"date={interval.start:%Y-%m-%d}" / _safe(name)
+        write_parquet(path, [data], table.arrow_schema())
+        return path
 
     # ---- quarantine --------------------------------------------------------------------
 

@@ -135,6 +135,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                              tag_rules=connector.tag_rules(), timezone=connector.timezone)
         staged_all = []
         conformed: dict[str, pa.Table] = {}
+        set_aside: dict[str, int] = {}  # rows the audit's row-level expectations took out
         for table_name in connector.tables:
             table = get_table(table_name)
             ts = summary.tables.setdefault(table_name, TableSummary())
@@ -165,8 +166,13 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 else:
                     staged = lake.stage(table, src.name, interval, result.table)
                 timer.lap("stage")
-                audit = audit_staged(table, staged)
+                audit = audit_staged(table, staged, source=src, max_bad_share=src.max_bad_share)
                 ts.checks = len(audit.checks)
+                keep_quality(lake, src.name, interval, run_id, audit)
+                if audit.rejects is not None:
+                    reject_tables.append(audit.rejects)
+                    set_aside[table_name] = audit.set_aside
+                    ts.reasons = dict(Counter(ts.reasons) + Counter(audit.rejects["reason"].to_pylist()))
                 timer.lap("audit")
                 if not audit.passed:
                     lake.discard(staged)
@@ -181,7 +187,8 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
 
         for staged in staged_all:
             ts = summary.tables[staged.table]
-            ts.published = conformed[staged.table].num_rows if staged.merge else staged.rows
+            ts.published = (conformed[staged.table].num_rows - set_aside.get(staged.table, 0) if staged.merge
+                            else staged.rows)
             ts.files = [str(p.relative_to(lake.root)) for p in lake.publish(staged)]
         timer.lap("publish")
         if extract.state is not None:
@@ -205,6 +212,29 @@ def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:
     if name in conformed:
         parts.append(conformed[name][column])
     return pa.chunked_array([c for p in parts for c in p.chunks], pa.string()).combine_chunks()
+
+
+def keep_quality(lake: Lake, source: str, interval: Interval, run_id: str, audit: Any) -> None:
+    """An audit's results: its GX validation as JSON under _quality/results/<table>/ (what Data
+    Docs are built from), and one row per check in the `quality_results` table (for trends)."""
+    import pyarrow as pa
+
+    from plantlake.lake import write_json_atomic
+    from schemas import get_table
+
+    name = lake.file_name(source, interval).removesuffix(".parquet")
+    write_json_atomic(lake.quality_dir / "results" / audit.table / f"{name}.json", {
+        "table": audit.table, "suite": audit.suite, "source": source, "run_id": run_id,
+        "interval": [interval.start, interval.end], "passed": audit.passed, "rows": audit.rows,
+        "set_aside": audit.set_aside, "checks": [asdict(c) for c in audit.checks], "validation": audit.validation})
+    now = datetime.now(UTC)
+    table = get_table("quality_results")
+    data = pa.Table.from_pylist([{
+        "validated_at": now, "run_id": run_id, "source": source, "table_name": audit.table,
+        "interval_start": interval.start, "expectation": c.name, "level": c.level, "success": c.success,
+        "unexpected_count": c.unexpected, "element_count": audit.rows, "ingested_at": now} for c in audit.checks],
+        schema=table.arrow_schema())
+    lake.write_quality_results(table, f"{audit.table}__{name}.parquet", interval, data)
 
 
 def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:

@@ -236,6 +236,30 @@ IMAGE_TRAINING_SET = Table(
     key_scope="table",
 )
 
+QUALITY_RESULTS = Table(
+    name="quality_results",
+    version=1,
+    layer="_quality",
+    description="One row per audit check or expectation of every run: for quality trends.",
+    columns=(
+        Column("validated_at", TS, "When the audit ran (UTC).", nullable=False),
+        Column("run_id", STR, "The pipeline run.", nullable=False),
+        Column("source", STR, "The configured source.", nullable=False),
+        Column("table_name", STR, "The curated table audited.", nullable=False),
+        Column("interval_start", TS, "Start of the run's data interval (UTC).", nullable=False),
+        Column("expectation", STR, "The check or GX expectation, with its column.", nullable=False),
+        Column("level", STR, "batch: blocks the publish; row: sets rows aside.", nullable=False,
+               allowed=("batch", "row")),
+        Column("success", pa.bool_(), "Whether it held.", nullable=False),
+        Column("unexpected_count", I64, "Rows (or items) that broke it.", min=0),
+        Column("element_count", I64, "Rows audited.", min=0),
+        Column("ingested_at", TS, "When plantlake wrote the row (UTC).", nullable=False),
+    ),
+    primary_key=("run_id", "table_name", "expectation", "interval_start"),
+    partition_column="interval_start",
+    lineage=("ingested_at", "run_id", "validated_at"),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -247,6 +271,7 @@ TABLES: dict[str, Table] = {
         ASSETS,
         ORDER_CONTEXT,
         IMAGE_TRAINING_SET,
+        QUALITY_RESULTS,
     )
 }
 

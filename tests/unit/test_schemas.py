@@ -18,7 +18,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.unit
 
 DESIGN_TABLES = {"sensor_readings", "production_orders", "materials", "quality_inspections",
-                 "inspection_images", "assets", "order_context", "image_training_set"}
+                 "inspection_images", "assets", "order_context", "image_training_set",
+                 "quality_results"}  # the audit's results, for trends
 
 
 def test_every_design_table_is_declared_with_key_and_lineage():

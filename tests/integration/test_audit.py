@@ -1,0 +1,87 @@
+"""The audit step with the tables' GX suites: row-level failures are set aside, batch-level ones block."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from plantlake.config import load_config, with_source
+from plantlake.lake import Lake
+from plantlake.runner import run_source
+from quality.audit import AuditFailed
+from schemas import get_table
+from simulators.erp import ErpSimulator
+from simulators.story import Plant
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 2, 6, tzinfo=UTC)
+ORDERS = get_table("production_orders")
+
+
+def _local(dt: datetime) -> datetime:
+    return dt.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
+    erp = ErpSimulator(Plant(seed=42, start=datetime(2026, 1, 1, tzinfo=UTC)), url)
+    erp.sync(T0 + timedelta(hours=1))
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", url)
+    return load_config(tmp_path / "plant.yaml"), tmp_path, erp
+
+
+def _break_order(erp: ErpSimulator, at: datetime) -> str:
+    """An ERP user books an order's finish before its start."""
+    with erp.engine.begin() as conn:
+        order = conn.execute(sa.text("select order_no from orders where actual_start is not null "
+                                     "order by order_no limit 1")).scalar_one()
+        conn.execute(sa.text("update orders set actual_finish = :f, changed_at = :c where order_no = :o"),
+                     {"f": _local(T0 - timedelta(days=3)), "c": _local(at), "o": order})
+    return order
+
+
+def test_rows_failing_a_rule_are_set_aside_and_the_results_are_kept(site):
+    cfg, tmp, erp = site
+    order = _break_order(erp, T0 + timedelta(minutes=30))
+    s = run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
+    t = s.tables["production_orders"]
+    reason = "expect_column_pair_values_a_to_be_greater_than_b(actual_end, actual_start): an order cannot end before it starts"
+    assert t.reasons == {reason: 1} and t.quarantined == 1
+    q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
+    assert [(r["stage"], r["column"], json.loads(r["record"])["order_id"]) for r in q] == [
+        ("audit", "actual_end", order)]
+    published = Lake(tmp / "lake").read(ORDERS)
+    assert order not in published["order_id"].to_pylist() and published.num_rows == t.published > 0
+    # the validation is kept as JSON, and every check as a row of quality_results
+    result = json.loads((tmp / "lake" / "_quality" / "results" / "production_orders" /
+                         "erp__20260102T060000Z_20260102T070000Z.json").read_text())
+    assert result["passed"] is True and result["validation"]["statistics"]["unsuccessful_expectations"] == 1
+    qr = Lake(tmp / "lake").read(get_table("quality_results"))
+    mine = [r for r in qr.to_pylist() if r["table_name"] == "production_orders" and not r["success"]]
+    assert [(r["expectation"], r["level"], r["unexpected_count"]) for r in mine] == [
+        ("expect_column_pair_values_a_to_be_greater_than_b(actual_end, actual_start)", "row", 1)]
+    assert {r["table_name"] for r in qr.to_pylist()} == {"materials", "production_orders", "quality_inspections"}
+
+
+def test_too_many_bad_rows_block_the_publish_and_leave_the_lake_as_it_was(site):
+    cfg, tmp, erp = site
+    run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
+    before = {p: p.read_bytes() for p in (tmp / "lake" / "curated").rglob("*.parquet")}
+    _break_order(erp, T0 + timedelta(hours=1, minutes=10))
+    strict = with_source(cfg, "erp", max_bad_share=0.0)
+    with pytest.raises(AuditFailed, match=r"production_orders: publish blocked, 1 failed check\(s\): share of rows "
+                                          r"failing row-level expectations <= 0 \(observed 1 of \d+ rows"):
+        run_source("erp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), config=strict)
+    after = {p: p.read_bytes() for p in (tmp / "lake" / "curated").rglob("*.parquet")}
+    assert after == before
+    assert not list((tmp / "lake" / "_staging").rglob("*.parquet"))
