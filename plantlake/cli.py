@@ -58,6 +58,25 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quality(args: argparse.Namespace) -> int:
+    from plantlake.lake import Interval, Lake
+
+    cfg = load_config(args.config)
+    lake = Lake(cfg.lake_root()).ensure()
+    if args.action == "check":
+        from quality.cross_source import run_checks
+
+        if not (args.start and args.end):
+            raise ConfigError("plantlake quality check needs --start and --end")
+        run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        result = run_checks(lake, cfg, Interval(args.start, args.end), run_id)
+        print(f"{result.rows.num_rows} cross-source check rows in {result.path}; failed: {result.failures() or 'none'}")
+    from quality.docs import build_data_docs
+
+    print(f"Data Docs: {build_data_docs(lake, cfg)}")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from schemas import evolution
     from schemas.docs import write_data_dictionary
@@ -137,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["check", "docs"])
     c.add_argument("--out", default="docs/configuration.md")
     c.set_defaults(func=_cmd_config)
+
+    q = sub.add_parser("quality", help="cross-source checks of an interval (check), and the Data Docs (docs)")
+    q.add_argument("action", choices=["check", "docs"])
+    q.add_argument("--start", type=_when)
+    q.add_argument("--end", type=_when)
+    q.set_defaults(func=_cmd_quality)
 
     s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")
     s.add_argument("action", choices=["docs", "lock"])

@@ -442,9 +442,19 @@ class LakeSettings(_Model):
     root: str = "./lake"
 
 
+class QualitySettings(_Model):
+    """Thresholds of the cross-source checks (reported in `cross_source_checks` and Data Docs)."""
+
+    min_sensor_coverage: float = Field(0.9, ge=0, le=1, description="Share of an order's running minutes "
+                                       "on its line that must have sensor readings.")
+    max_line_bad_share: float = Field(0.1, ge=0, le=1, description="Highest share of Bad or Uncertain "
+                                      "readings on a line in an interval.")
+
+
 class PlantConfig(_Model):
     enterprise: Enterprise
     lake: LakeSettings = Field(default_factory=LakeSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     sources: list[Source] = Field(default_factory=list)
     #: Directory of the config file; relative paths in the config resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -101,4 +101,14 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
                                      run_id=f"demo__{s:%Y%m%dT%H%M}")
                 say(f"{src.name} {s:%H:%M}: {summary.published} rows published, {summary.quarantined} quarantined")
                 summaries.append(summary)
+    from plantlake.lake import Interval
+    from quality.cross_source import run_checks
+    from quality.docs import build_data_docs
+
+    for h in range(HOURS):
+        s = start + timedelta(hours=h)
+        checked = run_checks(lake, cfg, Interval(s, s + timedelta(hours=1)), f"demo__{s:%Y%m%dT%H%M}")
+        failed = ", ".join(f"{n} {check}" for check, n in checked.failures().items() if n) or "none failed"
+        say(f"cross-source checks {s:%H:%M}: {checked.rows.num_rows} checked, {failed}")
+    say(f"Data Docs: {build_data_docs(lake, cfg)}")
     return summaries

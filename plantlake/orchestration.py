@@ -1,4 +1,4 @@
-"""The DAG factory: one ingest DAG per configured source.
+"""The DAG factory: one ingest DAG per configured source, and the quality DAG.
 
 DAG files in `dags/` call these builders; they hold no logic of their own. Only
 Airflow's SDK and the light config model load at parse time; the runner, pyarrow
@@ -14,6 +14,9 @@ from typing import Any
 from plantlake.config import PlantConfig, default_config_path, load_config
 
 DAG_PREFIX = "plantlake_ingest_"
+QUALITY_DAG = "plantlake_quality"
+#: the curated tables the cross-source checks read: a publish of any of them triggers the checks
+CHECKED_TABLES = ("sensor_readings", "inspection_images", "production_orders", "quality_inspections")
 
 
 def asset_for(table: str, layer: str = "curated") -> Any:
@@ -86,3 +89,66 @@ def ingest_dag(src: Any, config_path: str) -> Any:
         ingest()
 
     return ingest_source()
+
+
+def build_quality_dag(config_path: str | Path | None = None) -> Any:
+    """The quality DAG: cross-source checks of each interval the ingest DAGs publish, then
+    the Data Docs. Scheduled on the curated Assets (any publish triggers it); the intervals to
+    check come from the triggering events, or from the run's `start`/`end` params when run by hand."""
+    from airflow.sdk import Param, dag, task
+
+    path = str(Path(config_path or default_config_path()).resolve())
+    assets = [asset_for(t) for t in CHECKED_TABLES]
+    trigger = assets[0]
+    for a in assets[1:]:
+        trigger = trigger | a
+
+    @dag(
+        dag_id=QUALITY_DAG,
+        description="Cross-source checks of each published interval, and the GX Data Docs",
+        schedule=trigger,
+        catchup=False,
+        max_active_runs=1,
+        tags=["plantlake", "quality"],
+        params={"start": Param(None, type=["null", "string"], description="ISO start of an interval to check"),
+                "end": Param(None, type=["null", "string"], description="ISO end of that interval")},
+        doc_md="Checks every interval the ingest DAGs publish across sources (images without an ERP "
+        "inspection, orders without sensor coverage, Bad/Uncertain share per line) into "
+        "`_quality/cross_source_checks/`, then brings the Data Docs under `_quality/docs/` up to date.",
+    )
+    def quality() -> None:
+        @task(task_id="cross_source_checks")
+        def checks(**context: Any) -> dict[str, Any]:
+            from datetime import datetime
+
+            from plantlake.lake import Interval, Lake
+            from quality.cross_source import run_checks
+
+            cfg = load_config(path)
+            lake = Lake(cfg.lake_root()).ensure()
+            spans = set()
+            for events in (context.get("triggering_asset_events") or {}).values():
+                for event in events:
+                    span = (event.extra or {}).get("interval")
+                    if span:
+                        spans.add(tuple(span))
+            params = context["params"]
+            if params.get("start") and params.get("end"):
+                spans.add((params["start"], params["end"]))
+            out = {}
+            for start, end in sorted(spans):
+                iv = Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
+                out[iv.key] = run_checks(lake, cfg, iv, context["run_id"]).failures()
+            return out
+
+        @task(task_id="data_docs")
+        def docs() -> str:
+            from plantlake.lake import Lake
+            from quality.docs import build_data_docs
+
+            cfg = load_config(path)
+            return str(build_data_docs(Lake(cfg.lake_root()).ensure(), cfg))
+
+        checks() >> docs()
+
+    return quality()

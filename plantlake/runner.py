@@ -99,6 +99,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     import connectors
     from plantlake.connections import get_connection
     from quality.audit import audit_staged
+    from quality.results import keep_audit
     from schemas import get_table
     from schemas.conform import ConformContext, check_references, conform, drop_known
 
@@ -168,7 +169,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 timer.lap("stage")
                 audit = audit_staged(table, staged, source=src, max_bad_share=src.max_bad_share)
                 ts.checks = len(audit.checks)
-                keep_quality(lake, src.name, interval, run_id, audit)
+                keep_audit(lake, src.name, interval, run_id, audit)
                 if audit.rejects is not None:
                     reject_tables.append(audit.rejects)
                     set_aside[table_name] = audit.set_aside
@@ -212,29 +213,6 @@ def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:
     if name in conformed:
         parts.append(conformed[name][column])
     return pa.chunked_array([c for p in parts for c in p.chunks], pa.string()).combine_chunks()
-
-
-def keep_quality(lake: Lake, source: str, interval: Interval, run_id: str, audit: Any) -> None:
-    """An audit's results: its GX validation as JSON under _quality/results/<table>/ (what Data
-    Docs are built from), and one row per check in the `quality_results` table (for trends)."""
-    import pyarrow as pa
-
-    from plantlake.lake import write_json_atomic
-    from schemas import get_table
-
-    name = lake.file_name(source, interval).removesuffix(".parquet")
-    write_json_atomic(lake.quality_dir / "results" / audit.table / f"{name}.json", {
-        "table": audit.table, "suite": audit.suite, "source": source, "run_id": run_id,
-        "interval": [interval.start, interval.end], "passed": audit.passed, "rows": audit.rows,
-        "set_aside": audit.set_aside, "checks": [asdict(c) for c in audit.checks], "validation": audit.validation})
-    now = datetime.now(UTC)
-    table = get_table("quality_results")
-    data = pa.Table.from_pylist([{
-        "validated_at": now, "run_id": run_id, "source": source, "table_name": audit.table,
-        "interval_start": interval.start, "expectation": c.name, "level": c.level, "success": c.success,
-        "unexpected_count": c.unexpected, "element_count": audit.rows, "ingested_at": now} for c in audit.checks],
-        schema=table.arrow_schema())
-    lake.write_quality_results(table, f"{audit.table}__{name}.parquet", interval, data)
 
 
 def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:

@@ -86,6 +86,9 @@ class AuditResult:
 
 
 _CONTEXT: Any = None
+#: per-row lists in a COMPLETE result: the rows go to quarantine, not into a check's description
+_ROW_LISTS = ("unexpected_index_list", "unexpected_list", "unexpected_rows", "unexpected_index_query",
+              "partial_unexpected_list", "partial_unexpected_index_list", "partial_unexpected_counts")
 #: expectations the audit answers without GX, recorded in the validation as their outcome:
 #: a column exists when the file-level schema check passed; keys are counted with Arrow
 _NATIVE = ("ExpectColumnToExist", "ExpectCompoundColumnsToBeUnique")
@@ -161,7 +164,7 @@ def audit_staged(table: Table, staged: Staged, *, source: Any = None, max_bad_sh
     failed = [i for i, r in results.items() if not r.success]
     if failed:  # again, for exactly these, with the rows that broke them
         detail = batch.validate(build_suite(table, source, [judged[i] for i in failed]),
-                                result_format={"result_format": "COMPLETE", "partial_unexpected_count": 0})
+                                result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20})
         results.update({failed[r.expectation_config.meta["spec"]]: r for r in detail.results})
     validation.results = [results[i] for i in range(len(judged))]
     present = set(pq.read_schema(staged.files[0].staged).names)  # every file passed the schema check
@@ -174,7 +177,10 @@ def audit_staged(table: Table, staged: Staged, *, source: Any = None, max_bad_sh
         if raised:
             result.checks.append(Check(spec.name, False, observed=f"GX raised: {r.exception_info['exception_message']}"))
             continue
-        observed = r.result.get("observed_value", f"{unexpected} unexpected of {data.num_rows}")
+        observed = r.result.get("observed_value")
+        if observed is None:  # e.g. a set expectation reports what is missing instead
+            observed = {k: v for k, v in r.result.items() if k not in _ROW_LISTS and v is not None} or \
+                f"{unexpected} unexpected of {data.num_rows}"
         result.checks.append(Check(spec.name, bool(r.success), observed=observed, unexpected=unexpected,
                                    level=spec.level))
         if spec.level == "row":

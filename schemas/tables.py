@@ -260,6 +260,31 @@ QUALITY_RESULTS = Table(
     lineage=("ingested_at", "run_id", "validated_at"),
 )
 
+CROSS_SOURCE_CHECKS = Table(
+    name="cross_source_checks",
+    version=1,
+    layer="_quality",
+    description="Checks across sources after an interval is published: images without an ERP inspection, "
+                "orders without sensor coverage on their line, the share of Bad/Uncertain readings per line.",
+    columns=(
+        Column("interval_start", TS, "Start of the checked interval (UTC).", nullable=False),
+        Column("interval_end", TS, "End of the checked interval (UTC).", nullable=False),
+        Column("check", STR, "Which check.", nullable=False,
+               allowed=("image_has_inspection", "order_sensor_coverage", "line_bad_share")),
+        Column("subject", STR, "What was checked: image id, order id or line.", nullable=False),
+        Column("line_id", STR, "ISA-95 path of the line the subject belongs to, when known."),
+        Column("value", F64, "The measure: 1/0 for an image with/without inspection, the covered share of an "
+               "order's minutes, the bad share of a line's readings.", nullable=False),
+        Column("threshold", F64, "The bound `value` is held to.", nullable=False),
+        Column("success", pa.bool_(), "Whether the value is within its bound.", nullable=False),
+        Column("detail", STR, "Counts behind the value."),
+        Column("run_id", STR, "The run that checked.", nullable=False),
+        Column("ingested_at", TS, "When plantlake wrote the row (UTC).", nullable=False),
+    ),
+    primary_key=("check", "subject", "interval_start"),
+    partition_column="interval_start",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -272,6 +297,7 @@ TABLES: dict[str, Table] = {
         ORDER_CONTEXT,
         IMAGE_TRAINING_SET,
         QUALITY_RESULTS,
+        CROSS_SOURCE_CHECKS,
     )
 }
 

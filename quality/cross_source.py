@@ -1,0 +1,158 @@
+"""Checks across sources, run after an interval is published.
+
+Each silo can pass its own suite and still disagree with the others. For one data interval:
+
+- `image_has_inspection`: every inspection image with a part serial maps to an ERP inspection
+  of that part (value 1 or 0, per image);
+- `order_sensor_coverage`: every order running on a line during the interval has sensor
+  readings on that line in at least `min_sensor_coverage` of its running minutes (per order);
+- `line_bad_share`: the share of Bad or Uncertain readings per line stays at or below
+  `max_line_bad_share` (per line).
+
+The rows go to the `cross_source_checks` table under `_quality/`, and a GX suite over them
+(one expectation per check, its threshold from the site config) is validated so the result
+appears in Data Docs next to the audits, failing subjects listed as unexpected values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from plantlake.config import PlantConfig
+from plantlake.lake import Interval, Lake, write_parquet
+from quality.suites import Spec
+from schemas import get_table
+
+TABLE = "cross_source_checks"
+
+
+@dataclass
+class CrossSourceResult:
+    interval: Interval
+    rows: pa.Table
+    validation: dict[str, Any]
+    path: str
+
+    def failures(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for check, ok in zip(self.rows["check"].to_pylist(), self.rows["success"].to_pylist(), strict=True):
+            out[check] = out.get(check, 0) + (not ok)
+        return out
+
+
+def specs(cfg: PlantConfig) -> list[Spec]:
+    """The suite over `cross_source_checks`: each check's values held to its threshold."""
+    q = cfg.quality
+    return [
+        Spec("ExpectColumnValuesToBeBetween", {"column": "value", "min_value": 1, "max_value": 1,
+                                               "row_condition": 'check=="image_has_inspection"',
+                                               "condition_parser": "pandas"},
+             "every inspection image maps to an ERP inspection of its part"),
+        Spec("ExpectColumnValuesToBeBetween", {"column": "value", "min_value": q.min_sensor_coverage,
+                                               "row_condition": 'check=="order_sensor_coverage"',
+                                               "condition_parser": "pandas"},
+             "an order running on a line has sensor readings on the line during its window"),
+        Spec("ExpectColumnValuesToBeBetween", {"column": "value", "max_value": q.max_line_bad_share,
+                                               "row_condition": 'check=="line_bad_share"',
+                                               "condition_parser": "pandas"},
+             "the share of Bad/Uncertain readings per line"),
+    ]
+
+
+def _day_tables(lake: Lake, name: str, interval: Interval) -> pa.Table:
+    """A curated table's rows in the partitions the interval touches (the whole table when unpartitioned)."""
+    table = get_table(name)
+    if table.partition_column is None:
+        return lake.read(table)
+    days = sorted({interval.start.date(), (interval.end - (interval.end - interval.start) / 10**6).date()})
+    return pa.concat_tables([lake.read(table, date=d.isoformat()) for d in days])
+
+
+def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa.Table:
+    """The check rows for one interval (DuckDB over the curated tables)."""
+    import duckdb
+
+    readings = _day_tables(lake, "sensor_readings", interval).select(["ts", "asset_id", "quality"])
+    images = _day_tables(lake, "inspection_images", interval).select(["image_id", "captured_at", "asset_id",
+                                                                      "part_serial"])
+    inspections = lake.read(get_table("quality_inspections"), columns=["part_serial"])
+    orders = lake.read(get_table("production_orders"), columns=["order_id", "line_id", "actual_start", "actual_end"])
+    assets = sorted(set(readings["asset_id"].to_pylist()) | set(images["asset_id"].to_pylist()))
+    lines = pa.table({"asset_id": pa.array(assets, pa.string()),
+                      "line_id": pa.array([cfg.line_of(a) for a in assets], pa.string())})
+    q = cfg.quality
+    con = duckdb.connect()
+    for name, data in (("readings", readings), ("images", images), ("inspections", inspections),
+                       ("orders", orders), ("lines", lines)):
+        con.register(name, data)
+    params = {"start": interval.start, "end": interval.end, "coverage": q.min_sensor_coverage,
+              "bad": q.max_line_bad_share}
+    rows = con.execute("""
+        with r as (select r.ts, r.quality, l.line_id from readings r join lines l using (asset_id)
+                   where r.ts >= $start and r.ts < $end),
+        img as (
+            select 'image_has_inspection' as "check", i.image_id as subject, l.line_id,
+                   case when exists (select 1 from inspections x where x.part_serial = i.part_serial)
+                        then 1.0 else 0.0 end as value, 1.0 as threshold,
+                   'part ' || i.part_serial as detail
+            from images i left join lines l using (asset_id)
+            where i.captured_at >= $start and i.captured_at < $end and i.part_serial is not null),
+        o as (
+            select order_id, line_id, greatest(actual_start, $start) as ws,
+                   least(coalesce(actual_end, $end), $end) as we
+            from orders where actual_start < $end and coalesce(actual_end, $end) > $start),
+        minutes as (select distinct line_id, date_trunc('minute', ts) as m from r),
+        cov as (
+            select 'order_sensor_coverage' as "check", o.order_id as subject, o.line_id,
+                   least(1.0, count(m.m) / greatest(1, ceil(epoch(o.we - o.ws) / 60))) as value,
+                   $coverage as threshold,
+                   count(m.m) || ' of ' || greatest(1, ceil(epoch(o.we - o.ws) / 60))::bigint
+                       || ' running minutes with readings' as detail
+            from o left join minutes m on m.line_id = o.line_id and m.m >= date_trunc('minute', o.ws) and m.m < o.we
+            group by o.order_id, o.line_id, o.ws, o.we),
+        bad as (
+            select 'line_bad_share' as "check", line_id as subject, line_id,
+                   avg(case when quality = 'good' then 0.0 else 1.0 end) as value, $bad as threshold,
+                   count(*) filter (where quality <> 'good') || ' of ' || count(*) || ' readings bad or uncertain'
+                       as detail
+            from r where line_id is not null group by line_id)
+        select * from img union all select * from cov union all select * from bad
+        order by 1, 2""", params).fetch_arrow_table()
+    n = rows.num_rows
+    now = datetime.now(UTC)
+    value = rows["value"].to_numpy(zero_copy_only=False)
+    threshold = rows["threshold"].to_numpy(zero_copy_only=False)
+    upper = [c == "line_bad_share" for c in rows["check"].to_pylist()]
+    success = [bool(v <= t) if u else bool(v >= t) for v, t, u in zip(value, threshold, upper, strict=True)]
+    table = get_table(TABLE)
+    return pa.table({
+        "interval_start": pa.array([interval.start] * n, pa.timestamp("us", tz="UTC")),
+        "interval_end": pa.array([interval.end] * n, pa.timestamp("us", tz="UTC")),
+        "check": rows["check"], "subject": rows["subject"], "line_id": rows["line_id"],
+        "value": pa.array(value, pa.float64()), "threshold": pa.array(threshold, pa.float64()),
+        "success": pa.array(success), "detail": rows["detail"],
+        "run_id": pa.array([run_id] * n, pa.string()), "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+    }).cast(table.arrow_schema())
+
+
+def run_checks(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> CrossSourceResult:
+    """Compute, keep and validate the cross-source checks of one interval (replaced by a rerun)."""
+    from quality.audit import _gx_batch
+    from quality.results import keep_validation
+    from quality.suites import build_suite
+
+    table = get_table(TABLE)
+    rows = compute(lake, cfg, interval, run_id)
+    name = f"{interval.key}.parquet"
+    path = lake.table_dir(table) / f"date={interval.start:%Y-%m-%d}" / name
+    write_parquet(path, [rows], table.arrow_schema())
+    suite = build_suite(table, None, specs(cfg))
+    validation = _gx_batch(rows.to_pandas()).validate(suite, result_format={"result_format": "SUMMARY"})
+    result = validation.to_json_dict()
+    keep_validation(lake, TABLE, "cross_source", interval, run_id, suite.name, result,
+                    name=interval.key, passed=bool(validation.success), rows=rows.num_rows)
+    return CrossSourceResult(interval, rows, result, str(path.relative_to(lake.root)))

@@ -1,0 +1,48 @@
+"""Where validation results are kept, and in which shapes.
+
+- `_quality/results/<table>/<name>.json`: one GX validation result with plantlake's context
+  (suite, source, run, interval, when); Data Docs are built from these files.
+- `quality_results` (a table under `_quality/`): one row per check of every audit, for trends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from plantlake.lake import Interval, Lake, write_json_atomic
+
+
+def results_dir(lake: Lake) -> Path:
+    return lake.quality_dir / "results"
+
+
+def keep_validation(lake: Lake, table: str, source: str, interval: Interval, run_id: str, suite: str,
+                    validation: dict[str, Any] | None, *, name: str, **context: Any) -> Path:
+    """One validation result as JSON (a rerun of the same interval replaces it)."""
+    return write_json_atomic(results_dir(lake) / table / f"{name}.json", {
+        "table": table, "suite": suite, "source": source, "run_id": run_id,
+        "interval": [interval.start, interval.end], "validated_at": datetime.now(UTC),
+        "validation": validation, **context})
+
+
+def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: Any) -> None:
+    """An audit's results: its validation as JSON, and one `quality_results` row per check."""
+    import pyarrow as pa
+
+    from schemas import get_table
+
+    name = lake.file_name(source, interval).removesuffix(".parquet")
+    keep_validation(lake, audit.table, source, interval, run_id, audit.suite, audit.validation, name=name,
+                    passed=audit.passed, rows=audit.rows, set_aside=audit.set_aside,
+                    checks=[asdict(c) for c in audit.checks])
+    now = datetime.now(UTC)
+    table = get_table("quality_results")
+    data = pa.Table.from_pylist([{
+        "validated_at": now, "run_id": run_id, "source": source, "table_name": audit.table,
+        "interval_start": interval.start, "expectation": c.name, "level": c.level, "success": c.success,
+        "unexpected_count": c.unexpected, "element_count": audit.rows, "ingested_at": now} for c in audit.checks],
+        schema=table.arrow_schema())
+    lake.write_quality_results(table, f"{audit.table}__{name}.parquet", interval, data)
