@@ -95,13 +95,10 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
     """The quality DAG: cross-source checks of each interval the ingest DAGs publish, then
     the Data Docs. Scheduled on the curated Assets (any publish triggers it); the intervals to
     check come from the triggering events, or from the run's `start`/`end` params when run by hand."""
-    from airflow.sdk import Param, dag, task
+    from airflow.sdk import AssetAny, Param, dag, task
 
     path = str(Path(config_path or default_config_path()).resolve())
-    assets = [asset_for(t) for t in CHECKED_TABLES]
-    trigger = assets[0]
-    for a in assets[1:]:
-        trigger = trigger | a
+    trigger = AssetAny(*(asset_for(t) for t in CHECKED_TABLES))
 
     @dag(
         dag_id=QUALITY_DAG,

@@ -91,7 +91,7 @@ def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa
         con.register(name, data)
     params = {"start": interval.start, "end": interval.end, "coverage": q.min_sensor_coverage,
               "bad": q.max_line_bad_share}
-    rows = con.execute("""
+    rows = con.sql("""
         with r as (select r.ts, r.quality, l.line_id from readings r join lines l using (asset_id)
                    where r.ts >= $start and r.ts < $end),
         img as (
@@ -121,7 +121,7 @@ def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa
                        as detail
             from r where line_id is not null group by line_id)
         select * from img union all select * from cov union all select * from bad
-        order by 1, 2""", params).fetch_arrow_table()
+        order by 1, 2""", params=params).to_arrow_table()
     n = rows.num_rows
     now = datetime.now(UTC)
     value = rows["value"].to_numpy(zero_copy_only=False)

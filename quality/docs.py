@@ -45,7 +45,9 @@ def _suites(cfg: PlantConfig) -> list[Any]:
 def build_data_docs(lake: Lake, cfg: PlantConfig) -> Path:
     """Build (or bring up to date) the Data Docs site; return its index.html."""
     import great_expectations as gx
-    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResultSchema,
+    )
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import sqlalchemy as sa
 
-from simulators.story import MATERIALS, Order, Part, Plant
+from simulators.story import MATERIALS, Order, Part, Plant, uniform
 
 SITE_TZ = ZoneInfo("Asia/Shanghai")
 STATUS_CODES = {"planned": 10, "released": 20, "running": 30, "completed": 40, "cancelled": 90}
@@ -85,6 +86,9 @@ def station_code(line: str) -> str:
 class ErpSimulator:
     plant: Plant
     url: str = "sqlite:///erp.sqlite"
+    #: share of ERP bookings entered wrongly: an inspection verdict against its own measurement,
+    #: an order's actual finish typed before its start (the audit must quarantine exactly these)
+    mistake_rate: float = 0.0
 
     def __post_init__(self) -> None:
         self.engine = sa.create_engine(self.url)
@@ -114,7 +118,16 @@ class ErpSimulator:
                 "actual_finish": local(o.actual_end) if as_of >= o.actual_end else None,
                 "changed_at": local(changed),
             })
+            if rows[-1]["actual_finish"] is not None and self.mistaken(o.order_id):
+                rows[-1]["actual_finish"] = local(o.actual_start - timedelta(days=1))
         return rows
+
+    def mistaken(self, key: str) -> bool:
+        """Whether the booking of this order or part serial was entered wrongly (deterministic)."""
+        if self.mistake_rate <= 0:
+            return False
+        digits = int("".join(c for c in key if c.isdigit()) or 0)
+        return bool(uniform(self.plant.seed, "erp/mistake/" + key[:2], np.array([digits]))[0] < self.mistake_rate)
 
     def _known_orders(self, as_of: datetime) -> list[Order]:
         horizon = as_of + timedelta(days=1, hours=6)
@@ -130,7 +143,8 @@ class ErpSimulator:
         return {"result_id": f"QR-{p.serial}", "order_no": p.order_id, "serial_no": p.serial,
                 "station": station_code(p.line), "inspected_at": local(at), "characteristic": "weld_resistance",
                 "measured": p.measured, "lsl": self.plant.LSL, "usl": self.plant.USL, "uom": "mOhm",
-                "verdict": "OK" if p.passed else "NOK", "defect_code": p.defect_code, "changed_at": local(at)}
+                "verdict": "OK" if p.passed != self.mistaken(p.serial) else "NOK", "defect_code": p.defect_code,
+                "changed_at": local(at)}
 
     def material_rows(self) -> list[dict[str, Any]]:
         created = local(self.plant.start - timedelta(days=30))

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from plantlake.demo import write_historian_export
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.dags
 
@@ -20,8 +21,17 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
 
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {DAG_ID, "plantlake_ingest_opcua_plant", "plantlake_ingest_mqtt_plant",
-                                "plantlake_ingest_camera_images", "plantlake_ingest_erp"}  # erp_exports: disabled
+                                "plantlake_ingest_camera_images", "plantlake_ingest_erp",  # erp_exports: disabled
+                                "plantlake_quality"}
+    quality = dagbag.dags["plantlake_quality"]
+    # data-aware: a publish of any table the cross-source checks read triggers it
+    assert sorted(a.name for a in quality.timetable.asset_condition.objects) == [
+        f"plantlake.curated.{t}" for t in ("inspection_images", "production_orders", "quality_inspections",
+                                           "sensor_readings")]
+    assert [t.task_id for t in quality.topological_sort()] == ["cross_source_checks", "data_docs"]
     for dag_id, dag in dagbag.dags.items():
+        if dag_id == "plantlake_quality":
+            continue
         assert dag.tags, f"{dag_id} has no tags"
         assert "plantlake" in dag.tags
         assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
@@ -189,3 +199,75 @@ def test_erp_dag_upserts_the_erps_tables(dagbag, plant_dir, monkeypatch):
         events = {e.asset.name: e.extra for e in
                   session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run.run_id)).all()}
     assert events["plantlake.curated.quality_inspections"]["rows"] == inspections.num_rows
+
+
+def test_erp_dag_with_injected_bad_rows_quarantines_them_and_a_blocked_batch_fails_without_an_asset_event(
+        dagbag, plant_dir, monkeypatch):
+    """Bad ERP rows go to quarantine with their expectation and the good rows publish; with a
+    strict policy the same kind of row fails the task, emits no Asset event and leaves the lake
+    as it was. The quality DAG then checks the interval across sources and builds Data Docs."""
+    import json
+
+    import sqlalchemy as sa
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from plantlake.lake import Lake
+    from schemas import get_table
+    from simulators.erp import ErpSimulator
+    from simulators.story import Plant
+
+    start = datetime(2026, 1, 2, 6, tzinfo=UTC)
+    url = f"sqlite:///{plant_dir / 'erp.sqlite'}"
+    erp = ErpSimulator(Plant(seed=42, start=datetime(2026, 1, 1, tzinfo=UTC)), url)
+    erp.sync(start + timedelta(hours=2))
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", url)
+    with erp.engine.begin() as conn:  # an ERP user books a finish three days before the start
+        order = conn.execute(sa.text("select order_no from orders where actual_start is not null "
+                                     "order by order_no limit 1")).scalar_one()
+        conn.execute(sa.text("update orders set actual_finish = :f, changed_at = :c where order_no = :o"),
+                     {"f": datetime(2025, 12, 30, 8), "c": datetime(2026, 1, 2, 14, 30), "o": order})
+    dag = dagbag.dags["plantlake_ingest_erp"]
+    run = dag.test(logical_date=start + timedelta(hours=1))
+    assert str(run.state) == "success"
+    lake = Lake(plant_dir / "lake")
+    orders = lake.read(get_table("production_orders"))
+    assert order not in orders["order_id"].to_pylist() and orders.num_rows > 0
+    q = pq.read_table(next((lake.root / "quarantine" / "production_orders").rglob("*.parquet"))).to_pylist()
+    assert [(r["stage"], json.loads(r["record"])["order_id"], r["reason"]) for r in q] == [
+        ("audit", order, "expect_column_pair_values_a_to_be_greater_than_b(actual_end, actual_start): "
+                         "an order cannot end before it starts")]
+
+    # the same order changed again, under a policy that tolerates no bad row: the batch is blocked
+    with erp.engine.begin() as conn:
+        conn.execute(sa.text("update orders set changed_at = :c where order_no = :o"),
+                     {"c": datetime(2026, 1, 2, 15, 30), "o": order})
+    cfg = plant_dir / "plant.yaml"
+    cfg.write_text(cfg.read_text().replace("    kind: erp\n", "    kind: erp\n    max_bad_share: 0.0\n", 1))
+    from airflow.dag_processing.dagbag import DagBag
+
+    before = {p: p.read_bytes() for p in (lake.root / "curated").rglob("*.parquet")}
+    strict = DagBag(dag_folder=str(ROOT / "dags")).dags["plantlake_ingest_erp"]
+    blocked = strict.test(logical_date=start + timedelta(hours=2))
+    assert str(blocked.state) == "failed"
+    with create_session() as session:
+        assert session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == blocked.run_id)).all() == []
+    assert {p: p.read_bytes() for p in (lake.root / "curated").rglob("*.parquet")} == before
+    kept = json.loads((lake.root / "_quality" / "results" / "production_orders" /
+                       "erp__20260102T070000Z_20260102T080000Z.json").read_text())
+    assert kept["passed"] is False and [c["name"] for c in kept["checks"] if not c["success"] and c["level"] == "batch"] \
+        == ["share of rows failing row-level expectations <= 0"]
+
+    # the quality DAG for the published interval: cross-source rows and Data Docs naming the suites
+    checked = dagbag.dags["plantlake_quality"].test(
+        run_conf={"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
+    assert str(checked.state) == "success"
+    rows = lake.read(get_table("cross_source_checks"))
+    assert rows.num_rows > 0 and set(rows["check"].to_pylist()) <= {"order_sensor_coverage", "image_has_inspection",
+                                                                     "line_bad_share"}
+    index = (lake.root / "_quality" / "docs" / "index.html").read_text()
+    for suite in ("production_orders", "quality_inspections", "materials", "cross_source_checks"):
+        assert suite in index
+    pages = sorted(p.name for p in (lake.root / "_quality" / "docs" / "validations").rglob("*.html"))
+    assert "erp__20260102T060000Z_20260102T070000Z.html" in pages

@@ -85,3 +85,38 @@ def test_too_many_bad_rows_block_the_publish_and_leave_the_lake_as_it_was(site):
     after = {p: p.read_bytes() for p in (tmp / "lake" / "curated").rglob("*.parquet")}
     assert after == before
     assert not list((tmp / "lake" / "_staging").rglob("*.parquet"))
+
+
+def test_the_erps_mistaken_bookings_are_quarantined_exactly_and_the_rest_publish(tmp_path, monkeypatch):
+    """The ERP simulator books a share of verdicts against their own measurement and of finishes
+    before starts; over a backfill and two hourly runs exactly those rows are quarantined, each with its
+    expectation, and every other row the runs saw is published."""
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
+    erp = ErpSimulator(Plant(seed=7, start=datetime(2026, 1, 1, tzinfo=UTC)), url, mistake_rate=0.25)
+    erp.sync(T0 + timedelta(hours=3))
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", url)
+    cfg = load_config(tmp_path / "plant.yaml")
+    # a backfill of the ERP's first day and a half, then two scheduled hours
+    run_source("erp", datetime(2026, 1, 1, tzinfo=UTC), T0 + timedelta(hours=1), config=cfg)
+    for h in range(1, 3):
+        run_source("erp", T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1), config=cfg)
+    lake = Lake(tmp_path / "lake")
+    for table, key, reason in (
+            ("quality_inspections", "part_serial",
+             "expect_verdict_to_match_measurement_and_limits(measured_value, lower_limit, upper_limit, result): "
+             "a part passes exactly when its measured value is within the limits"),
+            ("production_orders", "order_id",
+             "expect_column_pair_values_a_to_be_greater_than_b(actual_end, actual_start): "
+             "an order cannot end before it starts")):
+        published = lake.read(get_table(table))[key].to_pylist()
+        quarantined = [r for f in (lake.root / "quarantine" / table).rglob("*.parquet") for r in pq.read_table(f).to_pylist()]
+        q_keys = {json.loads(r["record"])[key] for r in quarantined}
+        seen = set(published) | q_keys
+        mistaken = {k for k in seen if erp.mistaken(k)}
+        if table == "production_orders":  # only a booked finish can be mistyped
+            finished = {r["order_no"] for r in erp.order_rows(T0 + timedelta(hours=3)) if r["actual_finish"]}
+            mistaken &= finished
+        assert mistaken and q_keys == mistaken, table
+        assert {r["reason"] for r in quarantined} == {reason}
+        assert not q_keys & set(published) and len(published) == len(set(published)) > len(mistaken)
