@@ -316,15 +316,19 @@ def _sort_keys(data: pa.Table, key: tuple[str, ...]) -> list[np.ndarray]:
 
 def _fold(keys: list[np.ndarray]) -> np.ndarray | None:
     """All key columns folded into one int64 that sorts the same way, when the ranges fit."""
-    folded = np.zeros(len(keys[0]), dtype=np.int64)
+    spans = []
     capacity = 1
     for k in keys:
         lo, hi = int(k.min()), int(k.max())
-        span = hi - lo + 1
-        capacity *= span
+        spans.append((lo, hi - lo + 1))
+        capacity *= hi - lo + 1
         if capacity >= 2**62:
             return None
-        folded = folded * span + (k - lo)
+    folded = np.zeros(len(keys[0]), dtype=np.int64)
+    for k, (lo, span) in zip(keys, spans, strict=True):  # in place: no temporary arrays per key
+        folded *= span
+        folded += k
+        folded -= lo
     return folded
 
 
@@ -390,8 +394,8 @@ _GOOD, _UNCERTAIN, _BAD = "good", "uncertain", "bad"
 
 def quality_from_status(codes: pa.Array) -> pa.Array:
     """OPC UA StatusCode severity bits (30-31): 00 good, 01 uncertain, 1x bad."""
-    severity = pc.shift_right(pc.cast(codes, pa.int64()), 30)
-    return pc.if_else(pc.equal(severity, 0), _GOOD, pc.if_else(pc.equal(severity, 1), _UNCERTAIN, _BAD))
+    severity = pc.shift_right(pc.cast(codes, pa.int64()), 30)  # 0..3 for codes in 0..2^32
+    return pc.take(pa.array([_GOOD, _UNCERTAIN, _BAD, _BAD]), pc.min_element_wise(pc.max_element_wise(severity, 0), 3))
 
 
 def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Rejects, conversions: Counter) -> pa.Table:
@@ -406,7 +410,7 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
         if name not in cols:
             data = data.append_column(name, pa.nulls(n, typ))
     if "source" not in cols:
-        data = data.append_column("source", pa.array([ctx.source_kind] * n, pa.string()))
+        data = data.append_column("source", constant(ctx.source_kind, n))
     if "value" not in cols:
         data = data.append_column("value", pa.nulls(n, pa.float64()))
 
@@ -500,8 +504,14 @@ def _convert_units(data: pa.Table, rejects: Rejects, conversions: Counter) -> pa
     src = pc.dictionary_encode(pc.if_else(is_text, "", pc.fill_null(data["unit"], ""))).combine_chunks()
     canon = pc.dictionary_encode(data["canonical_unit"], null_encoding="encode").combine_chunks()
     width = max(len(canon.dictionary), 1)
-    pair = src.indices.to_numpy().astype(np.int64) * width + pc.fill_null(canon.indices, 0).to_numpy().astype(np.int64)
-    codes, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+    pair = src.indices.to_numpy() * np.int32(width)  # dictionaries are small: int32 holds every pair
+    pair += pc.fill_null(canon.indices, 0).to_numpy()
+    # the pairs are few and dense: count them in one pass instead of sorting every row
+    counts = np.bincount(pair, minlength=len(src.dictionary) * width)
+    codes = np.flatnonzero(counts)
+    lookup = np.zeros(len(counts), dtype=np.int64)
+    lookup[codes] = np.arange(len(codes))
+    inverse, counts = lookup[pair], counts[codes]
     scale, offset = np.ones(len(codes)), np.zeros(len(codes))
     target: list[str | None] = []
     problems: dict[int, str] = {}
