@@ -113,6 +113,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nplantlake demo: the lake is {root}")
     print(f"  curated tables : {root / 'curated'}")
     print(f"  quarantine     : {root / 'quarantine'} (each row with its reason)")
+    print(f"  quality        : {root / '_quality'} (validation results, quality_results, cross_source_checks)")
+    print(f"  Data Docs      : {root / '_quality' / 'docs' / 'index.html'}")
     print(f"  try: duckdb -c \"select asset_id, tag, unit, count(*), avg(value) from "  # noqa: S608 - printed for the analyst, never executed
           f"read_parquet('{root}/curated/sensor_readings/*/*.parquet', hive_partitioning=true) group by all\"")
     return 0

@@ -48,6 +48,8 @@ def write_historian_export(folder: Path, start: datetime, hours: int = HOURS) ->
                 ("L2.PRESS.FORCE", f"{1750 + 35 * math.cos(k):.1f}", "kN", "0"),
                 ("L2.WELD.POWER", f"{2400 + 90 * math.sin(2 * k):.0f}", "W", "0"),
             ]
+            if s == 1800:  # a 16-bit sensor glitch, far outside the press's physical range (0..5000 kN)
+                rows[1] = ("L1.PRESS.FORCE", "65535.0", "kN", "0")
             if s % 300 == 0:
                 rows += [("L1.WELD.STATE", "WELDING" if s % 600 else "IDLE", "", "0"),
                          ("L2.WELD.STATE", "WELDING", "", "0")]

@@ -185,9 +185,8 @@ def audit_staged(table: Table, staged: Staged, *, source: Any = None, max_bad_sh
         result.checks.append(Check(spec.name, bool(r.success), observed=observed, unexpected=unexpected,
                                    level=spec.level))
         if spec.level == "row":
-            column = spec.columns()[0]
             for i in r.result.get("unexpected_index_list") or []:
-                bad.setdefault(int(i), (column, f"{spec.name}: {spec.why}"))
+                bad.setdefault(int(i), (spec.judged_column, f"{spec.name}: {spec.why}"))
     share = len(bad) / data.num_rows if data.num_rows else 0.0
     result.checks.append(Check(f"share of rows failing row-level expectations <= {max_bad_share:g}",
                                share <= max_bad_share, observed=f"{len(bad)} of {data.num_rows} rows",

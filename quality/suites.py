@@ -47,6 +47,11 @@ class Spec:
         return cols + list(self.kwargs.get("column_list", []))
 
     @property
+    def judged_column(self) -> str:
+        """The column a failing row is quarantined under: the one judged (a column list names it last)."""
+        return self.kwargs["column_list"][-1] if "column_list" in self.kwargs else self.columns()[0]
+
+    @property
     def level(self) -> str:
         return "batch" if self.expectation in BATCH_LEVEL else "row"
 

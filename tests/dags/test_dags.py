@@ -86,13 +86,19 @@ def test_dag_test_run_publishes_the_interval(dagbag, plant, plant_dir):
         "curated/sensor_readings/date=2026-03-01/historian_export__20260301T090000Z_20260301T100000Z.parquet"
     ]
     table = pq.read_table(files[0])
-    # 360 ten-second steps x 6 numeric tags + 12 x 2 state rows; 3 bad rows quarantined
-    assert table.num_rows == 360 * 6 + 12 * 2
+    # 360 ten-second steps x 6 numeric tags + 12 x 2 state rows; 3 unreadable rows quarantined by
+    # conform and a 65535 kN glitch by the audit (outside the press's physical range in plant.yaml)
+    assert table.num_rows == 360 * 6 + 12 * 2 - 1
     assert set(table["run_id"].to_pylist()) == {run.run_id}
     ts = table["ts"].to_pylist()
     assert min(ts) == start and max(ts) == start + timedelta(seconds=3590)
     quarantine = pq.read_table(next((lake / "quarantine" / "sensor_readings").rglob("*.parquet")))
-    assert quarantine.num_rows == 3
+    assert quarantine.num_rows == 3 + 1
+    glitch = [r for r in quarantine.to_pylist() if r["stage"] == "audit"]
+    assert [(r["column"], r["reason"]) for r in glitch] == [(
+        "value", "expect_tag_values_to_be_within_physical_range(asset_id, tag, value): outside the physical "
+                    "range the site config gives the tag (historian_export)")]
+    assert '"value": 65535.0' in glitch[0]["record"]
 
     # the task's asset event carries what was published
     from airflow.models.asset import AssetEvent
