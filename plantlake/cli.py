@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # protocol libraries narrate every session at INFO
-        for noisy in ("asyncua", "amqtt", "paho"):
+        for noisy in ("asyncua", "amqtt", "paho", "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)

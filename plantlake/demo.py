@@ -82,7 +82,9 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
     write_historian_export(cfg.path(cfg.source("historian_export").path), start)
     story = Plant(seed=42, start=(start - timedelta(days=1)).replace(hour=0))
     summaries = []
-    with VirtualPlant(story, cfg.path("demo-plant"), image_dir=cfg.path("drop/images")).start() as plant:
+    # the ERP books 2 % of verdicts and finishes wrongly, as people do: the audit must catch them
+    with VirtualPlant(story, cfg.path("demo-plant"), image_dir=cfg.path("drop/images"),
+                      erp_mistake_rate=0.02).start() as plant:
         os.environ.update(plant.connections())
 
         def open_mqtt_sessions() -> None:

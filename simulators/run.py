@@ -37,6 +37,8 @@ class VirtualPlant:
     workdir: Path
     #: the camera's drop folder (default <workdir>/drop/images)
     image_dir: Path | None = None
+    #: share of ERP bookings entered wrongly (see ErpSimulator.mistake_rate)
+    erp_mistake_rate: float = 0.0
     opcua: OpcUaSimulator | None = field(default=None, init=False)
     broker: Mosquitto | AmqttBroker | None = field(default=None, init=False)
     erp: ErpSimulator | None = field(default=None, init=False)
@@ -58,7 +60,7 @@ class VirtualPlant:
         if mqtt:
             self.broker = embedded_broker()
         if erp:
-            self.erp = ErpSimulator(self.plant, self.erp_url)
+            self.erp = ErpSimulator(self.plant, self.erp_url, mistake_rate=self.erp_mistake_rate)
             self.erp.create()
         return self
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from plantlake.demo import HOURS, run_demo
@@ -54,7 +55,22 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
 
     # the ERP: every order and inspection that changed in the three hours (or the look-back before)
     erp = by_source["erp"]
-    assert sum(s.quarantined for s in erp) == 0
+    # the demo ERP books 2 % of verdicts and finishes wrongly: exactly those are quarantined, by the audit
+    import json
+
+    from simulators.erp import ErpSimulator
+
+    mistakes = ErpSimulator(story, "sqlite://", mistake_rate=0.02)
+    quarantined = [r for table in ("production_orders", "quality_inspections")
+                   for f in (plant_dir / "lake" / "quarantine" / table).rglob("*.parquet")
+                   for r in pq.read_table(f).to_pylist()]
+    assert len(quarantined) == sum(s.quarantined for s in erp) > 0
+    for r in quarantined:
+        record = json.loads(r["record"])
+        assert r["stage"] == "audit" and mistakes.mistaken(record.get("part_serial") or record["order_id"]), r
+    inspections = con.execute("select part_serial from read_parquet(?, hive_partitioning=true)",
+                              [str(plant_dir / "lake" / "curated" / "quality_inspections" / "*" / "*.parquet")]).fetchall()
+    assert not any(mistakes.mistaken(serial) for (serial,) in inspections)
     assert erp[0].tables["materials"].published == 4
     orders = con.execute("select count(*), count(distinct order_id) from read_parquet(?)",
                          [str(plant_dir / "lake" / "curated" / "production_orders" / "*.parquet")]).fetchone()
