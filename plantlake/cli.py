@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from plantlake.config import ConfigError, load_config
@@ -74,6 +74,59 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     from quality.docs import build_data_docs
 
     print(f"Data Docs: {build_data_docs(lake, cfg)}")
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day such as 2026-03-01, got {text!r}") from None
+
+
+def _cmd_products(args: argparse.Namespace) -> int:
+    from plantlake.catalog import build_catalog
+    from plantlake.lake import Lake
+    from plantlake.products import build_day
+
+    cfg = load_config(args.config)
+    lake = Lake(cfg.lake_root()).ensure()
+    run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    for run in build_day(lake, cfg, args.day, run_id):
+        print(f"{run.product} {run.day}: {run.rows} rows, {run.quarantined} quarantined -> {', '.join(run.files)}")
+    print(f"catalog: {build_catalog(lake)}")
+    return 0
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from plantlake.compaction import compact_day
+    from plantlake.lake import Lake
+    from schemas import get_table
+
+    lake = Lake(load_config(args.config).lake_root()).ensure()
+    done = compact_day(lake, get_table("sensor_readings"), args.day)
+    print("nothing to compact" if done is None else
+          f"sensor_readings {done.day}: {done.files_before} files -> {done.files_after}, "
+          f"{done.rows_after} rows ({done.duplicates} duplicates dropped)")
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from plantlake.catalog import build_catalog, query
+    from plantlake.lake import Lake
+
+    lake = Lake(load_config(args.config).lake_root()).ensure()
+    build_catalog(lake)
+    result = query(lake, args.query)
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    out = RichTable(*result.column_names)
+    for row in result.slice(0, args.limit).to_pylist():
+        out.add_row(*("" if v is None else str(v) for v in row.values()))
+    Console().print(out)
+    if result.num_rows > args.limit:
+        print(f"({result.num_rows} rows, first {args.limit} shown)")
     return 0
 
 
@@ -164,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--start", type=_when)
     q.add_argument("--end", type=_when)
     q.set_defaults(func=_cmd_quality)
+
+    pr = sub.add_parser("products", help="build the fused products of one UTC day (and the catalog)")
+    pr.add_argument("--day", type=_day, required=True)
+    pr.set_defaults(func=_cmd_products)
+
+    cp = sub.add_parser("compact", help="compact one day's sensor_readings partition")
+    cp.add_argument("--day", type=_day, required=True)
+    cp.set_defaults(func=_cmd_compact)
+
+    sq = sub.add_parser("sql", help="run a query against the analyst catalog (DuckDB)")
+    sq.add_argument("query")
+    sq.add_argument("--limit", type=int, default=50)
+    sq.set_defaults(func=_cmd_sql)
 
     s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")
     s.add_argument("action", choices=["docs", "lock"])

@@ -451,10 +451,18 @@ class QualitySettings(_Model):
                                       "readings on a line in an interval.")
 
 
+class ProductSettings(_Model):
+    """How the fused products are built."""
+
+    image_sensor_window_s: int = Field(120, ge=1, le=86_400, description="image_training_set: sensor features "
+                                       "are aggregated over this many seconds before each capture, on the image's line.")
+
+
 class PlantConfig(_Model):
     enterprise: Enterprise
     lake: LakeSettings = Field(default_factory=LakeSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    products: ProductSettings = Field(default_factory=ProductSettings)
     sources: list[Source] = Field(default_factory=list)
     #: Directory of the config file; relative paths in the config resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -100,6 +100,20 @@ def atomic_replace(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def exchange_dirs(a: Path, b: Path) -> None:
+    """Swap two directories in one atomic step (Linux renameat2 RENAME_EXCHANGE): a reader sees
+    either the old folder or the new one, never neither or a mix."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
+    fsync_dir(a.parent)
+    fsync_dir(b.parent)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
@@ -393,6 +407,25 @@ class Lake:
             staged.files.append(StagedFile(area / rel, final, write_parquet(area / rel, [merged], schema)))
         return staged
 
+    @contextlib.contextmanager
+    def partition_lock(self, table: str, partitions: Iterable[str]) -> Iterator[None]:
+        """Hold the publish locks of a table's partitions (date=… folders; "" for the table's
+        root): publishes and compaction of one partition never interleave."""
+        import fcntl
+
+        handles = []
+        try:
+            for part in sorted(set(partitions)):
+                path = self.state_dir / "locks" / _safe(table) / f"{part or '_root'}.lock"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(path, "a+")  # noqa: SIM115 - closed in finally
+                handles.append(fh)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+        finally:
+            for fh in handles:
+                fh.close()
+
     def publish(self, staged: Staged) -> list[Path]:
         """Rename staged files into place; remove files an earlier publish of the same
         interval (of the same source, for a merge) wrote that this one no longer has, so
@@ -401,9 +434,11 @@ class Lake:
                     else self.manifest_path(staged.table, staged.source, staged.interval))
         previous = set(json.loads(manifest.read_text())["files"]) if manifest.exists() else set()
         published = []
-        for f in staged.files:
-            atomic_replace(f.staged, f.final)
-            published.append(f.final)
+        parts = [f.final.parent.name if f.final.parent.name.startswith("date=") else "" for f in staged.files]
+        with self.partition_lock(staged.table, parts):
+            for f in staged.files:
+                atomic_replace(f.staged, f.final)
+                published.append(f.final)
         current = {str(p.relative_to(self.root)) for p in published}
         if staged.merge and not staged.replace_all:  # a merge touches some partitions, keeps the others
             current |= previous

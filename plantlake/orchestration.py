@@ -7,7 +7,7 @@ and the protocol libraries load inside the task.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from plantlake.config import PlantConfig, default_config_path, load_config
 
 DAG_PREFIX = "plantlake_ingest_"
 QUALITY_DAG = "plantlake_quality"
+PRODUCTS_DAG = "plantlake_products"
+COMPACTION_DAG = "plantlake_compaction"
 #: the curated tables the cross-source checks read: a publish of any of them triggers the checks
 CHECKED_TABLES = ("sensor_readings", "inspection_images", "production_orders", "quality_inspections")
 
@@ -91,11 +93,37 @@ def ingest_dag(src: Any, config_path: str) -> Any:
     return ingest_source()
 
 
+def published_intervals(context: dict[str, Any]) -> list[Any]:
+    """The data intervals a data-aware run is about: from its triggering Asset events' `interval`
+    extra (the ingest task sets it), plus the `start`/`end` params of a manual run."""
+    from datetime import datetime
+
+    from plantlake.lake import Interval
+
+    spans = set()
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            span = (event.extra or {}).get("interval")
+            if span:
+                spans.add(tuple(span))
+    params = context.get("params") or {}
+    if params.get("start") and params.get("end"):
+        spans.add((params["start"], params["end"]))
+    return [Interval(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in sorted(spans)]
+
+
+def _interval_params() -> dict[str, Any]:
+    from airflow.sdk import Param
+
+    return {"start": Param(None, type=["null", "string"], description="ISO start of an interval to handle"),
+            "end": Param(None, type=["null", "string"], description="ISO end of that interval")}
+
+
 def build_quality_dag(config_path: str | Path | None = None) -> Any:
     """The quality DAG: cross-source checks of each interval the ingest DAGs publish, then
     the Data Docs. Scheduled on the curated Assets (any publish triggers it); the intervals to
     check come from the triggering events, or from the run's `start`/`end` params when run by hand."""
-    from airflow.sdk import AssetAny, Param, dag, task
+    from airflow.sdk import AssetAny, dag, task
 
     path = str(Path(config_path or default_config_path()).resolve())
     trigger = AssetAny(*(asset_for(t) for t in CHECKED_TABLES))
@@ -107,8 +135,7 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
         catchup=False,
         max_active_runs=1,
         tags=["plantlake", "quality"],
-        params={"start": Param(None, type=["null", "string"], description="ISO start of an interval to check"),
-                "end": Param(None, type=["null", "string"], description="ISO end of that interval")},
+        params=_interval_params(),
         doc_md="Checks every interval the ingest DAGs publish across sources (images without an ERP "
         "inspection, orders without sensor coverage, Bad/Uncertain share per line) into "
         "`_quality/cross_source_checks/`, then brings the Data Docs under `_quality/docs/` up to date.",
@@ -116,27 +143,13 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
     def quality() -> None:
         @task(task_id="cross_source_checks")
         def checks(**context: Any) -> dict[str, Any]:
-            from datetime import datetime
-
-            from plantlake.lake import Interval, Lake
+            from plantlake.lake import Lake
             from quality.cross_source import run_checks
 
             cfg = load_config(path)
             lake = Lake(cfg.lake_root()).ensure()
-            spans = set()
-            for events in (context.get("triggering_asset_events") or {}).values():
-                for event in events:
-                    span = (event.extra or {}).get("interval")
-                    if span:
-                        spans.add(tuple(span))
-            params = context["params"]
-            if params.get("start") and params.get("end"):
-                spans.add((params["start"], params["end"]))
-            out = {}
-            for start, end in sorted(spans):
-                iv = Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
-                out[iv.key] = run_checks(lake, cfg, iv, context["run_id"]).failures()
-            return out
+            return {iv.key: run_checks(lake, cfg, iv, context["run_id"]).failures()
+                    for iv in published_intervals(context)}
 
         @task(task_id="data_docs")
         def docs() -> str:
@@ -149,3 +162,84 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
         checks() >> docs()
 
     return quality()
+
+
+def build_products_dag(config_path: str | Path | None = None) -> Any:
+    """The products DAG: rebuilds `order_context` and `image_training_set` for the days a
+    publish of the curated tables they read touched (data-aware), then the analyst catalog."""
+    from airflow.sdk import AssetAny, dag, task
+
+    from plantlake.products import PRODUCTS
+
+    path = str(Path(config_path or default_config_path()).resolve())
+    reads = sorted({t for tables in PRODUCTS.values() for t in tables})
+
+    @dag(
+        dag_id=PRODUCTS_DAG,
+        description="Fused products (order context, image training set) and the analyst catalog",
+        schedule=AssetAny(*(asset_for(t) for t in reads)),
+        catchup=False,
+        max_active_runs=1,
+        tags=["plantlake", "products"],
+        params=_interval_params(),
+        default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+        doc_md="Rebuilds the products of every day the triggering publishes touched (an order's context "
+        "lives on its start day), each through stage → audit → publish, then `catalog.duckdb`.",
+    )
+    def products() -> None:
+        @task(task_id="build_products", outlets=[asset_for(p, "products") for p in PRODUCTS])
+        def build(**context: Any) -> dict[str, Any]:
+            from plantlake.lake import Lake
+            from plantlake.products import build_day, days_touched
+
+            cfg = load_config(path)
+            lake = Lake(cfg.lake_root()).ensure()
+            out: dict[str, Any] = {}
+            for day in days_touched(lake, cfg, published_intervals(context)):
+                out[day.isoformat()] = {r.product: r.rows for r in build_day(lake, cfg, day, context["run_id"])}
+            for name in PRODUCTS:
+                context["outlet_events"][asset_for(name, "products")].extra = {"days": sorted(out)}
+            return out
+
+        @task(task_id="catalog")
+        def catalog() -> str:
+            from plantlake.catalog import build_catalog
+            from plantlake.lake import Lake
+
+            return str(build_catalog(Lake(load_config(path).lake_root()).ensure()))
+
+        build() >> catalog()
+
+    return products()
+
+
+def build_compaction_dag(config_path: str | Path | None = None) -> Any:
+    """Daily compaction of the previous day's `sensor_readings` partition, then the catalog."""
+    from airflow.sdk import dag, task
+
+    path = str(Path(config_path or default_config_path()).resolve())
+
+    @dag(
+        dag_id=COMPACTION_DAG,
+        description="Rewrite a day's sensor_readings files into one sorted file per source",
+        schedule=timetable("30 0 * * *"),  # the day before, once its last hourly runs are in
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["plantlake", "maintenance"],
+        default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    )
+    def compaction() -> None:
+        @task(task_id="compact", outlets=[asset_for("sensor_readings")])
+        def compact(**context: Any) -> dict[str, Any]:
+            from plantlake.compaction import compact_day
+            from plantlake.lake import Lake
+            from schemas import get_table
+
+            lake = Lake(load_config(path).lake_root()).ensure()
+            done = compact_day(lake, get_table("sensor_readings"), context["data_interval_start"].date())
+            return {} if done is None else vars(done)
+
+        compact()
+
+    return compaction()

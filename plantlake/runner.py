@@ -183,7 +183,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 staged_all.append(staged)
             ts.quarantined = sum(t.num_rows for t in reject_tables)
             qpath = lake.write_quarantine(table_name, src.name, interval,
-                                          _with_lineage(reject_tables, src.name, interval, run_id))
+                                          with_lineage(reject_tables, src.name, interval, run_id))
             ts.quarantine_file = str(qpath.relative_to(lake.root)) if qpath else None
 
         for staged in staged_all:
@@ -244,7 +244,7 @@ def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:
     return rows
 
 
-def _with_lineage(parts: list, source: str, interval: Interval, run_id: str):
+def with_lineage(parts: list, source: str, interval: Interval, run_id: str):
     import pyarrow as pa
 
     from schemas.conform import REJECT_SCHEMA, constant

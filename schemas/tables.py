@@ -202,6 +202,7 @@ ORDER_CONTEXT = Table(
         *_lineage(),
     ),
     primary_key=("order_id",),
+    partition_column="actual_start",
 )
 
 _WINDOW_AGG = pa.struct(

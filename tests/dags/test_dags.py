@@ -22,15 +22,22 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {DAG_ID, "plantlake_ingest_opcua_plant", "plantlake_ingest_mqtt_plant",
                                 "plantlake_ingest_camera_images", "plantlake_ingest_erp",  # erp_exports: disabled
-                                "plantlake_quality"}
+                                "plantlake_quality", "plantlake_products", "plantlake_compaction"}
     quality = dagbag.dags["plantlake_quality"]
     # data-aware: a publish of any table the cross-source checks read triggers it
     assert sorted(a.name for a in quality.timetable.asset_condition.objects) == [
         f"plantlake.curated.{t}" for t in ("inspection_images", "production_orders", "quality_inspections",
                                            "sensor_readings")]
     assert [t.task_id for t in quality.topological_sort()] == ["cross_source_checks", "data_docs"]
+    products = dagbag.dags["plantlake_products"]
+    assert sorted(a.name for a in products.timetable.asset_condition.objects) == [
+        f"plantlake.curated.{t}" for t in ("inspection_images", "production_orders", "quality_inspections",
+                                           "sensor_readings")]
+    assert [a.name for t in products.tasks for a in t.outlets] == [
+        "plantlake.products.order_context", "plantlake.products.image_training_set"]
+    assert isinstance(dagbag.dags["plantlake_compaction"].timetable, CronDataIntervalTimetable)
     for dag_id, dag in dagbag.dags.items():
-        if dag_id == "plantlake_quality":
+        if not dag_id.startswith("plantlake_ingest_"):
             continue
         assert dag.tags, f"{dag_id} has no tags"
         assert "plantlake" in dag.tags

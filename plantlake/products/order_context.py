@@ -1,0 +1,63 @@
+"""`order_context`: one row per production order that started on the day.
+
+Per order: its line, window, material and quantities from the ERP; per asset and tag on the
+order's line, the readings during the order's actual window (to its end, or to now while it
+runs): count, mean, min, max, standard deviation and the share of Bad/Uncertain readings;
+the images of its parts; its inspections and their pass rate.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from plantlake.config import PlantConfig
+from plantlake.lake import Lake
+from plantlake.products import connect, day_interval
+
+SQL = """
+with o as (
+    select * from production_orders
+    where actual_start >= $start and actual_start < $end),
+w as (select order_id, line_id, actual_start as ws, coalesce(actual_end, $now) as we from o),
+r as (select r.*, l.line_id from sensor_readings r join lines l using (asset_id)),
+agg as (
+    select w.order_id, r.asset_id, r.tag, any_value(r.unit) as unit, count(*) as n,
+           avg(r.value) as mean, min(r.value) as min, max(r.value) as max, stddev_samp(r.value) as std,
+           avg(case when r.quality = 'good' then 0.0 else 1.0 end) as bad_share
+    from w join r on r.line_id = w.line_id and r.ts >= w.ws and r.ts < w.we
+    group by all),
+sensor as (
+    select order_id, list({'asset_id': asset_id, 'tag': tag, 'unit': unit, 'n': n, 'mean': mean, 'min': min,
+                           'max': max, 'std': std, 'bad_share': bad_share} order by asset_id, tag) as sensor
+    from agg group by order_id),
+images as (select order_id, count(*) as image_count from inspection_images group by order_id),
+insp as (
+    select order_id, count(*) as inspections, avg(case when result = 'pass' then 1.0 else 0.0 end) as pass_rate
+    from quality_inspections group by order_id)
+select o.order_id, o.line_id, o.material_id, o.status, o.quantity_planned, o.quantity_produced,
+       o.planned_start, o.planned_end, o.actual_start, o.actual_end,
+       coalesce(sensor.sensor, []) as sensor, coalesce(images.image_count, 0) as image_count,
+       coalesce(insp.inspections, 0) as inspections, insp.pass_rate as inspection_pass_rate
+from o left join sensor using (order_id) left join images using (order_id) left join insp using (order_id)
+order by o.order_id
+"""
+
+
+def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, now: datetime | None = None) -> Any:
+    import pyarrow as pa
+
+    from schemas import get_table
+
+    iv = day_interval(day)
+    now = now or datetime.now(UTC)
+    # an order that starts today may run (and have its parts photographed and inspected) into
+    # the following days: read up to a week of them
+    later = (day, max(day, min(now.date(), day + timedelta(days=7))))
+    con = connect(lake, cfg, {"sensor_readings": later, "inspection_images": later, "quality_inspections": later})
+    rows = con.sql(SQL, params={"start": iv.start, "end": iv.end, "now": now}).to_arrow_table()
+    table = get_table("order_context")
+    n = rows.num_rows
+    rows = rows.append_column("ingested_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))) \
+               .append_column("run_id", pa.array([run_id] * n, pa.string()))
+    return rows.select(table.column_names).cast(table.arrow_schema())

@@ -1,0 +1,156 @@
+"""Products, compaction and the catalog on a small hand-made lake, against values computed by hand."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plantlake import compaction
+from plantlake.catalog import build_catalog, query
+from plantlake.config import load_config
+from plantlake.lake import Interval, Lake
+from plantlake.products import build_day, days_touched
+from schemas import get_table
+from tests.conftest import ROOT
+from tests.unit.test_audit_tables import _image, _inspection, _order, _sensor
+from tests.unit.test_cross_source import L1, T, _minute, _publish
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def lake(tmp_path):
+    lake = Lake(tmp_path / "lake").ensure()
+    _publish(lake, "sensor_readings", [dict(_sensor(0), ts=_minute(m), value=100.0 + m,
+                                            quality="bad" if m < 4 else "good") for m in range(30)])
+    _publish(lake, "production_orders", [
+        dict(_order(1), actual_start=_minute(0), actual_end=_minute(20)),
+        dict(_order(2), status="running", actual_start=_minute(25), actual_end=None),
+        dict(_order(3), status="planned", actual_start=None, actual_end=None),
+    ])
+    _publish(lake, "quality_inspections", [dict(_inspection(i), order_id="PO0001", part_serial=f"S{i}",
+                                                 measured_value=10.0 if i < 3 else 10.5, result="pass" if i < 3 else "fail")
+                                            for i in range(1, 4)])
+    _publish(lake, "inspection_images", [dict(_image(1), captured_at=_minute(10), order_id="PO0001"),
+                                         dict(_image(3), captured_at=_minute(12), order_id="PO0001"),
+                                         dict(_image(5), captured_at=_minute(40), part_serial="S9", order_id="PO0002")])
+    return lake
+
+
+def test_order_context_has_the_orders_window_aggregates_images_and_pass_rate(lake):
+    cfg = load_config(ROOT / "plant.yaml")
+    runs = build_day(lake, cfg, T.date(), "p1")
+    assert [(r.product, r.rows, r.quarantined) for r in runs] == [("order_context", 2, 0), ("image_training_set", 3, 0)]
+    rows = {r["order_id"]: r for r in lake.read(get_table("order_context")).to_pylist()}
+    assert set(rows) == {"PO0001", "PO0002"}  # the planned order has not started: no context yet
+    o = rows["PO0001"]
+    values = [100.0 + m for m in range(20)]  # readings in [08:00, 08:20)
+    (agg,) = o["sensor"]
+    assert (agg["asset_id"], agg["tag"], agg["unit"], agg["n"]) == (f"{L1}/press1", "nip_force", "kN", 20)
+    assert agg["mean"] == pytest.approx(statistics.mean(values)) and (agg["min"], agg["max"]) == (100.0, 119.0)
+    assert agg["std"] == pytest.approx(statistics.stdev(values)) and agg["bad_share"] == pytest.approx(4 / 20)
+    assert (o["image_count"], o["inspections"], o["inspection_pass_rate"]) == (2, 3, pytest.approx(2 / 3))
+    running = rows["PO0002"]["sensor"][0]  # still running: to now, i.e. every later reading
+    assert running["n"] == 5 and running["min"] == 125.0
+
+    # a rebuild of the day replaces it
+    build_day(lake, cfg, T.date(), "p2")
+    assert set(lake.read(get_table("order_context"))["run_id"].to_pylist()) == {"p2"}
+
+
+def test_image_training_set_joins_sensor_features_as_of_capture_and_the_erp_verdict(lake):
+    cfg = load_config(ROOT / "plant.yaml")
+    build_day(lake, cfg, T.date(), "p1", products=("image_training_set",))
+    rows = {r["part_serial"]: r for r in lake.read(get_table("image_training_set")).to_pylist()}
+    first = rows["S1"]
+    (f,) = first["sensor_features"]  # 120 s before 08:10: the readings of 08:09 and 08:10
+    assert (f["mean"], f["min"], f["max"], f["last"]) == (109.5, 109.0, 110.0, 110.0)
+    assert (first["label"], rows["S3"]["label"], rows["S9"]["label"]) == ("pass", "fail", None)
+    assert first["line_id"] == L1 and first["uri"].startswith("images/")
+    assert rows["S9"]["sensor_features"] == []  # no readings in the 2 minutes before 08:40
+
+
+def test_days_touched_include_the_start_day_of_orders_running_in_the_interval(lake):
+    cfg = load_config(ROOT / "plant.yaml")
+    later = Interval(T + timedelta(days=1), T + timedelta(days=1, hours=1))
+    assert days_touched(lake, cfg, [later]) == [T.date(), later.start.date()]  # PO0002 is still running
+
+
+def test_compaction_keeps_every_row_once_sorted_in_one_file_per_source_and_reruns_add_nothing(tmp_path):
+    lake = Lake(tmp_path / "lake").ensure()
+    table = get_table("sensor_readings")
+    rows = [dict(_sensor(i), ts=T + timedelta(seconds=i)) for i in range(30)]
+    for h in range(3):  # three intervals of one source, the third redelivering two rows of the second
+        chunk = rows[h * 10:(h + 1) * 10] + (rows[15:17] if h == 2 else [])
+        staged = lake.stage(table, "line1_plc", Interval(T + timedelta(minutes=h * 5), T + timedelta(minutes=h * 5 + 5)),
+                            pa.Table.from_pylist(chunk[::-1], schema=table.arrow_schema()))
+        lake.publish(staged)
+    _publish(lake, "sensor_readings", [dict(_sensor(0), asset_id=f"{L1}/coater1", tag="dryer_temperature")])  # source "t"
+    before = lake.read(table)
+    done = compaction.compact_day(lake, table, T.date())
+    assert (done.files_before, done.files_after, done.rows_before, done.rows_after) == (4, 2, 33, 31)
+    folder = lake.table_dir(table) / f"date={T.date()}"
+    assert sorted(p.name for p in folder.iterdir()) == ["line1_plc__compacted.parquet", "t__compacted.parquet"]
+    mine = pq.read_table(folder / "line1_plc__compacted.parquet")
+    assert mine["ts"].to_pylist() == sorted(r["ts"] for r in rows)  # sorted by (asset, tag, ts), each key once
+    key = list(table.primary_key)
+    assert lake.read(table).select(key).sort_by([(k, "ascending") for k in key]).equals(
+        before.select(key).group_by(key).aggregate([]).select(key).sort_by([(k, "ascending") for k in key]))
+    assert not any((lake.root / "_staging" / "_compaction").rglob("*.parquet"))
+    # a rerun of an interval drops what the compacted file holds (the source's key scope)
+    iv = Interval(T + timedelta(minutes=5), T + timedelta(minutes=10))
+    known = lake.published_keys(table, pa.Table.from_pylist(rows[10:20], schema=table.arrow_schema()), "line1_plc", iv)
+    assert known.num_rows == 31 - 1  # every line1_plc key (the other source's key is not in scope)
+    # compacting again changes nothing
+    again = compaction.compact_day(lake, table, T.date())
+    assert (again.files_before, again.rows_after) == (2, 31)
+
+
+def test_a_compaction_killed_before_the_swap_leaves_the_partition_as_it_was(tmp_path, monkeypatch):
+    lake = Lake(tmp_path / "lake").ensure()
+    table = get_table("sensor_readings")
+    for h in range(2):
+        lake.publish(lake.stage(table, "s", Interval(T + timedelta(hours=h), T + timedelta(hours=h + 1)),
+                                pa.Table.from_pylist([dict(_sensor(h))], schema=table.arrow_schema())))
+    folder = lake.table_dir(table) / f"date={T.date()}"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def killed(a, b):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(compaction, "exchange_dirs", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compaction.compact_day(lake, table, T.date())
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    monkeypatch.undo()
+    assert compaction.compact_day(lake, table, T.date()).files_after == 1  # and the next run sweeps and succeeds
+    assert lake.read(table).num_rows == 2
+
+
+def test_the_catalog_has_a_documented_view_per_table_returning_the_parquet_rows(lake):
+    cfg = load_config(ROOT / "plant.yaml")
+    build_day(lake, cfg, T.date(), "p1")
+    path = build_catalog(lake)
+    from schemas.tables import TABLES
+
+    con = duckdb.connect(str(path), read_only=True)
+    views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+    assert views == set(TABLES)
+    for name, table in TABLES.items():
+        direct = lake.read(table)
+        via = con.execute(f'select * from "{name}"').to_arrow_table()  # noqa: S608 - declared names
+        assert via.num_rows == direct.num_rows, name
+        assert via.column_names == table.column_names, name
+        if direct.num_rows:
+            key = [(k, "ascending") for k in table.primary_key]
+            assert via.select(table.primary_key).sort_by(key).to_pylist() == \
+                direct.select(table.primary_key).sort_by(key).to_pylist(), name
+    comment = con.execute("select comment from duckdb_columns() where table_name = 'order_context' "
+                          "and column_name = 'inspection_pass_rate'").fetchone()[0]
+    assert comment == "Share of inspections that passed."
+    assert query(lake, "select count(*) as n from sensor_readings").to_pylist() == [{"n": 30}]
