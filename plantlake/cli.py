@@ -130,6 +130,14 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from plantlake.lake import Lake
+    from plantlake.report import build_report
+
+    print(f"report: {build_report(Lake(load_config(args.config).lake_root()).ensure())}")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from schemas import evolution
     from schemas.docs import write_data_dictionary
@@ -230,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     sq.add_argument("query")
     sq.add_argument("--limit", type=int, default=50)
     sq.set_defaults(func=_cmd_sql)
+
+    rp = sub.add_parser("report", help="write the static HTML report of the lake (<lake>/_report/index.html)")
+    rp.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")
     s.add_argument("action", choices=["docs", "lock"])

@@ -75,29 +75,45 @@ def connect(lake: Lake, cfg: PlantConfig, days: dict[str, tuple[date, date]]) ->
     return con
 
 
-def publish(lake: Lake, table_name: str, day: date, data: Any, run_id: str) -> ProductRun:
-    """Stage, audit with the product's suite, publish; rows failing its expectations are quarantined."""
+def publish(lake: Lake, table_name: str, day: date, data: Any, run_id: str, *, source: str = SOURCE,
+            interval: Interval | None = None) -> ProductRun:
+    """Stage, audit with the table's suite, publish; rows failing its expectations are quarantined."""
     from quality.audit import audit_staged
     from quality.results import keep_audit
     from schemas import get_table
 
     table = get_table(table_name)
-    interval = day_interval(day)
+    interval = interval or day_interval(day)
     run = ProductRun(table_name, day.isoformat(), rows=data.num_rows)
-    staged = lake.stage(table, SOURCE, interval, data.cast(table.arrow_schema()))
+    staged = lake.stage(table, source, interval, data.cast(table.arrow_schema()))
     audit = audit_staged(table, staged)
-    keep_audit(lake, SOURCE, interval, run_id, audit)
+    keep_audit(lake, source, interval, run_id, audit)
     if not audit.passed:
         lake.discard(staged)
         audit.raise_for_failures()
     if audit.rejects is not None:
         from plantlake.runner import with_lineage
 
-        lake.write_quarantine(table_name, SOURCE, interval, with_lineage([audit.rejects], SOURCE, interval, run_id))
+        lake.write_quarantine(table_name, source, interval, with_lineage([audit.rejects], source, interval, run_id))
         run.quarantined = audit.set_aside
     run.rows = staged.rows
     run.files = [str(p.relative_to(lake.root)) for p in lake.publish(staged)]
     return run
+
+
+def publish_assets(lake: Lake, cfg: PlantConfig, run_id: str) -> ProductRun:
+    """The site config's ISA-95 hierarchy as the `assets` table (what analysts join lines and
+    machines with), replaced whole on every build."""
+    import pyarrow as pa
+
+    from schemas import get_table
+
+    table = get_table("assets")
+    now = datetime.now(UTC)
+    rows = [{**a, "ingested_at": now, "run_id": run_id} for a in cfg.assets()]
+    data = pa.Table.from_pylist(rows, schema=table.arrow_schema())
+    return publish(lake, "assets", now.date(), data, run_id, source="site_config",
+                   interval=Interval(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC)))
 
 
 def build_day(lake: Lake, cfg: PlantConfig, day: date, run_id: str,
@@ -106,7 +122,7 @@ def build_day(lake: Lake, cfg: PlantConfig, day: date, run_id: str,
     from plantlake.products import order_context, training_set
 
     builders = {"order_context": order_context.build, "image_training_set": training_set.build}
-    runs = []
+    runs = [publish_assets(lake, cfg, run_id)]
     for name in products:
         data = builders[name](lake, cfg, day, run_id)
         runs.append(publish(lake, name, day, data, run_id))

@@ -45,7 +45,8 @@ def lake(tmp_path):
 def test_order_context_has_the_orders_window_aggregates_images_and_pass_rate(lake):
     cfg = load_config(ROOT / "plant.yaml")
     runs = build_day(lake, cfg, T.date(), "p1")
-    assert [(r.product, r.rows, r.quarantined) for r in runs] == [("order_context", 2, 0), ("image_training_set", 3, 0)]
+    assert [(r.product, r.rows, r.quarantined) for r in runs] == [
+        ("assets", len(cfg.assets()), 0), ("order_context", 2, 0), ("image_training_set", 3, 0)]
     rows = {r["order_id"]: r for r in lake.read(get_table("order_context")).to_pylist()}
     assert set(rows) == {"PO0001", "PO0002"}  # the planned order has not started: no context yet
     o = rows["PO0001"]

@@ -1,0 +1,80 @@
+"""The report, as a headless Chromium renders it: its DOM after load and a screenshot."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from plantlake.config import load_config
+from plantlake.products import build_day
+from plantlake.report import THUMBS, build_report
+from quality.cross_source import run_checks
+from tests.conftest import ROOT
+from tests.unit.test_cross_source import IV, T
+from tests.unit.test_products import lake as lake  # noqa: F401 - the small hand-made lake fixture
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _chromium(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
+    assert CHROMIUM, "chromium is not installed: make test installs it (Debian package chromium)"
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", *args, url],
+                          capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_the_report_renders_every_section_plot_and_thumbnail(lake, tmp_path):  # noqa: F811
+    cfg = load_config(ROOT / "plant.yaml")
+    build_day(lake, cfg, T.date(), "r1")
+    run_checks(lake, cfg, IV, "r1")
+    from schemas import get_table
+
+    for i, uri in enumerate(lake.read(get_table("inspection_images"))["uri"].to_pylist()):  # the images' copies
+        (lake.root / uri).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (320, 240), (40 * i, 90, 160)).save(lake.root / uri)
+    index = build_report(lake)
+    url = index.as_uri()
+
+    dom = _chromium(tmp_path, url, "--dump-dom").stdout
+    for section in ("Tables and freshness", "Rows per day", "Quality", "Sensor trends per line", "Images and labels"):
+        assert f"<h2>{section}</h2>" in dom
+    # the table of tables: rows as counted in the lake
+    assert re.search(r"<td>sensor_readings</td><td>curated</td><td>1</td><td>30</td>", dom)
+    assert re.search(r"<td>image_training_set</td><td>products</td><td>1</td><td>3</td>", dom)
+    # plots and thumbnails all loaded (the page counts them after load)
+    ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
+    broken = int(re.search(r'data-images-broken="(\d+)"', dom).group(1))
+    assert broken == 0 and ok == 1 + 1 + 3  # rows per day, line 1's trends, three thumbnails
+    assert 'alt="sensor trends on acme/shenzhen/assembly/line1"' in dom
+    assert "line1: 2 orders" in dom
+    labels = re.findall(r'<figure class="thumb (\w+)">', dom)
+    assert labels == ["fail", "pass", "unlabelled"] and len(labels) <= THUMBS  # failed parts first
+
+    shot = tmp_path / "report.png"
+    _chromium(tmp_path, url, f"--screenshot={shot}", "--window-size=1200,2400")
+    with Image.open(shot) as im:
+        assert im.size == (1200, 2400)
+        grey = im.convert("L")
+        colours = len(grey.getcolors(maxcolors=256) or [])
+        assert colours > 20  # text, tables, plots: not a blank page
+        # the shaded order windows of the trend plot are in the picture (pale green/orange)
+        rgb = im.convert("RGB").resize((300, 600))
+        pixels = list(rgb.getdata())
+        assert sum(1 for r, g, b in pixels if g > r + 10 and g > b + 10) > 50
+
+
+def test_the_report_of_an_empty_lake_says_so(tmp_path):
+    from plantlake.lake import Lake
+
+    index = build_report(Lake(tmp_path / "lake").ensure())
+    dom = _chromium(tmp_path, index.as_uri(), "--dump-dom").stdout
+    assert "No sensor readings on lines with orders yet." in dom
+    assert "No images in the training set yet." in dom
+    assert 'data-images-broken="0"' in dom
