@@ -13,6 +13,8 @@ from pathlib import Path
 from plantlake.config import ConfigError, load_config
 
 log = logging.getLogger("plantlake")
+#: printed by the demo for the analyst to try, never executed here
+DEMO_QUERY = "select order_id, line_id, image_count, inspection_pass_rate from order_context"
 
 
 def _when(text: str) -> datetime:
@@ -150,13 +152,17 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from plantlake.demo import run_demo
+    from plantlake.config import default_config_path
+    from plantlake.demo import airflow_env, run_demo
 
-    cfg = load_config(args.config)
+    config_path = Path(args.config or default_config_path()).resolve()
+    cfg = load_config(config_path)
     root = cfg.lake_root()
-    if not args.verbose:  # the demo prints a line a run; the runner's full summaries are for --verbose
-        logging.getLogger("plantlake.runner").setLevel(logging.WARNING)
-    summaries = run_demo(cfg, progress=lambda msg: print(f"  {msg}", flush=True))
+    airflow_env(cfg.path("demo-plant"))  # before anything imports Airflow
+    if not args.verbose:  # the demo prints a line a run; the runner's and Airflow's narration is for --verbose
+        for name in ("plantlake.runner", "airflow", "plantlake.products", "plantlake.report"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    summaries = run_demo(cfg, config_path=config_path, progress=lambda msg: print(f"  {msg}", flush=True))
     print()
     by_source: dict[str, list] = {}
     for s in summaries:
@@ -176,6 +182,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  quarantine     : {root / 'quarantine'} (each row with its reason)")
     print(f"  quality        : {root / '_quality'} (validation results, quality_results, cross_source_checks)")
     print(f"  Data Docs      : {root / '_quality' / 'docs' / 'index.html'}")
+    print(f"  products       : {root / 'products'} (order_context, image_training_set)")
+    print(f"  catalog        : {root / 'catalog.duckdb'}  (try: plantlake sql \"{DEMO_QUERY}\")")
+    print(f"  report         : {root / '_report' / 'index.html'}")
     print(f"  try: duckdb -c \"select asset_id, tag, unit, count(*), avg(value) from "  # noqa: S608 - printed for the analyst, never executed
           f"read_parquet('{root}/curated/sensor_readings/*/*.parquet', hive_partitioning=true) group by all\"")
     return 0

@@ -14,18 +14,22 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from plantlake.config import PlantConfig, load_config
+from plantlake.config import PlantConfig, default_config_path, load_config
 from plantlake.lake import Lake
-from plantlake.runner import RunSummary, run_source
+from plantlake.runner import RunSummary
 
 log = logging.getLogger(__name__)
 
 HOURS = 3
 STEP_S = 10
+DAGS = Path(__file__).resolve().parent.parent / "dags"
 
 
 def write_historian_export(folder: Path, start: datetime, hours: int = HOURS) -> list[Path]:
@@ -66,19 +70,70 @@ def write_historian_export(folder: Path, start: datetime, hours: int = HOURS) ->
     return files
 
 
-def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
+def airflow_env(workdir: Path) -> None:
+    """An Airflow home for the demo (SQLite metadata under the demo folder), unless one is set.
+    Must run before Airflow is imported."""
+    home = workdir / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    for key, value in {"AIRFLOW_HOME": str(home),
+                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                       "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+                       "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}.items():
+        os.environ.setdefault(key, value)
+
+
+def _dagbag(config_path: Path) -> Any:
+    """The project's DAG folder parsed against the demo's site config, on a migrated metadata DB."""
+    import subprocess
+    import sys
+
+    os.environ["PLANTLAKE_CONFIG"] = str(config_path)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env=os.environ.copy(), timeout=600)
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    return bag
+
+
+def _summary(run: Any) -> RunSummary:
+    """The ingest task's return value (its run summary) from Airflow's XCom."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids="ingest",
+                                                 key="return_value")).first()
+        if row is None:
+            raise RuntimeError(f"{run.dag_id} {run.run_id} ended {run.state} without a run summary")
+        return RunSummary.from_dict(XComModel.deserialize_value(row))
+
+
+def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = None, now: datetime | None = None,
              progress: Callable[[str], None] | None = None) -> list[RunSummary]:
-    """Run every source with a connector for the past HOURS hours against the virtual plant."""
+    """Start the virtual plant, then run every enabled source's ingest DAG with `dag.test()` for each
+    of the past HOURS hours, the quality DAG for each hour, the products DAG, and the report."""
     import connectors
     from plantlake.connections import get_connection
     from simulators.run import VirtualPlant
     from simulators.story import Plant
 
-    cfg = config or load_config()
+    config_path = Path(config_path or default_config_path()).resolve()
+    cfg = config or load_config(config_path)
     lake = Lake(cfg.lake_root()).ensure()
     end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=HOURS)
-    say = progress or log.info
+    steps = 1 + 1 + len([s for s in cfg.sources if s.enabled]) * HOURS + HOURS + 1 + 1
+    done, began = [0], time.monotonic()
+
+    def say(message: str) -> None:
+        done[0] += 1
+        (progress or log.info)(f"[{done[0]:>2}/{steps} {time.monotonic() - began:5.1f}s] {message}")
+
+    airflow_env(cfg.path("demo-plant"))
     write_historian_export(cfg.path(cfg.source("historian_export").path), start)
     story = Plant(seed=42, start=(start - timedelta(days=1)).replace(hour=0))
     summaries = []
@@ -98,21 +153,27 @@ def run_demo(config: PlantConfig | None = None, *, now: datetime | None = None,
             f"{type(plant.broker).__name__} broker on 127.0.0.1:{plant.broker.port} holding "
             f"{counts['mqtt_messages']} queued MQTT messages; camera wrote {counts['images']} images to "
             f"{plant.image_dir}; ERP database {plant.erp_url.removeprefix('sqlite:///')}")
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")  # inside dag.test
+        bag = _dagbag(config_path)
+        say(f"Airflow: {len(bag.dags)} DAGs parsed from {DAGS}; metadata in {os.environ['AIRFLOW_HOME']}")
         for src in (s for s in cfg.sources if s.enabled):
+            dag = bag.dags[f"plantlake_ingest_{src.name}"]
             for h in range(HOURS):
                 s = start + timedelta(hours=h)
-                summary = run_source(src.name, s, s + timedelta(hours=1), config=cfg, lake=lake,
-                                     run_id=f"demo__{s:%Y%m%dT%H%M}")
-                say(f"{src.name} {s:%H:%M}: {summary.published} rows published, {summary.quarantined} quarantined")
+                run = dag.test(logical_date=s + timedelta(hours=1))  # the run whose data interval is this hour
+                summary = _summary(run)
+                say(f"{dag.dag_id} {s:%H:%M}: {run.state}, {summary.published} rows published, "
+                    f"{summary.quarantined} quarantined")
                 summaries.append(summary)
-    from plantlake.lake import Interval
-    from quality.cross_source import run_checks
-    from quality.docs import build_data_docs
+        window = {"start": start.isoformat(), "end": end.isoformat()}
+        for h in range(HOURS):
+            s = start + timedelta(hours=h)
+            run = bag.dags["plantlake_quality"].test(
+                run_conf={"start": s.isoformat(), "end": (s + timedelta(hours=1)).isoformat()})
+            say(f"plantlake_quality {s:%H:%M}: {run.state} (cross-source checks, Data Docs)")
+        run = bag.dags["plantlake_products"].test(run_conf=window)
+        say(f"plantlake_products: {run.state} (order_context, image_training_set, catalog)")
+    from plantlake.report import build_report
 
-    for h in range(HOURS):
-        s = start + timedelta(hours=h)
-        checked = run_checks(lake, cfg, Interval(s, s + timedelta(hours=1)), f"demo__{s:%Y%m%dT%H%M}")
-        failed = ", ".join(f"{n} {check}" for check, n in checked.failures().items() if n) or "none failed"
-        say(f"cross-source checks {s:%H:%M}: {checked.rows.num_rows} checked, {failed}")
-    say(f"Data Docs: {build_data_docs(lake, cfg)}")
+    say(f"report: {build_report(lake)}")
     return summaries

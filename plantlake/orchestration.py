@@ -119,6 +119,21 @@ def _interval_params() -> dict[str, Any]:
             "end": Param(None, type=["null", "string"], description="ISO end of that interval")}
 
 
+def data_docs_task(path: str) -> Any:
+    """A task bringing the Data Docs up to date (the quality and products DAGs end with it)."""
+    from airflow.sdk import task
+
+    @task(task_id="data_docs")
+    def docs() -> str:
+        from plantlake.lake import Lake
+        from quality.docs import build_data_docs
+
+        cfg = load_config(path)
+        return str(build_data_docs(Lake(cfg.lake_root()).ensure(), cfg))
+
+    return docs()
+
+
 def build_quality_dag(config_path: str | Path | None = None) -> Any:
     """The quality DAG: cross-source checks of each interval the ingest DAGs publish, then
     the Data Docs. Scheduled on the curated Assets (any publish triggers it); the intervals to
@@ -151,15 +166,7 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
             return {iv.key: run_checks(lake, cfg, iv, context["run_id"]).failures()
                     for iv in published_intervals(context)}
 
-        @task(task_id="data_docs")
-        def docs() -> str:
-            from plantlake.lake import Lake
-            from quality.docs import build_data_docs
-
-            cfg = load_config(path)
-            return str(build_data_docs(Lake(cfg.lake_root()).ensure(), cfg))
-
-        checks() >> docs()
+        checks() >> data_docs_task(path)
 
     return quality()
 
@@ -208,7 +215,7 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
 
             return str(build_catalog(Lake(load_config(path).lake_root()).ensure()))
 
-        build() >> catalog()
+        build() >> [catalog(), data_docs_task(path)]
 
     return products()
 

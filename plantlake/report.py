@@ -150,7 +150,7 @@ def _trends(con: Any, out: Path) -> str:
                 select time_bucket(interval 1 minute, ts) as m, avg(value) from sensor_readings
                 where asset_id = $a and tag = $t group by 1 order by 1""", {"a": asset, "t": tag}).fetchall()
             ax.plot([m for m, _ in pts], [v for _, v in pts], linewidth=0.9)
-            for k, (order, start, end) in enumerate(orders):
+            for k, (_order, start, end) in enumerate(orders):
                 ax.axvspan(max(start, lo), min(end, hi), color="tab:orange" if k % 2 else "tab:green", alpha=0.12)
             ax.set_ylabel(f"{tag}\n[{unit or '-'}]", fontsize=8)
             ax.set_title(asset.removeprefix(prefix), fontsize=9, loc="left")

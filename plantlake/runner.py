@@ -62,6 +62,13 @@ class RunSummary:
     def quarantined(self) -> int:
         return sum(t.quarantined for t in self.tables.values())
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSummary:
+        """Back from `as_dict` (e.g. the DAG task's return value read from XCom)."""
+        fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        fields["tables"] = {k: TableSummary(**v) for k, v in d.get("tables", {}).items()}
+        return cls(**fields)
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["published"], d["quarantined"] = self.published, self.quarantined

@@ -1,8 +1,9 @@
-"""`make demo` on the embedded defaults: every source publishes, and the lake has no duplicate keys."""
+"""`make demo` on the embedded defaults: every DAG runs through Airflow (`dag.test()`), every source
+publishes, the lake has no duplicate keys, and the products, catalog and report are built."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow.parquet as pq
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
-    summaries = run_demo(plant, now=datetime(2026, 3, 2, 12, 30, tzinfo=UTC))
+    summaries = run_demo(plant, config_path=plant_dir / "plant.yaml", now=datetime(2026, 3, 2, 12, 30, tzinfo=UTC))
     by_source = {}
     for s in summaries:
         by_source.setdefault(s.source, []).append(s)
@@ -71,6 +72,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
     inspections = con.execute("select part_serial from read_parquet(?, hive_partitioning=true)",
                               [str(plant_dir / "lake" / "curated" / "quality_inspections" / "*" / "*.parquet")]).fetchall()
     assert not any(mistakes.mistaken(serial) for (serial,) in inspections)
+    inspected = {serial for (serial,) in inspections}
     assert erp[0].tables["materials"].published == 4
     orders = con.execute("select count(*), count(distinct order_id) from read_parquet(?)",
                          [str(plant_dir / "lake" / "curated" / "production_orders" / "*.parquet")]).fetchone()
@@ -87,8 +89,36 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
     import json
 
     kept = [json.loads(p.read_text()) for p in (plant_dir / "lake" / "_quality" / "results").rglob("*.json")]
-    assert len(kept) == HOURS * (1 + 1 + 1 + 1 + 3) + HOURS  # 7 audited tables an hour, and the checks
+    # 7 audited tables an hour and the checks, then the products' audits (assets, the two products) for the day
+    assert len(kept) == HOURS * (1 + 1 + 1 + 1 + 3) + HOURS + 3
     validated = [k for k in kept if k["validation"]]  # an empty batch (MQTT after the first drain) has none
     assert len(validated) == len(kept) - 2 and all(k["passed"] for k in kept if k["source"] != "cross_source")
     pages = sorted((plant_dir / "lake" / "_quality" / "docs" / "validations").rglob("*.html"))
     assert len(pages) == len(validated)
+
+    # products: the image training set labels each defective part "fail" (ground truth), except the
+    # parts whose ERP verdict the simulated ERP booked wrongly — the audit quarantined those verdicts
+    training = lake.read(get_table("image_training_set")).to_pylist()
+    assert len(training) == len(images)
+    defective = {r["part_serial"]: r["defect"] for r in truth.parts(story, start - timedelta(hours=2), end).to_pylist()}
+    labelled = [r for r in training if r["label"] is not None]
+    assert len(labelled) > 0.8 * len(training)
+    for r in labelled:
+        assert (r["label"] == "fail") == defective[r["part_serial"]], r["part_serial"]
+    assert any(r["label"] == "fail" for r in labelled) and all(r["sensor_features"] for r in training)
+    unlabelled = {r["part_serial"] for r in training if r["label"] is None}
+    assert all(mistakes.mistaken(serial) or serial not in inspected for serial in unlabelled)
+    contexts = lake.read(get_table("order_context")).to_pylist()
+    # every order the lake holds that started in the window has its context (an order whose last ERP
+    # change is stamped at the window's end arrives with the next interval)
+    truth_starts = {o["order_id"]: o["actual_start"] for o in truth.orders(story, start - timedelta(days=1), end).to_pylist()}
+    started = {o["order_id"] for o in lake.read(get_table("production_orders")).to_pylist()
+               if o["actual_start"] is not None and start <= o["actual_start"] < end}
+    assert started and all(truth_starts[o] >= start for o in started)
+    assert started == {c["order_id"] for c in contexts if start <= c["actual_start"] < end}
+    assert all(c["sensor"] for c in contexts if c["order_id"] in started)
+    # the catalog answers like the Parquet, and the report was written
+    from plantlake.catalog import query
+
+    assert query(lake, "select count(*) as n from image_training_set").to_pylist() == [{"n": len(training)}]
+    assert (plant_dir / "lake" / "_report" / "index.html").exists()
