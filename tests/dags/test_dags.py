@@ -284,3 +284,25 @@ def test_erp_dag_with_injected_bad_rows_quarantines_them_and_a_blocked_batch_fai
         assert suite in index
     pages = sorted(p.name for p in (lake.root / "_quality" / "docs" / "validations").rglob("*.html"))
     assert "erp__20260102T060000Z_20260102T070000Z.html" in pages
+
+
+def test_compaction_dag_compacts_the_previous_day(dagbag, plant, plant_dir):
+    from plantlake.lake import Lake
+    from plantlake.runner import run_source
+    from schemas import get_table
+
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    write_historian_export(plant_dir / "drop" / "historian", start, hours=2)
+    for h in range(2):
+        run_source("historian_export", start + timedelta(hours=h), start + timedelta(hours=h + 1), config=plant)
+    lake = Lake(plant_dir / "lake")
+    table = get_table("sensor_readings")
+    before = lake.read(table)
+    run = dagbag.dags["plantlake_compaction"].test(logical_date=datetime(2026, 3, 2, 0, 30, tzinfo=UTC))
+    assert str(run.state) == "success" and run.data_interval_start.date() == start.date()
+    folder = lake.table_dir(table) / "date=2026-03-01"
+    assert [p.name for p in folder.iterdir()] == ["historian_export__compacted.parquet"]
+    after = lake.read(table)
+    key = [(k, "ascending") for k in table.primary_key]
+    assert after.drop_columns(["ingested_at", "run_id"]).sort_by(key).equals(
+        before.drop_columns(["ingested_at", "run_id"]).sort_by(key))
