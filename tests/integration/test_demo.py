@@ -12,11 +12,12 @@ import pytest
 from plantlake.demo import HOURS, run_demo
 from simulators import truth
 from simulators.story import Plant
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
+def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monkeypatch):
     summaries = run_demo(plant, config_path=plant_dir / "plant.yaml", now=datetime(2026, 3, 2, 12, 30, tzinfo=UTC))
     by_source = {}
     for s in summaries:
@@ -122,3 +123,9 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir):
 
     assert query(lake, "select count(*) as n from image_training_set").to_pylist() == [{"n": len(training)}]
     assert (plant_dir / "lake" / "_report" / "index.html").exists()
+
+    # the README's three analyst queries run as written against the demo's lake
+    readme = (ROOT / "README.md").read_text()
+    snippet = readme.split("## For analysts", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(plant_dir)
+    exec(compile(snippet, "README.md", "exec"), {})  # noqa: S102 - our own documentation
