@@ -139,7 +139,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
     summaries = []
     # the ERP books 2 % of verdicts and finishes wrongly, as people do: the audit must catch them
     with VirtualPlant(story, cfg.path("demo-plant"), image_dir=cfg.path("drop/images"),
-                      erp_mistake_rate=0.02).start() as plant:
+                      erp_mistake_rate=0.02) as plant:
         os.environ.update(plant.connections())
 
         def open_mqtt_sessions() -> None:

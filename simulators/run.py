@@ -99,7 +99,8 @@ class VirtualPlant:
             self.broker = None
 
     def __enter__(self) -> VirtualPlant:
-        return self.start()
+        started = self.opcua or self.broker or self.erp
+        return self if started else self.start()  # `with VirtualPlant(...).start()` must not start twice
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
