@@ -140,6 +140,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    """`deploy users`: the Airflow admin's password for the API server (simple auth manager),
+    from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD; the compose init job runs it."""
+    user, password = os.environ.get("AIRFLOW_ADMIN_USER", "admin"), os.environ.get("AIRFLOW_ADMIN_PASSWORD", "")
+    if not password:
+        raise ConfigError("AIRFLOW_ADMIN_PASSWORD is empty: set it in .env")
+    path = Path(args.file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({user: password}), encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    print(f"wrote the password of Airflow user {user!r} to {path}")  # never the password itself
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from schemas import evolution
     from schemas.docs import write_data_dictionary
@@ -250,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="write the static HTML report of the lake (<lake>/_report/index.html)")
     rp.set_defaults(func=_cmd_report)
+
+    dp = sub.add_parser("deploy", help="deployment helpers (the compose init job): users")
+    dp.add_argument("action", choices=["users"])
+    dp.add_argument("--file", required=True, help="the simple auth manager's passwords file")
+    dp.set_defaults(func=_cmd_deploy)
 
     s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")
     s.add_argument("action", choices=["docs", "lock"])
