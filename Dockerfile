@@ -1,5 +1,5 @@
 # plantlake on the official Airflow image; the project is installed at build time, never
-# injected at start-up (no _PIP_ADDITIONAL_REQUIREMENTS).
+# injected into the containers at start-up.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}

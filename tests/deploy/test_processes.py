@@ -1,0 +1,187 @@
+"""The compose topology without containers: PostgreSQL (Airflow's metadata and the ERP), Mosquitto,
+the simulators and the real Airflow components (api-server, scheduler, dag-processor,
+triggerer; LocalExecutor) as processes configured the way docker-compose.yml configures the
+services. The DAGs are unpaused and triggered through Airflow's REST API with the admin login
+the init job writes; the curated Parquet is then checked, and the data-aware products DAG must
+have run on its own. Every process the test starts is stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from plantlake.demo import write_historian_export
+from plantlake.lake import Lake
+from schemas import get_table
+from simulators.broker import Mosquitto
+from simulators.net import free_port, wait_port
+from tests.conftest import ROOT
+from tests.servers import postgres_server
+
+pytestmark = pytest.mark.deploy
+
+INGEST = ("plantlake_ingest_historian_export", "plantlake_ingest_opcua_plant", "plantlake_ingest_erp")
+
+
+class Api:
+    """Airflow's public REST API with a JWT from the simple auth manager's token endpoint."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base, self.user, self.password, self.token = base, user, password, None
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        if self.token is None:
+            self.token = self._request("POST", "/auth/token", {"username": self.user, "password": self.password},
+                                       auth=False)["access_token"]
+        return self._request(method, path, body)
+
+    def _request(self, method: str, path: str, body: dict | None, auth: bool = True) -> dict:
+        req = urllib.request.Request(self.base + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {self.token}"} if auth else {})})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - our own local server
+            return json.loads(resp.read() or b"{}")
+
+
+def _wait(what: str, check, timeout: float, procs: dict) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode} while waiting for {what}")
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, KeyError):  # not up yet (URLError and TimeoutError are OSErrors)
+            pass
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_products(tmp_path):
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # the last full hour
+    write_historian_export(tmp_path / "drop" / "historian", hour, hours=1)
+    procs: dict[str, subprocess.Popen] = {}
+    with postgres_server() as pg, Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
+        pg_url = pg.removesuffix("/postgres")
+        with psycopg.connect(pg.replace("+psycopg", ""), autocommit=True) as con:
+            con.execute("create database airflow")
+            con.execute("create database erp")
+        api_port, opcua_port, health_port = free_port(), free_port(), free_port()
+        password = secrets.token_urlsafe(16)
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg_url}/airflow",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__FERNET_KEY": "",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "auth" / "passwords.json"),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(health_port),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW_ADMIN_USER": "admin",
+            "AIRFLOW_ADMIN_PASSWORD": password,
+            "PLANTLAKE_CONFIG": str(tmp_path / "plant.yaml"),
+            "LAKE_ROOT": str(tmp_path / "lake"),
+            "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://127.0.0.1:{opcua_port}/plantsim",
+            "AIRFLOW_CONN_PLANT_MQTT": f"mqtt://127.0.0.1:{broker.port}",
+            "AIRFLOW_CONN_PLANT_ERP": f"postgresql://postgres@127.0.0.1:{pg_url.rsplit(':', 1)[1]}/erp",
+        }
+        # the init job: migrate, check the site config, write the admin's password
+        for cmd in (["airflow", "db", "migrate"], ["plantlake", "config", "check"],
+                    ["plantlake", "deploy", "users", "--file", str(tmp_path / "auth" / "passwords.json")]):
+            done = subprocess.run([sys.executable, "-m", *cmd], env=env, cwd=tmp_path, capture_output=True,
+                                  text=True, timeout=600)
+            assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr[-2000:]}"
+            assert password not in done.stdout + done.stderr
+        try:
+            # the simulators, as the compose services run them
+            procs["simulators"] = subprocess.Popen(
+                [sys.executable, "-m", "plantlake", "simulate", "all", "--host", "127.0.0.1", "--port", str(opcua_port),
+                 "--broker", f"127.0.0.1:{broker.port}", "--folder", str(tmp_path / "drop" / "images"),
+                 "--erp-url", env["AIRFLOW_CONN_PLANT_ERP"].replace("postgresql://", "postgresql+psycopg://"),
+                 "--prefill-hours", "3"],
+                env=env, cwd=tmp_path, stdout=open(logs / "simulators.log", "w"), stderr=subprocess.STDOUT)
+            for component, args in (("api-server", ["--port", str(api_port)]), ("scheduler", []),
+                                    ("dag-processor", []), ("triggerer", [])):
+                procs[component] = subprocess.Popen(
+                    [sys.executable, "-m", "airflow", component, *args], env=env, cwd=tmp_path,
+                    stdout=open(logs / f"{component}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+            _wait("the OPC UA simulator", lambda: wait_port("127.0.0.1", opcua_port, timeout=1) or True, 120, procs)
+            api = Api(f"http://127.0.0.1:{api_port}", "admin", password)
+            version = _wait("the api-server", lambda: api.call("GET", "/api/v2/version"), 180, procs)
+            assert version["version"].startswith("3.")
+            dags = _wait("the dag-processor to parse the DAGs", lambda: {
+                d["dag_id"] for d in api.call("GET", "/api/v2/dags?limit=100")["dags"]} >= {
+                *INGEST, "plantlake_products", "plantlake_quality"} and api.call("GET", "/api/v2/dags?limit=100"), 240, procs)
+            assert all(d["is_paused"] for d in dags["dags"])  # paused at creation, like the compose setting
+            for dag_id in (*INGEST, "plantlake_products"):
+                api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            runs = {}
+            for dag_id in INGEST:
+                run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                               {"logical_date": (hour + timedelta(hours=1)).isoformat(), "conf": {}})
+                runs[dag_id] = run["dag_run_id"]
+            states = {}
+            for dag_id, run_id in runs.items():
+                states[dag_id] = _wait(f"{dag_id} to finish", lambda d=dag_id, r=run_id: (
+                    s := api.call("GET", f"/api/v2/dags/{d}/dagRuns/{r}")["state"]) in ("success", "failed") and s,
+                    600, procs)
+            assert states == dict.fromkeys(INGEST, "success"), states
+            # the publishes' Asset events trigger the data-aware products DAG on their own
+            products = _wait("the products DAG, triggered by the Asset events", lambda: [
+                r for r in api.call("GET", "/api/v2/dags/plantlake_products/dagRuns")["dag_runs"]
+                if r["state"] in ("success", "failed")], 600, procs)
+            assert products[0]["state"] == "success" and products[0]["run_type"] == "asset_triggered"
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except (ProcessLookupError, PermissionError):
+                        proc.terminate()
+            for proc in procs.values():
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+    assert all(p.poll() is not None for p in procs.values())
+
+    lake = Lake(tmp_path / "lake")
+    readings = lake.read(get_table("sensor_readings")).to_pylist()
+    by_source = {}
+    for r in readings:
+        by_source[r["source"]] = by_source.get(r["source"], 0) + 1
+    assert by_source["opcua"] == 86 * 360  # every OPC UA variable, every 10 s of the hour, from history
+    assert by_source["csv"] == 360 * 6 + 24 - 1  # the historian export (one glitch set aside)
+    assert all(hour <= r["ts"] < hour + timedelta(hours=1) for r in readings)
+    assert {r["run_id"] for r in readings} == {runs["plantlake_ingest_opcua_plant"], runs["plantlake_ingest_historian_export"]}
+    assert lake.read(get_table("production_orders")).num_rows > 0
+    assert lake.read(get_table("order_context")).num_rows > 0
+    assert (tmp_path / "lake" / "catalog.duckdb").exists()
