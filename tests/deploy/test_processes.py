@@ -91,6 +91,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             **os.environ,
             "AIRFLOW_HOME": str(tmp_path / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg_url}/airflow",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"{pg_url}/airflow",  # psycopg 3 does async too
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
