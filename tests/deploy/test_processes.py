@@ -1,7 +1,7 @@
 """The compose topology without containers: PostgreSQL (Airflow's metadata and the ERP), Mosquitto,
 the simulators and the real Airflow components (api-server, scheduler, dag-processor,
-triggerer; LocalExecutor) as processes configured the way docker-compose.yml configures the
-services. The DAGs are unpaused and triggered through Airflow's REST API with the admin login
+triggerer) as processes configured the way docker-compose.yml configures the services — with
+LocalExecutor, and with CeleryExecutor, a Redis broker and a Celery worker as in the compose file. The DAGs are unpaused and triggered through Airflow's REST API with the admin login
 the init job writes; the curated Parquet is then checked, and the data-aware products DAG must
 have run on its own. Every process the test starts is stopped."""
 
@@ -15,9 +15,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -72,7 +73,25 @@ def _wait(what: str, check, timeout: float, procs: dict) -> object:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_products(tmp_path):
+@contextmanager
+def redis_server(tmp: Path):
+    """A throwaway Redis on 127.0.0.1 (the Celery broker); yields its port."""
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is not installed: make test installs it (Debian package redis-server)"
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_port("127.0.0.1", port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("executor", ["LocalExecutor", "CeleryExecutor"])
+def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_products(tmp_path, executor):
+    celery = executor == "CeleryExecutor"
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -80,7 +99,10 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
     hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # the last full hour
     write_historian_export(tmp_path / "drop" / "historian", hour, hours=1)
     procs: dict[str, subprocess.Popen] = {}
-    with postgres_server() as pg, Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
+    with ExitStack() as stack:
+        pg = stack.enter_context(postgres_server())
+        broker = stack.enter_context(Mosquitto(data_dir=tmp_path / "mosquitto"))
+        redis_port = stack.enter_context(redis_server(tmp_path)) if celery else None
         pg_url = pg.removesuffix("/postgres")
         with psycopg.connect(pg.replace("+psycopg", ""), autocommit=True) as con:
             con.execute("create database airflow")
@@ -92,7 +114,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             "AIRFLOW_HOME": str(tmp_path / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg_url}/airflow",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"{pg_url}/airflow",  # psycopg 3 does async too
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -113,6 +135,10 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             "AIRFLOW_CONN_PLANT_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "AIRFLOW_CONN_PLANT_ERP": f"postgresql://postgres@127.0.0.1:{pg_url.rsplit(':', 1)[1]}/erp",
         }
+        if celery:  # as in docker-compose.yml: Redis as the broker, results in the metadata database
+            env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{pg_url}/airflow"
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = "2"
         # the init job: migrate, check the site config, write the admin's password
         for cmd in (["airflow", "db", "migrate"], ["plantlake", "config", "check"],
                     ["plantlake", "deploy", "users", "--file", str(tmp_path / "auth" / "passwords.json")]):
@@ -128,8 +154,9 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                  "--erp-url", env["AIRFLOW_CONN_PLANT_ERP"].replace("postgresql://", "postgresql+psycopg://"),
                  "--prefill-hours", "3"],
                 env=env, cwd=tmp_path, stdout=open(logs / "simulators.log", "w"), stderr=subprocess.STDOUT)
-            for component, args in (("api-server", ["--port", str(api_port)]), ("scheduler", []),
-                                    ("dag-processor", []), ("triggerer", [])):
+            components = [("api-server", ["--port", str(api_port)]), ("scheduler", []), ("dag-processor", []),
+                          ("triggerer", [])] + ([("celery", ["worker"])] if celery else [])
+            for component, args in components:
                 procs[component] = subprocess.Popen(
                     [sys.executable, "-m", "airflow", component, *args], env=env, cwd=tmp_path,
                     stdout=open(logs / f"{component}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
