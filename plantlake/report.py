@@ -21,25 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from plantlake.lake import Lake
+from plantlake.views import connect
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "_report"
 THUMBS = 24
 TAGS_PER_LINE = 3
-
-
-def _con(lake: Lake) -> Any:
-    import duckdb
-    import pyarrow.dataset as ds
-
-    from schemas.tables import TABLES
-
-    con = duckdb.connect()
-    for name, table in TABLES.items():
-        con.register(name, ds.dataset([str(p) for p in lake.files(table)], format="parquet",
-                                      schema=table.arrow_schema()))
-    return con
 
 
 def _table(headers: list[str], rows: list[tuple]) -> str:
@@ -210,7 +198,7 @@ def build_report(lake: Lake) -> Path:
     matplotlib.use("Agg")
     out = lake.root / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    con = _con(lake)
+    con = connect(lake)
     sections = [
         ("Tables and freshness", _freshness(lake, con)),
         ("Rows per day", _rows_per_day(con, out)),

@@ -17,7 +17,7 @@ appears in Data Docs next to the audits, failing subjects listed as unexpected v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -63,48 +63,30 @@ def specs(cfg: PlantConfig) -> list[Spec]:
     ]
 
 
-def _day_tables(lake: Lake, name: str, interval: Interval) -> pa.Table:
-    """A curated table's rows in the partitions the interval touches (the whole table when unpartitioned)."""
-    table = get_table(name)
-    if table.partition_column is None:
-        return lake.read(table)
-    days = sorted({interval.start.date(), (interval.end - (interval.end - interval.start) / 10**6).date()})
-    return pa.concat_tables([lake.read(table, date=d.isoformat()) for d in days])
-
-
 def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa.Table:
     """The check rows for one interval (DuckDB over the curated tables)."""
-    import duckdb
+    from plantlake.views import connect
 
-    readings = _day_tables(lake, "sensor_readings", interval).select(["ts", "asset_id", "quality"])
-    images = _day_tables(lake, "inspection_images", interval).select(["image_id", "captured_at", "asset_id",
-                                                                      "part_serial"])
-    inspections = lake.read(get_table("quality_inspections"), columns=["part_serial"])
-    orders = lake.read(get_table("production_orders"), columns=["order_id", "line_id", "actual_start", "actual_end"])
-    assets = sorted(set(readings["asset_id"].to_pylist()) | set(images["asset_id"].to_pylist()))
-    lines = pa.table({"asset_id": pa.array(assets, pa.string()),
-                      "line_id": pa.array([cfg.line_of(a) for a in assets], pa.string())})
+    last_day = (interval.end - timedelta(microseconds=1)).date()
+    span = (interval.start.date(), last_day)
+    con = connect(lake, cfg, {"sensor_readings": span, "inspection_images": span})
     q = cfg.quality
-    con = duckdb.connect()
-    for name, data in (("readings", readings), ("images", images), ("inspections", inspections),
-                       ("orders", orders), ("lines", lines)):
-        con.register(name, data)
     params = {"start": interval.start, "end": interval.end, "coverage": q.min_sensor_coverage,
               "bad": q.max_line_bad_share}
     rows = con.sql("""
-        with r as (select r.ts, r.quality, l.line_id from readings r join lines l using (asset_id)
+        with r as (select r.ts, r.quality, l.line_id from sensor_readings r join lines l using (asset_id)
                    where r.ts >= $start and r.ts < $end),
         img as (
             select 'image_has_inspection' as "check", i.image_id as subject, l.line_id,
-                   case when exists (select 1 from inspections x where x.part_serial = i.part_serial)
+                   case when exists (select 1 from quality_inspections x where x.part_serial = i.part_serial)
                         then 1.0 else 0.0 end as value, 1.0 as threshold,
                    'part ' || i.part_serial as detail
-            from images i left join lines l using (asset_id)
+            from inspection_images i left join lines l using (asset_id)
             where i.captured_at >= $start and i.captured_at < $end and i.part_serial is not null),
         o as (
             select order_id, line_id, greatest(actual_start, $start) as ws,
                    least(coalesce(actual_end, $end), $end) as we
-            from orders where actual_start < $end and coalesce(actual_end, $end) > $start),
+            from production_orders where actual_start < $end and coalesce(actual_end, $end) > $start),
         minutes as (select distinct line_id, date_trunc('minute', ts) as m from r),
         cov as (
             select 'order_sensor_coverage' as "check", o.order_id as subject, o.line_id,

@@ -40,41 +40,6 @@ def day_interval(day: date) -> Interval:
     return Interval(start, start + timedelta(days=1))
 
 
-def files(lake: Lake, table: str, first: date, last: date) -> list[str]:
-    """The table's Parquet files in the date= partitions first..last (all files when unpartitioned)."""
-    from schemas import get_table
-
-    t = get_table(table)
-    paths = lake.files(t)
-    if t.partition_column is None:
-        return [str(p) for p in paths]
-    days = {f"date={first + timedelta(days=i)}" for i in range((last - first).days + 1)}
-    return [str(p) for p in paths if p.parent.name in days]
-
-
-def connect(lake: Lake, cfg: PlantConfig, days: dict[str, tuple[date, date]]) -> Any:
-    """A DuckDB connection with a view per curated table over the date= partitions `days` gives
-    it (first, last; unpartitioned tables whole), and `lines` (each asset's line). An empty
-    table is an empty view with the table's columns."""
-    import duckdb
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    from schemas import get_table
-
-    con = duckdb.connect()
-    for name in ("sensor_readings", "inspection_images", "quality_inspections", "production_orders"):
-        first, last = days.get(name, (date.min, date.min))
-        # a dataset DuckDB scans lazily (projection and filters pushed down); no paths in SQL
-        con.register(name, ds.dataset(files(lake, name, first, last), format="parquet",
-                                      schema=get_table(name).arrow_schema()))
-    assets = [r[0] for r in con.execute("select distinct asset_id from sensor_readings union "
-                                        "select distinct asset_id from inspection_images").fetchall()]
-    con.register("lines", pa.table({"asset_id": pa.array(assets, pa.string()),
-                                    "line_id": pa.array([cfg.line_of(a) for a in assets], pa.string())}))
-    return con
-
-
 def publish(lake: Lake, table_name: str, day: date, data: Any, run_id: str, *, source: str = SOURCE,
             interval: Interval | None = None) -> ProductRun:
     """Stage, audit with the table's suite, publish; rows failing its expectations are quarantined."""

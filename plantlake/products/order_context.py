@@ -13,7 +13,8 @@ from typing import Any
 
 from plantlake.config import PlantConfig
 from plantlake.lake import Lake
-from plantlake.products import connect, day_interval
+from plantlake.products import day_interval
+from plantlake.views import connect
 
 SQL = """
 with o as (
