@@ -42,3 +42,12 @@ def plant(plant_dir: Path):
     from plantlake.config import load_config
 
     return load_config(plant_dir / "plant.yaml")
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A Mosquitto of the test's own (persistence on), which the test may SIGTERM, SIGKILL and restart."""
+    from simulators.broker import Mosquitto
+
+    with Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
+        yield broker

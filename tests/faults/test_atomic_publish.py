@@ -59,7 +59,7 @@ def pa_range(n: int):
     return pa.array(range(n), pa.float64())
 
 
-def test_sigkill_mid_publish_leaves_old_or_new_file_never_partial(tmp_path):
+def test_sigkill_mid_publish_leaves_old_or_new_file_never_partial(tmp_path, reliability):
     lake = tmp_path / "lake"
     # a first complete publish, so there is an "old" file to protect
     subprocess.run([sys.executable, "-c", WRITER.replace("while True:", "for _ in range(1):"), str(lake), "0"],
@@ -88,3 +88,5 @@ def test_sigkill_mid_publish_leaves_old_or_new_file_never_partial(tmp_path):
     subprocess.run([sys.executable, "-c", WRITER.replace("while True:", "for _ in range(1):"), str(lake), "999"],
                    check=True, cwd=ROOT, capture_output=True, timeout=120)
     assert _check_visible(lake) == 999.0
+    reliability("writer SIGKILLed mid-publish (6 kills)", data_in=ROWS, data_out=ROWS, lost=0, duplicates=0,
+                unit="rows of the visible file", note="readers see the old or the new file, never a partial one; the rerun heals")

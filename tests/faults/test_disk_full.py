@@ -39,7 +39,7 @@ def _snapshot(lake) -> dict[str, bytes]:
             if p.is_file() and not p.name.startswith(".") and p.name != "filler"}
 
 
-def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(tmp_path, small_lake):
+def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(tmp_path, small_lake, reliability):
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
     cfg = load_config(tmp_path / "plant.yaml")
     write_historian_export(tmp_path / "drop" / "historian", START, hours=2)
@@ -61,3 +61,6 @@ def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(tmp_path, s
     second = run_source("historian_export", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
     assert second.published == first.published
     assert sorted(p.parent.name for p in (small_lake / "curated").rglob("*.parquet")) == ["date=2026-03-01"] * 2
+    reliability("disk full (3 MiB tmpfs lake) during a publish", data_in=2 * first.published,
+                data_out=first.published + second.published, lost=2 * first.published - first.published - second.published,
+                duplicates=0, unit="sensor rows", note="ENOSPC fails the run; nothing partial or changed; the rerun publishes")

@@ -28,6 +28,27 @@ CFG = load_config(ROOT / "plant.yaml")
 SENSOR = get_table("sensor_readings")
 NOW = datetime(2026, 1, 1, 7, tzinfo=UTC)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: per test: examples run, inputs generated, inputs accounted for (kept, quarantined, counted or deduped)
+RUNS: dict[str, list[int]] = {}
+UNITS = {"test_mqtt_payloads_are_decoded_or_quarantined": "MQTT payloads (JSON, bytes, Sparkplug B)",
+         "test_csv_export_rows_are_conformed_or_quarantined": "historian CSV rows",
+         "test_any_file_bytes_are_probed_without_raising": "image files (any bytes)",
+         "test_any_sidecar_is_read_or_refused_with_a_reason": "sidecar JSON documents"}
+
+
+def _count(test: str, inputs: int, accounted: int) -> None:
+    run = RUNS.setdefault(test, [0, 0, 0])
+    run[0], run[1], run[2] = run[0] + 1, run[1] + inputs, run[2] + accounted
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_examples():
+    yield
+    from tests.faults.conftest import record
+
+    for test, (examples, inputs, accounted) in RUNS.items():
+        record(f"fuzzed {UNITS[test]}", data_in=inputs, data_out=accounted, lost=inputs - accounted, duplicates=0,
+               unit="inputs", note=f"{examples} hypothesis examples; every input kept, quarantined with a reason or counted")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -87,6 +108,7 @@ def test_mqtt_payloads_are_decoded_or_quarantined(messages):
     outcomes = len(rejects) + c.stats["raw_only"] + c.stats["decoded_messages"] + c.stats["control_messages"]
     assert outcomes == len(messages), c.stats
     conform_sensor(c, decoded)
+    _count("test_mqtt_payloads_are_decoded_or_quarantined", len(messages), outcomes)
 
 
 @FUZZ
@@ -105,6 +127,8 @@ def test_csv_export_rows_are_conformed_or_quarantined(rows):
     kept, rejected = conform_sensor(c, decoded)
     duplicates = len(rows) - len(decoded.rejects["sensor_readings"]) - kept - rejected
     assert duplicates >= 0  # the rest were the same (asset, tag, ts) twice: deduped, not lost
+    _count("test_csv_export_rows_are_conformed_or_quarantined", len(rows),
+           len(decoded.rejects["sensor_readings"]) + kept + rejected + duplicates)
 
 
 @FUZZ
@@ -118,6 +142,7 @@ def test_any_file_bytes_are_probed_without_raising(tmp_path_factory, data, name)
     row = probe(Job(str(folder / name), name, 0, len(data), 0), opts)
     # random bytes are never a decodable image: the reason and the column it concerns come back, no exception
     assert row["error"] and row["error_column"] in ("file", "image")
+    _count("test_any_file_bytes_are_probed_without_raising", 1, 1)
 
 
 @FUZZ
@@ -131,3 +156,4 @@ def test_any_sidecar_is_read_or_refused_with_a_reason(body):
         assert exc.column and str(exc)
     else:
         assert meta["asset_id"] in CFG.asset_ids() and meta["captured_at"].tzinfo is not None
+    _count("test_any_sidecar_is_read_or_refused_with_a_reason", 1, 1)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.broker import Mosquitto
 from tests.servers import postgres_server
 
 
@@ -10,9 +9,3 @@ from tests.servers import postgres_server
 def postgres_url():
     with postgres_server() as url:
         yield url
-
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    with Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
-        yield broker
