@@ -94,7 +94,7 @@ _ROW_LISTS = ("unexpected_index_list", "unexpected_list", "unexpected_rows", "un
 _NATIVE = ("ExpectColumnToExist", "ExpectCompoundColumnsToBeUnique")
 
 
-def _gx_batch(df: Any) -> Any:
+def gx_batch(df: Any) -> Any:
     """A GX batch over a pandas frame, in one ephemeral context per process (GX imports here)."""
     global _CONTEXT
     import great_expectations as gx
@@ -159,7 +159,7 @@ def audit_staged(table: Table, staged: Staged, *, source: Any = None, max_bad_sh
     data = _read(table, staged, [c for c in table.column_names if c in {*wanted, *table.primary_key}])
     # one dictionary and one chunk per column make cheap categoricals; a block per column, no consolidating copy
     df = data.select(wanted).unify_dictionaries().combine_chunks().to_pandas(split_blocks=True)
-    batch = _gx_batch(df)
+    batch = gx_batch(df)
     validation = batch.validate(build_suite(table, source, judged), result_format={"result_format": "BOOLEAN_ONLY"})
     results = {r.expectation_config.meta["spec"]: r for r in validation.results}
     failed = [i for i, r in results.items() if not r.success]

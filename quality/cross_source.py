@@ -123,7 +123,7 @@ def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa
 
 def run_checks(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> CrossSourceResult:
     """Compute, keep and validate the cross-source checks of one interval (replaced by a rerun)."""
-    from quality.audit import _gx_batch
+    from quality.audit import gx_batch
     from quality.results import keep_validation
     from quality.suites import build_suite
 
@@ -133,7 +133,7 @@ def run_checks(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) ->
     path = lake.table_dir(table) / f"date={interval.start:%Y-%m-%d}" / name
     write_parquet(path, [rows], table.arrow_schema())
     suite = build_suite(table, None, specs(cfg))
-    validation = _gx_batch(rows.to_pandas()).validate(suite, result_format={"result_format": "SUMMARY"})
+    validation = gx_batch(rows.to_pandas()).validate(suite, result_format={"result_format": "SUMMARY"})
     result = validation.to_json_dict()
     keep_validation(lake, TABLE, "cross_source", interval, run_id, suite.name, result,
                     name=interval.key, passed=bool(validation.success), rows=rows.num_rows)
