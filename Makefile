@@ -53,4 +53,4 @@ docs: venv
 	$(PY) -m plantlake schemas docs
 
 clean:
-	rm -rf lake drop .pytest_cache
+	rm -rf lake drop demo-plant .pytest_cache
