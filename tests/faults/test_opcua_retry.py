@@ -49,3 +49,42 @@ def test_an_unreachable_server_fails_cleanly_and_the_retry_equals_an_undisturbed
     reliability("OPC UA server unreachable, then the retry", data_in=reference.published, data_out=len(keys),
                 lost=reference.published - len(keys), duplicates=got.num_rows - len(keys),
                 unit="node/timestamp pairs", note="SourceUnavailable names the endpoint; the retry equals an undisturbed run")
+
+
+def test_a_server_restarted_during_the_history_read_costs_a_retry_and_nothing_else(setup, monkeypatch,  # noqa: F811
+                                                                                    reliability):
+    """The server goes down after answering part of a HistoryRead and comes back with its namespaces
+    reordered (other vendors' namespaces registered first): the run fails without publishing, and
+    the retry publishes exactly what the server historized."""
+    import asyncio
+    import threading
+
+    start, tmp = setup
+    sim = start()
+    calls = {"n": 0}
+    original = sim.store.read_node_history
+
+    async def read_then_go_down(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 40:  # about half of the 86 nodes answered
+            threading.Thread(target=sim.stop_thread, daemon=True).start()
+            await asyncio.sleep(30)  # this answer never leaves: the server is going down
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(sim.store, "read_node_history", read_then_go_down)
+    cfg = load_config(tmp / "plant.yaml")
+    with pytest.raises(SourceUnavailable) as err:  # retriable: Airflow retries the task
+        run_source("opcua_plant", START, END, config=cfg)
+    assert calls["n"] >= 40, err.value
+    assert not list((tmp / "lake" / "curated").rglob("*.parquet"))  # nothing of the half-read hour published
+    back = start(port=sim.port, namespaces_before=("urn:vendor:diagnostics", "urn:vendor:alarms"))
+    assert back.ns == 4
+    retried = run_source("opcua_plant", START, END, config=cfg)
+    assert_matches_truth(curated(tmp / "lake"), START, END)
+    got = curated(tmp / "lake")
+    keys = {(r["asset_id"], r["tag"], r["ts"]) for r in got.select(["asset_id", "tag", "ts"]).to_pylist()}
+    assert retried.published == len(keys) == 86 * 360
+    reliability("OPC UA server restarted during a HistoryRead (namespaces reordered)", data_in=86 * 360,
+                data_out=len(keys), lost=86 * 360 - len(keys), duplicates=got.num_rows - len(keys),
+                unit="node/timestamp pairs", note="the read fails with SourceUnavailable (retriable), nothing "
+                "published; the retry against the restarted server equals the history")
