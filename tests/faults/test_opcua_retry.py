@@ -4,6 +4,7 @@ exactly what an undisturbed run publishes, node by node and timestamp by timesta
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 
 import pytest
 
@@ -88,3 +89,22 @@ def test_a_server_restarted_during_the_history_read_costs_a_retry_and_nothing_el
                 data_out=len(keys), lost=86 * 360 - len(keys), duplicates=got.num_rows - len(keys),
                 unit="node/timestamp pairs", note="the read fails with SourceUnavailable (retriable), nothing "
                 "published; the retry against the restarted server equals the history")
+
+
+def test_restart_with_reordered_namespaces_keeps_every_value_on_its_tag(setup, reliability):  # noqa: F811
+    start, tmp = setup
+    sim = start()
+    cfg = load_config(tmp / "plant.yaml")
+    run_source("opcua_plant", START, START + timedelta(minutes=30), config=cfg)
+    port = sim.port
+    sim.stop_thread()
+    # the same server comes back on the same port with two vendor namespaces registered first
+    moved = start(port=port, namespaces_before=("urn:vendor:diagnostics", "urn:vendor:alarms"))
+    assert moved.ns == 4 and sim.ns == 2
+    run_source("opcua_plant", START + timedelta(minutes=30), END, config=cfg)
+    assert_matches_truth(curated(tmp / "lake"), START, END)
+    got = curated(tmp / "lake")
+    keys = {(r["asset_id"], r["tag"], r["ts"]) for r in got.select(["asset_id", "tag", "ts"]).to_pylist()}
+    reliability("OPC UA server restarted between runs, namespace array reordered", data_in=86 * 360,
+                data_out=len(keys), lost=86 * 360 - len(keys), duplicates=got.num_rows - len(keys),
+                unit="node/timestamp pairs", note="nodes are addressed by namespace URI, not index")

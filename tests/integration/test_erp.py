@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.erp import SchemaDrift, SourceUnavailable
-from plantlake.config import load_config, with_source
+from plantlake.config import load_config
 from plantlake.lake import Lake
 from plantlake.runner import run_source
 from schemas import get_table
@@ -168,27 +168,6 @@ def test_a_full_pull_matches_the_erp_exactly_in_postgresql(site, erp_database, m
     assert {r["order_id"]: r["status"] for r in Lake(tmp / "lake").read(ORDERS).to_pylist()}[order] == "cancelled"
     engine.dispose()
     erp.engine.dispose()
-
-
-def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site):
-    cfg, tmp, erp = site
-    erp.sync(T0 + timedelta(hours=1))
-    run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
-    # a transaction that started at 06:50 commits after the 06:00-07:00 run: its change time is in the past
-    late = {"result_id": "QR-LATE-1", "order_no": "PO1000016", "serial_no": "PO1000016-9999", "station": "L1-EOL",
-            "inspected_at": (T0 + timedelta(minutes=50)).astimezone(SITE_TZ).replace(tzinfo=None),
-            "characteristic": "weld_resistance", "measured": 0.5, "lsl": 0.3, "usl": 0.9, "uom": "mOhm",
-            "verdict": "OK", "defect_code": None,
-            "changed_at": (T0 + timedelta(minutes=50)).astimezone(SITE_TZ).replace(tzinfo=None)}
-    erp.commit_late(late)
-    no_lookback = with_source(cfg, "erp", lookback_minutes=0)
-    blind = run_source("erp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), config=no_lookback,
-                       lake=Lake(tmp / "lake-blind"))
-    assert blind.tables["quality_inspections"].published == 0
-    s = run_source("erp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), config=cfg)
-    assert s.tables["quality_inspections"].published >= 1
-    rows = {r["inspection_id"]: r for r in Lake(tmp / "lake").read(INSPECTIONS).to_pylist()}
-    assert rows["QR-LATE-1"]["inspected_at"] == T0 + timedelta(minutes=50)
 
 
 def test_csv_exports_in_windows_1252_with_decimal_comma_and_bad_rows(site):

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -71,21 +67,6 @@ def check_curated(lake_root, start, end) -> None:
         assert r["unit"] == target and r["value"] == pytest.approx(scale * e["value"] + offset, rel=1e-9, abs=1e-9)
 
 
-def test_offline_consumer_gets_every_message_once(site, mosquitto):
-    cfg, tmp = site
-    end = START + timedelta(hours=2, minutes=30)
-    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, end)
-    assert len(sent) > 5000
-    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
-    assert s.stats["messages"] == len(sent) and s.stats["session_present"] is True
-    assert sorted(raw_ids(tmp / "lake")) == sorted(sent)
-    assert s.quarantined == 0
-    check_curated(tmp / "lake", START, end)
-    # the death of each chiller session marks its metrics stale: Bad rows without value
-    bad = [r for r in Lake(tmp / "lake").read(SENSOR).to_pylist() if r["status_code"] == 0x80310000]
-    assert len(bad) == 2 * 3 and all(r["value"] is None and r["quality"] == "bad" for r in bad)
-
-
 KILLER = """
 import os, signal, sys
 from datetime import UTC, datetime, timedelta
@@ -102,29 +83,6 @@ batch = next(iter(ex.batches))            # received ...
 print(batch.num_rows, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)      # ... and gone before the durable write
 """
-
-
-def test_consumer_killed_between_receive_and_write_loses_nothing(site, mosquitto):
-    cfg, tmp = site
-    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(hours=1))
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(tmp / "plant.yaml")], cwd=ROOT, capture_output=True,
-                          text=True, env=os.environ.copy(), timeout=120)
-    assert proc.returncode == -signal.SIGKILL and int(proc.stdout.split()[0]) > 0
-    assert not list((tmp / "lake" / "raw" / "mqtt_plant").rglob("*.parquet"))
-    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
-    assert sorted(set(raw_ids(tmp / "lake"))) == sorted(sent), (s.stats, s.raw_files)
-    assert s.stats["messages"] >= len(sent)
-    check_curated(tmp / "lake", START, START + timedelta(hours=1))
-
-
-def test_broker_restart_with_persistence_between_runs_keeps_the_queue(site, mosquitto):
-    cfg, tmp = site
-    sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(minutes=40))
-    mosquitto.restart(signal.SIGTERM)
-    s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
-    assert sorted(raw_ids(tmp / "lake")) == sorted(sent)
-    assert s.stats["messages"] == len(sent)
-    check_curated(tmp / "lake", START, START + timedelta(minutes=40))
 
 
 def test_malformed_payloads_are_kept_raw_and_quarantined_with_reasons(site, mosquitto):

@@ -93,20 +93,6 @@ def test_past_hour_is_exactly_what_the_server_historized_and_rerun_is_identical(
     assert again.drop_columns(list(SENSOR.lineage)).sort_by(key).equals(first.drop_columns(list(SENSOR.lineage)).sort_by(key))
 
 
-def test_restart_with_reordered_namespaces_keeps_every_value_on_its_tag(setup):
-    start, tmp = setup
-    sim = start()
-    cfg = load_config(tmp / "plant.yaml")
-    run_source("opcua_plant", START, START + timedelta(minutes=30), config=cfg)
-    port = sim.port
-    sim.stop_thread()
-    # the same server comes back on the same port with two vendor namespaces registered first
-    moved = start(port=port, namespaces_before=("urn:vendor:diagnostics", "urn:vendor:alarms"))
-    assert moved.ns == 4 and sim.ns == 2
-    run_source("opcua_plant", START + timedelta(minutes=30), END, config=cfg)
-    assert_matches_truth(curated(tmp / "lake"), START, END)
-
-
 def test_secured_endpoint_with_username_and_basic256sha256(setup, monkeypatch):
     import asyncio
     import json
