@@ -51,3 +51,12 @@ def mosquitto(tmp_path):
 
     with Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server for the session (as the postgres user); its URL for database 'postgres'."""
+    from tests.servers import postgres_server
+
+    with postgres_server() as url:
+        yield url

@@ -9,7 +9,16 @@ import pytest
 from plantlake.config import with_source
 from plantlake.lake import Lake
 from plantlake.runner import run_source
-from tests.integration.test_erp import INSPECTIONS, SITE_TZ, T0, site  # noqa: F401 - fixture
+from tests.integration.test_erp import (  # noqa: F401 - fixtures
+    INSPECTIONS,
+    PLANT,
+    SITE_TZ,
+    T0,
+    assert_inspections_match,
+    assert_orders_match,
+    erp_database,
+    site,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -36,3 +45,51 @@ def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site, re
     reliability("ERP row committed late with an older updated_at", data_in=1, data_out=int("QR-LATE-1" in rows),
                 lost=int("QR-LATE-1" not in rows), duplicates=0, unit="ERP keys (the late row)",
                 note="the look-back window picks it up; without it the row is missed (asserted)")
+
+
+def test_the_erp_database_going_down_mid_extract_fails_the_run_and_the_retry_is_exact(
+        site, erp_database, monkeypatch, reliability):  # noqa: F811
+    """Every session of the ERP database is killed after the first table was read (what a database
+    restart looks like to a client): the run fails for Airflow to retry, publishes nothing, and the
+    retry holds exactly what the ERP holds."""
+    import sqlalchemy as sa
+
+    from simulators.erp import ErpSimulator
+
+    cfg, tmp, _ = site
+    erp = ErpSimulator(PLANT, erp_database)
+    erp.create()
+    as_of = T0 + timedelta(hours=3)
+    erp.sync(as_of)
+    url = sa.engine.make_url(erp_database)
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}")
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    original, calls = Lake.write_raw, {"n": 0}
+
+    def write_then_db_restarts(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first table is landed: now the database goes down
+            with admin.connect() as conn:
+                conn.execute(sa.text("select pg_terminate_backend(pid) from pg_stat_activity "
+                                     "where datname = :db and pid <> pg_backend_pid()"), {"db": url.database})
+        return out
+
+    monkeypatch.setattr(Lake, "write_raw", write_then_db_restarts)
+    window = (PLANT.start - timedelta(days=1), as_of + timedelta(hours=1))
+    with pytest.raises(Exception) as err:
+        run_source("erp", *window, config=cfg)
+    assert calls["n"] == 1, err.value
+    assert not list((tmp / "lake" / "curated").rglob("*.parquet"))
+    monkeypatch.setattr(Lake, "write_raw", original)
+    erp.engine.dispose()  # the simulator's pooled sessions died with the others
+    s = run_source("erp", *window, config=cfg)  # Airflow's retry
+    lake = Lake(tmp / "lake")
+    assert_orders_match(lake, erp)
+    assert_inspections_match(lake, erp)
+    admin.dispose()
+    expected = len(erp.order_rows(as_of)) + len(erp.inspection_rows(as_of))
+    published = s.tables["production_orders"].published + s.tables["quality_inspections"].published
+    reliability("ERP database restarted mid-extract (sessions killed after the first table)", data_in=expected,
+                data_out=published, lost=expected - published, duplicates=0, unit="ERP keys (orders, inspections)",
+                note=f"the run failed ({type(err.value).__name__}), nothing published; the retry equals the ERP")
