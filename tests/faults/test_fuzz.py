@@ -28,7 +28,8 @@ CFG = load_config(ROOT / "plant.yaml")
 SENSOR = get_table("sensor_readings")
 NOW = datetime(2026, 1, 1, 7, tzinfo=UTC)
 # derandomized: CI runs the same 300 examples each time, so a failure reproduces and the report is stable
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
 #: per test: examples run, inputs generated, inputs accounted for (kept, quarantined, counted or deduped)
 RUNS: dict[str, list[int]] = {}
 UNITS = {"test_mqtt_payloads_are_decoded_or_quarantined": "MQTT payloads (JSON, bytes, Sparkplug B)",
