@@ -17,6 +17,7 @@ from tests.integration.test_erp import (  # noqa: F401 - fixtures
     assert_inspections_match,
     assert_orders_match,
     erp_database,
+    postgres_erp,
     site,
 )
 
@@ -54,15 +55,10 @@ def test_the_erp_database_going_down_mid_extract_fails_the_run_and_the_retry_is_
     retry holds exactly what the ERP holds."""
     import sqlalchemy as sa
 
-    from simulators.erp import ErpSimulator
-
     cfg, tmp, _ = site
-    erp = ErpSimulator(PLANT, erp_database)
-    erp.create()
     as_of = T0 + timedelta(hours=3)
-    erp.sync(as_of)
+    erp = postgres_erp(erp_database, as_of, monkeypatch)
     url = sa.engine.make_url(erp_database)
-    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}")
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     original, calls = Lake.write_raw, {"n": 0}
 

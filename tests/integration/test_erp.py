@@ -140,16 +140,22 @@ def erp_database(postgres_url):
     server.dispose()
 
 
+def postgres_erp(url: str, as_of: datetime, monkeypatch) -> ErpSimulator:
+    """The simulated ERP in the PostgreSQL database `url`, synced to `as_of`, and the ERP source's
+    Airflow connection pointing at it."""
+    erp = ErpSimulator(PLANT, url)
+    erp.create()
+    erp.sync(as_of)
+    u = sa.engine.make_url(url)
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", f"postgresql://{u.username}@{u.host}:{u.port}/{u.database}")
+    return erp
+
+
 def test_a_full_pull_matches_the_erp_exactly_in_postgresql(site, erp_database, monkeypatch):
     cfg, tmp, _ = site
-    postgres_url = erp_database
-    engine = sa.create_engine(postgres_url)
-    erp = ErpSimulator(PLANT, postgres_url)
-    erp.create()
+    engine = sa.create_engine(erp_database)
     as_of = T0 + timedelta(hours=3)
-    erp.sync(as_of)
-    url = sa.engine.make_url(postgres_url)
-    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}")
+    erp = postgres_erp(erp_database, as_of, monkeypatch)
     s = run_source("erp", PLANT.start - timedelta(days=1), as_of + timedelta(hours=1), config=cfg)
     assert s.quarantined == 0 and s.tables["quality_inspections"].published > 2000
     assert_orders_match(Lake(tmp / "lake"), erp)
