@@ -28,13 +28,14 @@ pytestmark = pytest.mark.faults
 
 def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(tmp_path, monkeypatch, reliability):
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
-    cfg = with_source(load_config(tmp_path / "plant.yaml"), "camera_images", settle_s=5)
+    # a file counts as settled 60 s after its last write: slow machines never read a half-written file
+    cfg = with_source(load_config(tmp_path / "plant.yaml"), "camera_images", settle_s=60)
     drop = tmp_path / "drop" / "images"
     now = datetime.now(UTC).replace(microsecond=0)
     plant = Plant(seed=42, start=(now - timedelta(days=1)).replace(hour=0, minute=0, second=0))
-    t0 = now - timedelta(hours=1)
-    Camera(plant, drop).shots(t0, now)  # each file's mtime is its capture time + 1 s
-    shots = truth.images(plant, t0, now).to_pylist()
+    t0, shot_end = now - timedelta(hours=1, minutes=5), now - timedelta(minutes=5)
+    Camera(plant, drop).shots(t0, shot_end)  # each file's mtime is its capture time + 1 s: all settled
+    shots = truth.images(plant, t0, shot_end).to_pylist()
     intact = {s["file"]: s for s in shots if not s["corrupt"]}
     names = sorted(intact)
     writing, vanishing = names[5], names[10]
@@ -61,9 +62,8 @@ def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(
 
     # the camera finishes the file; it has settled by the next run, which publishes it
     (drop / writing).write_bytes(full)
-    settled = time.time() - 60
+    settled = time.time() - 120
     os.utime(drop / writing, (settled, settled))
-    time.sleep(5)  # and every other file written in the last seconds has settled too
     run_source("camera_images", now + timedelta(minutes=1), now + timedelta(minutes=2), config=cfg)
     published = {r["image_id"] for r in lake.read(get_table("inspection_images")).to_pylist()}
     assert published == {s["sha256"] for name, s in intact.items() if name != vanishing}
