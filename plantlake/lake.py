@@ -499,7 +499,8 @@ class Lake:
         return self.state_dir / "published" / _safe(table) / f"{_safe(source)}.json"
 
     def write_quality_results(self, table: Table, name: str, interval: Interval, data: pa.Table) -> Path:
-        """One run's audit results as a file of the `quality_results` table (replaced by a rerun)."""
+        """One run's file of a `_quality` table (audit results, cross-source checks), in the date=
+        partition of the interval's start; a rerun replaces it."""
         path = self.table_dir(table) / f"date={interval.start:%Y-%m-%d}" / _safe(name)
         write_parquet(path, [data], table.arrow_schema())
         return path

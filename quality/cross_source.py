@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from plantlake.config import PlantConfig
-from plantlake.lake import Interval, Lake, write_parquet
+from plantlake.lake import Interval, Lake
 from quality.suites import Spec
 from schemas import get_table
 
@@ -129,9 +129,7 @@ def run_checks(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) ->
 
     table = get_table(TABLE)
     rows = compute(lake, cfg, interval, run_id)
-    name = f"{interval.key}.parquet"
-    path = lake.table_dir(table) / f"date={interval.start:%Y-%m-%d}" / name
-    write_parquet(path, [rows], table.arrow_schema())
+    path = lake.write_quality_results(table, f"{interval.key}.parquet", interval, rows)
     suite = build_suite(table, None, specs(cfg))
     validation = gx_batch(rows.to_pandas()).validate(suite, result_format={"result_format": "SUMMARY"})
     result = validation.to_json_dict()
