@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test system venv lint bench docs clean
 
@@ -43,11 +44,7 @@ lint: venv
 
 bench: system venv
 	$(PY) -m pip install -q -e ".[dev,bench]"
-	$(PY) bench/conform.py
-	$(PY) bench/opcua.py
-	$(PY) bench/mqtt.py
-	$(PY) bench/images.py
-	$(PY) bench/erp.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 docs: venv
 	$(PY) -m plantlake schemas docs

@@ -10,13 +10,12 @@ The audit includes the Great Expectations validation of the table's suite; the s
 ratio printed is the audit's time over the conform step's on the same rows (the target:
 validation adds no more than conform itself). GX's import happens once, before timing.
 
-    python bench/conform.py --rows 5000000 --repeat 3
+    python bench/conform.py --rows 5000000 --repeat 3 [--json out.json]
 """
 
 # ruff: noqa: I001 - plantlake is imported before pyarrow on purpose
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -33,6 +32,8 @@ from plantlake.lake import Interval, Lake
 from quality.audit import audit_staged
 from schemas import get_table
 from schemas.conform import ConformContext, TagRule, conform
+
+from harness import Contender, Result, arguments, measure, report
 
 TAGS = 200
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -87,42 +88,34 @@ def curated_rows(raw: pa.Table, rules: dict[str, TagRule]) -> pa.Table:
     return conform(get_table("sensor_readings"), raw, ctx).table
 
 
-def measure(rows: int, repeat: int) -> dict:
+def main() -> None:
+    args = arguments(__doc__, rows=5_000_000, repeat=3).parse_args()
     import great_expectations  # noqa: F401 - imported once, like a task that audits several tables
 
-    raw, rules = make_raw(rows)
+    raw, rules = make_raw(args.rows)
     published = curated_rows(raw, rules)
-    times: dict[str, list[float]] = {"bare": [], "pipeline": []}
+    mib = published.nbytes / 2**20
+    base = Contender("bare", "baseline", "bare pyarrow.parquet.write_table of the published rows")
+    ours = Contender("plantlake", "plantlake", "plantlake conform + stage + audit (GX) + publish")
     steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:  # one untimed warm-up of each (first-call costs in GX, Arrow)
         bare(published, Path(tmp))
         pipeline(raw, rules, Path(tmp) / "warm", {})
-    for _ in range(repeat):
-        for name in ("bare", "pipeline"):
+    for run in range(args.repeat):
+        for who in ((base, ours) if run % 2 == 0 else (ours, base)):
             with tempfile.TemporaryDirectory() as tmp:
-                t = time.perf_counter()
-                n = bare(published, Path(tmp)) if name == "bare" else pipeline(raw, rules, Path(tmp), steps)
-                times[name].append(time.perf_counter() - t)
-                assert n == raw.num_rows
-    b, p = statistics.median(times["bare"]), statistics.median(times["pipeline"])
+                root = Path(tmp)
+                measure(who, (lambda r=root: bare(published, r)) if who is base
+                        else (lambda r=root: pipeline(raw, rules, r, steps)), raw.num_rows)
     med = {k: statistics.median(v) for k, v in steps.items()}
-    return {"rows": raw.num_rows, "bare_s": b, "pipeline_s": p, "bare_rows_s": raw.num_rows / b,
-            "pipeline_rows_s": raw.num_rows / p, "ratio": b / p, "steps_s": med,
-            "audit_over_conform": statistics.median(a / c for a, c in zip(steps["audit"], steps["conform"], strict=True))}
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rows", type=int, default=5_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
-    r = measure(args.rows, args.repeat)
-    print(f"conform+audit+publish of {r['rows']:,} sensor_readings rows (median of {args.repeat})")
-    print(f"  bare pyarrow write_table : {r['bare_s']:.2f} s  {r['bare_rows_s']:,.0f} rows/s")
-    print(f"  plantlake pipeline       : {r['pipeline_s']:.2f} s  {r['pipeline_rows_s']:,.0f} rows/s")
-    print(f"  ratio (pipeline / bare rows/s): {r['ratio']:.2f}x   target >= 0.25x")
-    print("  steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["steps_s"].items()))
-    print(f"  audit (file checks + GX suite) / conform: {r['audit_over_conform']:.2f}x   target <= 1.00x")
+    audit_over_conform = statistics.median(a / c for a, c in zip(steps["audit"], steps["conform"], strict=True))
+    report(Result(
+        "conform", f"{raw.num_rows:,} sensor_readings rows of 200 tags (°F, W, bar; 1 % Bad), one day, "
+                   f"{mib:,.0f} MiB in Arrow once published", "rows", raw.num_rows, args.repeat, [ours, base],
+        target=0.25, target_text="conform + audit + publish >= 0.25x a bare write_table",
+        notes=["plantlake steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()),
+               f"audit (file checks + GX suite) / conform: {audit_over_conform:.2f}x"],
+        extra={"steps_s": med, "audit_over_conform": audit_over_conform, "arrow_mib": mib}), args.json)
 
 
 if __name__ == "__main__":

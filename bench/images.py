@@ -11,38 +11,37 @@ metadata in the name) into a drop folder. Then, in this process:
 - connector: `run_source` with one worker per core, copying the bytes (the default) and
   hard-linking them (`copy_mode: link`).
 
-Both connector runs start from an empty lake. Peak RSS of the parent and of the pool's
-workers is printed: it stays flat with the folder's size because files are probed and
-landed in batches.
+Every connector run starts from an empty lake; Great Expectations is imported before
+timing (a task process pays that once). Peak memory counts the pool's workers: it stays
+flat with the folder's size because files are probed and landed in batches.
 
-    python bench/images.py --images 10000
+    python bench/images.py --images 10000 --repeat 3 [--json out.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
-import resource
 import shutil
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harness import Contender, Result, arguments, measure, report
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
 
 
-def bare(folder: Path) -> int:
-    """Open each image with Pillow, verify it, hash the bytes; count the good ones."""
-    good = 0
+def bare(folder: Path) -> tuple[int, int]:
+    """Open each image with Pillow, verify it, hash the bytes: (images seen, verified)."""
+    seen = good = 0
     for path in sorted(folder.iterdir()):
         if path.suffix not in (".jpg", ".png"):
             continue
+        seen += 1
         data = path.read_bytes()
         hashlib.sha256(data).hexdigest()
         try:
@@ -51,7 +50,7 @@ def bare(folder: Path) -> int:
             good += 1
         except Exception:  # noqa: BLE001 - a corrupt file is an outcome here, not an error
             pass
-    return good
+    return seen, good
 
 
 def connector(cfg, lake: Path, end: datetime, workers: int, copy_mode: str = "copy") -> tuple[int, int]:
@@ -70,49 +69,52 @@ def main() -> None:
     from simulators.camera import Camera
     from simulators.story import Plant
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=10_000)
-    args = ap.parse_args()
+    args = arguments(__doc__, images=10_000, repeat=3).parse_args()
+    import great_expectations  # noqa: F401 - imported once before timing, as a task process has it
+
     work = Path(tempfile.mkdtemp(prefix="plantlake-bench-images-"))
     shutil.copy(ROOT / "plant.yaml", work / "plant.yaml")
     cfg = load_config(work / "plant.yaml")
-    plant = Plant(seed=42)
-    cam = Camera(plant, work / "drop" / "images")
+    cam = Camera(Plant(seed=42), work / "drop" / "images")
     end, made = START, 0
     while made < args.images:  # whole hours of production until there are enough images
         made += len(cam.shots(end, end + timedelta(hours=1)))
         end += timedelta(hours=1)
     files = [p for p in (work / "drop" / "images").iterdir() if p.suffix in (".jpg", ".png")]
     size = sum(p.stat().st_size for p in files)
+    verified = bare(work / "drop" / "images")[1]  # untimed: also puts every file in the page cache
+    cores = os.cpu_count() or 1
+    base = Contender("bare", "baseline", "bare loop: read, sha256, Pillow verify (1 process)")
+    ours = Contender("plantlake", "plantlake", f"plantlake run_source, {cores} workers, copy into the lake")
+    link = Contender("link", "variant", f"plantlake run_source, {cores} workers, copy_mode=link")
+    one = Contender("one_worker", "variant", "plantlake run_source, 1 worker, copy into the lake")
+    published = set()
     try:
-        t = time.perf_counter()
-        good = bare(work / "drop" / "images")
-        tb = time.perf_counter() - t
-        t = time.perf_counter()
-        n1, pub1 = connector(cfg, work / "lake", end, workers=1)
-        t1 = time.perf_counter() - t
-        cores = os.cpu_count() or 1
-        t = time.perf_counter()
-        n, pub = connector(cfg, work / "lake", end, workers=cores)
-        tc = time.perf_counter() - t
-        t = time.perf_counter()
-        nl, publ = connector(cfg, work / "lake", end, workers=cores, copy_mode="link")
-        tl = time.perf_counter() - t
-        assert n == n1 == nl == len(files) and pub == pub1 == publ, (n, n1, nl, len(files), pub, pub1, publ)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        k = len(files)
-        print(f"Images: {k:,} camera files ({size / k / 1024:.0f} KiB avg, {pub:,} published, {k - pub} "
-              f"quarantined; the bare loop's verify passed {good:,}), {cores} cores")
-        print(f"  bare loop (read, sha256, Pillow verify), 1 process  : {tb:6.2f} s  {k / tb:8,.0f} images/s")
-        print(f"  connector, copy_mode=copy, 1 worker                 : {t1:6.2f} s  {k / t1:8,.0f} images/s")
-        print(f"  connector, copy_mode=copy, {cores} workers               : {tc:6.2f} s  {k / tc:8,.0f} images/s")
-        print(f"  connector, copy_mode=link, {cores} workers               : {tl:6.2f} s  {k / tl:8,.0f} images/s")
-        print(f"  ratio (connector / bare images/s): copy {tb / tc:.2f}x, link {tb / tl:.2f}x   target >= 1.5x")
-        print(f"  pool speed-up ({cores} workers / 1 worker, copy): {t1 / tc:.2f}x")
-        print(f"  peak RSS: parent {rss:,.0f} MiB, largest worker {child:,.0f} MiB")
+        for run in range(args.repeat):
+            for who in ((base, ours, link, one) if run % 2 == 0 else (one, link, ours, base)):
+                if who is base:
+                    measure(who, lambda: bare(work / "drop" / "images")[0], len(files))
+                    continue
+                workers, mode = (1, "copy") if who is one else (cores, "link" if who is link else "copy")
+                shutil.rmtree(work / "lake", ignore_errors=True)
+
+                def run_once(workers=workers, mode=mode):
+                    n, pub = connector(cfg, work / "lake", end, workers=workers, copy_mode=mode)
+                    published.add(pub)
+                    return n
+                measure(who, run_once, len(files))
+        assert len(published) == 1, published
+        pub = published.pop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    k = len(files)
+    report(Result(
+        "images", f"{k:,} camera files (JPEG + sidecar, PNG; {size / k / 1024:.0f} KiB avg, 320x240; "
+                  f"{k - pub} corrupt or without metadata, quarantined) in one drop folder, {cores} cores",
+        "images", k, args.repeat, [ours, link, one, base], target=1.5,
+        target_text="images >= 1.5x a bare single-process Pillow verify + sha256 loop",
+        notes=[f"the bare loop's verify passed {verified:,} files",
+               f"pool speed-up ({cores} workers over 1): {one.median_s / ours.median_s:.2f}x"]), args.json)
 
 
 if __name__ == "__main__":

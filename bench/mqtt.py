@@ -8,21 +8,41 @@ Parquet, then acknowledge the chunk. Both run in this process, in this run, each
 `--repeat` times with the queue refilled in between; the ratio is the connector's
 messages/s over the bare subscriber's.
 
-    python bench/mqtt.py --hours 12 --repeat 3
+    python bench/mqtt.py --messages 100000 --repeat 3 [--json out.json]
 """
 
 from __future__ import annotations
 
-import argparse
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harness import Contender, Result, arguments, measure, report
+
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
+
+PUBLISH = """
+import sys
+from datetime import UTC, datetime, timedelta
+from simulators.mqtt_publisher import MqttPublisher, messages
+from simulators.story import Plant
+port, wanted = int(sys.argv[1]), int(sys.argv[2])
+plant, start = Plant(seed=42), datetime(2026, 1, 1, 6, tzinfo=UTC)
+per_hour = len(messages(plant, start, start + timedelta(hours=1)))
+hours = max(1, -(-wanted // per_hour))  # whole hours of telemetry, a day at a time
+n, at, end = 0, start, start + timedelta(hours=hours)
+while at < end:
+    n += len(MqttPublisher(plant, port=port).publish(at, min(end, at + timedelta(hours=24))))
+    at += timedelta(hours=24)
+print(n, hours)
+"""
 
 
 def bare_drain(port: int, topics: list[str], expected: int, *, connect_only: bool = False) -> int:
@@ -86,39 +106,35 @@ def connector_drain(cfg, port: int, lake_root: Path, expected: int, run: int) ->
 def main() -> None:
     from plantlake.config import load_config
     from simulators.broker import Mosquitto
-    from simulators.mqtt_publisher import MqttPublisher
-    from simulators.story import Plant
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hours", type=float, default=12.0, help="hours of plant telemetry to pre-queue")
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = arguments(__doc__, messages=100_000, repeat=3).parse_args()
     cfg = load_config(ROOT / "plant.yaml")
-    plant = Plant(seed=42)
-    end = START + timedelta(hours=args.hours)
     work = Path(tempfile.mkdtemp(prefix="plantlake-bench-mqtt-"))
-    times: dict[str, list[float]] = {"bare": [], "connector": []}
-    with Mosquitto(data_dir=work / "broker") as broker:
+    base = Contender("bare", "baseline", "bare paho subscriber (count only)")
+    ours = Contender("plantlake", "plantlake", "plantlake connector (land fsynced raw Parquet + ack)")
+    publish_rate = []
+    with Mosquitto(data_dir=work / "broker", autosave_interval=30) as broker:  # as deploy/mosquitto
         topics = connector(cfg, broker.port, work, 1).subscriptions()
         bare_drain(broker.port, topics, 0, connect_only=True)  # both sessions exist before anything is published
         connector(cfg, broker.port, work, 1).open_session()
         for run in range(args.repeat):
+            # published from another process, so this one's memory is the drains' alone
             t = time.perf_counter()
-            n = len(MqttPublisher(plant, port=broker.port).publish(START, end))
-            publish_s = time.perf_counter() - t
-            order = ("bare", "connector") if run % 2 == 0 else ("connector", "bare")
-            for who in order:
-                t = time.perf_counter()
-                got = (bare_drain(broker.port, topics, n) if who == "bare"
-                       else connector_drain(cfg, broker.port, work / "lake", n, run))
-                times[who].append(time.perf_counter() - t)
-                assert got == n, (who, got, n)
-    b, c = statistics.median(times["bare"]), statistics.median(times["connector"])
-    print(f"MQTT drain: {n:,} pre-queued QoS 1 messages ({args.hours:g} h of plant telemetry, published at "
-          f"{n / publish_s:,.0f} msg/s), Mosquitto, median of {args.repeat}")
-    print(f"  bare paho subscriber (count only)        : {b:.2f} s  {n / b:,.0f} msg/s")
-    print(f"  plantlake connector (land fsynced + ack) : {c:.2f} s  {n / c:,.0f} msg/s")
-    print(f"  ratio (connector / bare msg/s): {b / c:.2f}x   target >= 0.8x")
+            out = subprocess.run([sys.executable, "-c", PUBLISH, str(broker.port), str(args.messages)], cwd=ROOT,
+                                 check=True, capture_output=True, text=True).stdout.split()
+            n, hours = int(out[0]), float(out[1])
+            publish_rate.append(n / (time.perf_counter() - t))
+            for who in ((base, ours) if run % 2 == 0 else (ours, base)):
+                measure(who, (lambda n=n: bare_drain(broker.port, topics, n)) if who is base
+                        else (lambda n=n, r=run: connector_drain(cfg, broker.port, work / "lake", n, r)), n,
+                        children=False)  # Mosquitto is a child of this process
+    shutil.rmtree(work, ignore_errors=True)
+    report(Result(
+        "mqtt", f"{n:,} QoS 1 messages queued in Mosquitto for a persistent session (the virtual plant's "
+                f"JSON and Sparkplug B telemetry, {hours:g} h of it)",
+        "messages", n, args.repeat, [ours, base], target=0.8,
+        target_text="drain >= 0.8x a bare counting paho subscriber",
+        notes=[f"published at {statistics.median(publish_rate):,.0f} msg/s (not timed)"]), args.json)
 
 
 if __name__ == "__main__":

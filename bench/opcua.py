@@ -4,20 +4,19 @@ Both read the same past interval for the same 200+ nodes from the same server (t
 virtual plant, in its own process so it does not share the GIL with the readers), in
 this run. The ratio is the connector's values/s over the bare loop's.
 
-    python bench/opcua.py --lines 5 --hours 1 --repeat 3
+    python bench/opcua.py --lines 5 --hours 1 --repeat 3 [--json out.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from harness import Contender, Result, arguments, measure, report
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
@@ -75,35 +74,29 @@ def connector(port: int, lines: int, start: datetime, end: datetime) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--lines", type=int, default=5)
-    ap.add_argument("--hours", type=float, default=1.0)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = arguments(__doc__, lines=5, hours=1.0, repeat=3).parse_args()
     end = START + timedelta(hours=args.hours)
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(args.lines), str(args.hours)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy())
     try:
         port, nodes = map(int, proc.stdout.readline().split())
         endpoint = f"opc.tcp://127.0.0.1:{port}/plantsim"
-        times: dict[str, list[float]] = {"bare": [], "connector": []}
-        counts = {}
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            counts["bare"] = asyncio.run(bare(endpoint, START, end))
-            times["bare"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            counts["connector"] = connector(port, args.lines, START, end)
-            times["connector"].append(time.perf_counter() - t)
-        assert counts["bare"] == counts["connector"], counts
-        b, c = statistics.median(times["bare"]), statistics.median(times["connector"])
-        v = counts["bare"]
-        print(f"OPC UA history: {nodes} nodes x {args.hours:g} h = {v:,} values (median of {args.repeat})")
-        print(f"  bare asyncua read_raw_history loop : {b:.2f} s  {v / b:,.0f} values/s")
-        print(f"  plantlake connector                : {c:.2f} s  {v / c:,.0f} values/s")
-        print(f"  ratio (connector / bare values/s): {b / c:.2f}x   target >= 2x")
+        values = asyncio.run(bare(endpoint, START, end))  # untimed warm-ups: imports, and how many values
+        assert connector(port, args.lines, START, end) == values
+        base = Contender("bare", "baseline", "bare asyncua read_raw_history loop, node by node")
+        ours = Contender("plantlake", "plantlake", "plantlake OPC UA connector (batched HistoryRead)")
+        for run in range(args.repeat):
+            for who in ((base, ours) if run % 2 == 0 else (ours, base)):
+                measure(who, (lambda: asyncio.run(bare(endpoint, START, end))) if who is base
+                        else (lambda: connector(port, args.lines, START, end)), values,
+                        children=False)  # the server is a child of this process
     finally:
         proc.kill()
+    report(Result(
+        "opcua", f"history of {nodes} nodes x {args.hours:g} h = {values:,} values from an asyncua server "
+                 f"(the virtual plant, {args.lines} lines, in its own process)", "values", values, args.repeat,
+        [ours, base], target=2.0, target_text="history >= 2x a bare per-node asyncua read_raw_history loop"),
+        args.json)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,19 +39,37 @@ class DropFile:
 
 
 def scan(folder: Path, pattern: str, ignore_suffixes: tuple[str, ...] = ()) -> list[DropFile]:
-    """Regular files under `folder` matching `pattern`; never follows a link out of it."""
+    """Regular files under `folder` matching `pattern`; never follows a link out of it.
+
+    One lstat per file; only a link, or a file in a subfolder not seen yet, is resolved
+    (a drop folder holds thousands of files, and resolving each walks its whole path).
+    """
     root = folder.resolve()
+    inside: dict[Path, bool] = {root: True}  # folder -> its real path lies under root
     found = []
     for path in sorted(root.glob(pattern)):
-        if path.name.startswith(".") or path.name.lower().endswith(ignore_suffixes) or not path.is_file():
-            continue
-        real = path.resolve()
-        if not real.is_relative_to(root):
-            log.warning("skipping %s: it points outside the drop folder", path)
+        if path.name.startswith(".") or path.name.lower().endswith(ignore_suffixes):
             continue
         try:
-            st = path.stat()
+            st = path.lstat()
         except FileNotFoundError:  # vanished between glob and stat
+            continue
+        parent = path.parent
+        if parent not in inside:
+            inside[parent] = parent.resolve().is_relative_to(root)
+        if stat.S_ISLNK(st.st_mode):
+            real = path.resolve()
+            if not (inside[parent] and real.is_relative_to(root)):
+                log.warning("skipping %s: it points outside the drop folder", path)
+                continue
+            try:
+                st = real.stat()
+            except FileNotFoundError:  # a dangling link
+                continue
+        elif not inside[parent]:
+            log.warning("skipping %s: it points outside the drop folder", path)
+            continue
+        if not stat.S_ISREG(st.st_mode):
             continue
         found.append(DropFile(path, path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
     return found

@@ -506,15 +506,17 @@ class PlantConfig(_Model):
         return rows
 
     def asset_ids(self) -> set[str]:
+        return set(self._known_assets())
+
+    def _known_assets(self) -> frozenset[str]:
         cached = self._asset_ids
         if cached is None or cached[0] is not self.enterprise:  # a model_copy may bring a new hierarchy
             cached = (self.enterprise, frozenset(r["asset_id"] for r in self.assets()))
             self._asset_ids = cached
-        return set(cached[1])
+        return cached[1]
 
     def is_asset(self, asset_id: str) -> bool:
-        self.asset_ids()
-        return asset_id in self._asset_ids[1]
+        return asset_id in self._known_assets()  # per row in decoders: no copy of the set
 
     def resolve_asset(self, ref: str) -> str | None:
         """Absolute ISA-95 path for `ref` (absolute, or relative to the first site)."""

@@ -33,6 +33,9 @@ class Mosquitto:
     port: int = 0
     data_dir: Path | None = None
     max_queued_messages: int = 2_000_000
+    #: seconds between saves of the in-memory store (tests: 1, so a SIGTERM loses nothing queued;
+    #: the shipped deploy/mosquitto/mosquitto.conf: 30)
+    autosave_interval: int = 1
     persistence: bool = True
     users: dict[str, str] | None = None
     #: serve TLS only, with a certificate for 127.0.0.1/localhost signed by a throwaway CA (`ca_cert`)
@@ -64,7 +67,7 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.data_dir}/",
-            "autosave_interval 1",
+            f"autosave_interval {self.autosave_interval}",
             f"max_queued_messages {self.max_queued_messages}",
             "max_queued_bytes 0",
             "max_inflight_messages 100",
