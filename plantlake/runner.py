@@ -14,12 +14,13 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from plantlake.config import PlantConfig, load_config
-from plantlake.lake import Interval, Lake
+from plantlake.lake import Interval, Lake, Staged
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,6 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                lake: Lake | None = None, run_id: str | None = None) -> RunSummary:
     """Run one configured source for the data interval [start, end)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     import connectors
     from plantlake.connections import get_connection
@@ -134,68 +134,82 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw_paths.values() for p in paths]
         timer.lap("land")
 
-        raw = {name: pa.concat_tables([pq.read_table(p, schema=schema) for p in raw_paths[name]])
-               if raw_paths[name] else (schema or pa.schema([])).empty_table() for name, (schema, _) in streams.items()}
-        decoded = connector.decode(raw if extract.streams else raw[""])
-        summary.stats.update(extract.stats)  # counters the drain and decode filled in
-        timer.lap("decode")
         ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind,
                              tag_rules=connector.tag_rules(), timezone=connector.timezone)
-        staged_all = []
-        conformed: dict[str, pa.Table] = {}
+        tables = [get_table(name) for name in connector.tables]
+        slices = raw_slices(connector, src, extract, streams, raw_paths, summary.raw_rows, tables)
+        summary.stats["slices"] = len(slices)
+        staged_all: dict[str, Staged] = {}  # per table: every slice's staged files, published together
+        reject_tables: dict[str, list[pa.Table]] = {t.name: [] for t in tables}
         set_aside: dict[str, int] = {}  # rows the audit's row-level expectations took out
-        for table_name in connector.tables:
-            table = get_table(table_name)
-            ts = summary.tables.setdefault(table_name, TableSummary())
-            rows = decoded.tables.get(table_name)
-            rejects = decoded.rejects.get(table_name)
-            reject_tables = [rejects.table()] if rejects is not None else []
-            if rows is not None:
-                ts.rows_in = rows.num_rows + (len(rejects) if rejects else 0)
+        rows_in: dict[str, int] = {}
+        for k, load in enumerate(slices):
+            part = f"__p{k:04d}" if len(slices) > 1 else ""
+            decoded = connector.decode(load())
+            summary.stats.update(extract.stats)  # counters the drain and decode filled in
+            timer.lap("decode")
+            conformed: dict[str, pa.Table] = {}
+            for table in tables:
+                ts = summary.tables.setdefault(table.name, TableSummary())
+                rows = decoded.tables.get(table.name)
+                rejects = decoded.rejects.get(table.name)
+                if rejects is not None:
+                    reject_tables[table.name].append(rejects.table())
+                    ts.reasons = dict(Counter(ts.reasons) + Counter(rejects.reasons()))
+                if rows is None:
+                    continue
+                ts.rows_in += rows.num_rows + (len(rejects) if rejects else 0)
                 result = conform(table, rows, ctx)
                 known = lake.published_keys(table, result.table, src.name, interval)
                 result.table, already = drop_known(result.table, known, table.primary_key)
-                ts.duplicates = result.duplicates + already
+                ts.duplicates += result.duplicates + already
                 for col in table.columns:
                     if col.references:
                         result.table = check_references(result.table, col.name,
                                                         _referenced(lake, col.references, conformed),
                                                         col.references.split(".")[0], result.rejects)
-                conformed[table_name] = result.table
-                ts.conversions = dict(result.conversions)
-                reject_tables.append(result.rejects.table())
-                reasons = Counter(rejects.reasons() if rejects else {}) + result.rejects.reasons()
-                ts.reasons = dict(reasons)
+                conformed[table.name] = result.table
+                rows_in[table.name] = rows_in.get(table.name, 0) + result.table.num_rows
+                ts.conversions = dict(Counter(ts.conversions) + Counter(result.conversions))
+                reject_tables[table.name].append(result.rejects.table())
+                ts.reasons = dict(Counter(ts.reasons) + result.rejects.reasons())
                 timer.lap("conform")
-                if table.key_scope == "latest":
+                if table.key_scope == "latest":  # never sliced (see raw_slices)
                     staged = lake.stage_merge(table, src.name, interval, result.table,
-                                              replace_all=table_name in extract.full_refresh)
+                                              replace_all=table.name in extract.full_refresh)
                     ts.superseded = staged.superseded
                 else:
-                    staged = lake.stage(table, src.name, interval, result.table)
+                    before = staged_all.get(table.name)
+                    staged = lake.stage(table, src.name, interval, result.table, part=part,
+                                        token=before.token if before else None)
                 timer.lap("stage")
                 audit = audit_staged(table, staged, source=src, max_bad_share=src.max_bad_share)
-                ts.checks = len(audit.checks)
-                keep_audit(lake, src.name, interval, run_id, audit)
+                ts.checks += len(audit.checks)
+                keep_audit(lake, src.name, interval, run_id, audit, part=part)
                 if audit.rejects is not None:
-                    reject_tables.append(audit.rejects)
-                    set_aside[table_name] = audit.set_aside
+                    reject_tables[table.name].append(audit.rejects)
+                    set_aside[table.name] = set_aside.get(table.name, 0) + audit.set_aside
                     ts.reasons = dict(Counter(ts.reasons) + Counter(audit.rejects["reason"].to_pylist()))
                 timer.lap("audit")
                 if not audit.passed:
                     lake.discard(staged)
-                    for s in staged_all:
+                    for s in staged_all.values():
                         lake.discard(s)
                     audit.raise_for_failures()
-                staged_all.append(staged)
-            ts.quarantined = sum(t.num_rows for t in reject_tables)
-            qpath = lake.write_quarantine(table_name, src.name, interval,
-                                          with_lineage(reject_tables, src.name, interval, run_id))
+                if table.name in staged_all:
+                    staged_all[table.name].files.extend(staged.files)
+                else:
+                    staged_all[table.name] = staged
+        for table in tables:
+            ts = summary.tables.setdefault(table.name, TableSummary())
+            ts.quarantined = sum(t.num_rows for t in reject_tables[table.name])
+            qpath = lake.write_quarantine(table.name, src.name, interval,
+                                          with_lineage(reject_tables[table.name], src.name, interval, run_id))
             ts.quarantine_file = str(qpath.relative_to(lake.root)) if qpath else None
 
-        for staged in staged_all:
+        for staged in staged_all.values():
             ts = summary.tables[staged.table]
-            ts.published = (conformed[staged.table].num_rows - set_aside.get(staged.table, 0) if staged.merge
+            ts.published = (rows_in[staged.table] - set_aside.get(staged.table, 0) if staged.merge
                             else staged.rows)
             ts.files = [str(p.relative_to(lake.root)) for p in lake.publish(staged)]
         timer.lap("publish")
@@ -207,6 +221,58 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         connector.close()
     log.info("%s", summary.describe())
     return summary
+
+
+def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths: dict, raw_rows: int,
+               tables: list) -> list[Callable[[], Any]]:
+    """How the landed raw rows are read for decode: loaders of one slice each.
+
+    One slice (everything) unless the interval holds more than the source's `slice_rows` raw
+    rows and the connector names a `slice_column` (its decode treats rows on their own, and the
+    column decides the key's series, e.g. the node or tag reference). Then the column's values
+    are packed, in sorted order, into slices of at most `slice_rows` rows (a value with more
+    rows is a slice of its own), and each slice reads only its values' rows: every row of a
+    series, and so every possible duplicate key, is in one slice, and memory is bounded by
+    the slice, not by the interval. Upserted tables (key_scope 'latest') are never sliced.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    def whole() -> Any:
+        raw = {name: pa.concat_tables([pq.read_table(p, schema=schema) for p in raw_paths[name]])
+               if raw_paths[name] else (schema or pa.schema([])).empty_table() for name, (schema, _) in streams.items()}
+        return raw if extract.streams else raw[""]
+
+    column = getattr(connector, "slice_column", None)
+    if (extract.streams or column is None or raw_rows <= src.slice_rows
+            or any(t.key_scope == "latest" for t in tables)):
+        return [whole]
+    paths, schema = raw_paths[""], streams[""][0]
+    counts: Counter[str] = Counter()
+    for p in paths:
+        values = pq.read_table(p, columns=[column], read_dictionary=[column])[column]
+        for entry in pc.value_counts(values.combine_chunks().dictionary_decode() if values.num_chunks else values):
+            counts[entry["values"].as_py()] += entry["counts"].as_py()
+    groups: list[list[Any]] = [[]]
+    filled = 0
+    for value in sorted(counts, key=lambda v: (v is None, v or "")):
+        if groups[-1] and filled + counts[value] > src.slice_rows:
+            groups.append([])
+            filled = 0
+        groups[-1].append(value)
+        filled += counts[value]
+
+    def load(values: list[Any]) -> Any:
+        field = ds.field(column)
+        named = [v for v in values if v is not None]
+        where = field.isin(pa.array(named, pa.string())) if named else None
+        if None in values:
+            where = field.is_null() if where is None else where | field.is_null()
+        return pa.concat_tables([pq.read_table(p, schema=schema, filters=where) for p in paths])
+
+    return [lambda g=g: load(g) for g in groups]
 
 
 def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:
