@@ -496,7 +496,15 @@ class Lake:
         if table.partition_column in key:
             days = {p for p, _ in split_partitions(table, data.select([table.partition_column]))}
             files = [f for f in files if Path(f).parent.name in days]
-        parts = [pq.read_table(self.root / f, columns=key).cast(schema) for f in files if (self.root / f).exists()]
+        # only the series `data` holds (the first key column's values): a run conformed in slices
+        # reads, per slice, the keys of its own series, not every key published that day
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        first = key[0]
+        where = ds.field(first).isin(pc.unique(data[first]).drop_null()) if len(key) > 1 else None
+        parts = [pq.read_table(self.root / f, columns=key, filters=where).cast(schema)
+                 for f in files if (self.root / f).exists()]
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def manifest_path(self, table: str, source: str, interval: Interval) -> Path:

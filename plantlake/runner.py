@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from plantlake.config import PlantConfig, load_config
-from plantlake.lake import Interval, Lake, Staged
+from plantlake.lake import STALE_STAGING_S, Interval, Lake, Staged
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +101,9 @@ class _Timer:
 
 
 def run_source(source_name: str, start: datetime, end: datetime, *, config: PlantConfig | None = None,
-               lake: Lake | None = None, run_id: str | None = None) -> RunSummary:
-    """Run one configured source for the data interval [start, end)."""
+               lake: Lake | None = None, run_id: str | None = None, connector: Any = None) -> RunSummary:
+    """Run one configured source for the data interval [start, end). `connector`: an instance
+    to use instead of the one the source's kind names (benchmarks feed generated rows)."""
     import pyarrow as pa
 
     import connectors
@@ -119,9 +122,11 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     timer = _Timer(summary)
     log.info("run %s for %s (run_id %s)", src.name, interval, run_id)
 
-    connection = get_connection(src.connection_id) if src.connection_id else None
-    connector = connectors.load(src.kind)(src, cfg, connection)
+    if connector is None:
+        connection = get_connection(src.connection_id) if src.connection_id else None
+        connector = connectors.load(src.kind)(src, cfg, connection)
     connector.lake = lake
+    spill = None  # where a sliced run keeps its raw slices until each is decoded
     try:
         state = lake.read_state(src.name)
         extract = connector.extract(interval, state)
@@ -137,14 +142,16 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind,
                              tag_rules=connector.tag_rules(), timezone=connector.timezone)
         tables = [get_table(name) for name in connector.tables]
-        slices = raw_slices(connector, src, extract, streams, raw_paths, summary.raw_rows, tables)
+        spill = lake.staging_dir / "_raw_slices" / f"{src.name}__{interval.key}__{uuid.uuid4().hex[:12]}"
+        slices = raw_slices(connector, src, extract, streams, raw_paths, summary.raw_rows, tables, spill)
         summary.stats["slices"] = len(slices)
         staged_all: dict[str, Staged] = {}  # per table: every slice's staged files, published together
         reject_tables: dict[str, list[pa.Table]] = {t.name: [] for t in tables}
         set_aside: dict[str, int] = {}  # rows the audit's row-level expectations took out
         rows_in: dict[str, int] = {}
-        for k, load in enumerate(slices):
+        for k, (load, values, present) in enumerate(slices):
             part = f"__p{k:04d}" if len(slices) > 1 else ""
+            rules = _slice_source(src, values, present, first=k == 0)
             decoded = connector.decode(load())
             summary.stats.update(extract.stats)  # counters the drain and decode filled in
             timer.lap("decode")
@@ -183,7 +190,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                     staged = lake.stage(table, src.name, interval, result.table, part=part,
                                         token=before.token if before else None)
                 timer.lap("stage")
-                audit = audit_staged(table, staged, source=src, max_bad_share=src.max_bad_share)
+                audit = audit_staged(table, staged, source=rules, max_bad_share=src.max_bad_share)
                 ts.checks += len(audit.checks)
                 keep_audit(lake, src.name, interval, run_id, audit, part=part)
                 if audit.rejects is not None:
@@ -219,25 +226,29 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         summary.stats.update(extract.stats)  # what the after-publish hook counted
     finally:
         connector.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     log.info("%s", summary.describe())
     return summary
 
 
 def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths: dict, raw_rows: int,
-               tables: list) -> list[Callable[[], Any]]:
-    """How the landed raw rows are read for decode: loaders of one slice each.
+               tables: list, spill: Path) -> list[tuple[Callable[[], Any], set | None, set | None]]:
+    """How the landed raw rows are read for decode: (loader, the slice's `slice_column`
+    values, every value of the interval) per slice; the values are None for one pass.
 
     One slice (everything) unless the interval holds more than the source's `slice_rows` raw
     rows and the connector names a `slice_column` (its decode treats rows on their own, and the
     column decides the key's series, e.g. the node or tag reference). Then the column's values
     are packed, in sorted order, into slices of at most `slice_rows` rows (a value with more
-    rows is a slice of its own), and each slice reads only its values' rows: every row of a
-    series, and so every possible duplicate key, is in one slice, and memory is bounded by
-    the slice, not by the interval. Upserted tables (key_scope 'latest') are never sliced.
+    rows is a slice of its own), and one pass over the raw files, a batch at a time, writes each
+    row to its slice's file under `spill`: every row of a series, and so every possible
+    duplicate key, is in one slice, rows keep their arrival order, and memory is bounded by the
+    slice, not by the interval. Upserted tables (key_scope 'latest') are never sliced.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     def whole() -> Any:
@@ -248,31 +259,63 @@ def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths:
     column = getattr(connector, "slice_column", None)
     if (extract.streams or column is None or raw_rows <= src.slice_rows
             or any(t.key_scope == "latest" for t in tables)):
-        return [whole]
+        return [(whole, None, None)]
     paths, schema = raw_paths[""], streams[""][0]
-    counts: Counter[str] = Counter()
+    counts: Counter[Any] = Counter()
     for p in paths:
-        values = pq.read_table(p, columns=[column], read_dictionary=[column])[column]
-        for entry in pc.value_counts(values.combine_chunks().dictionary_decode() if values.num_chunks else values):
+        values = pq.read_table(p, columns=[column])[column]
+        for entry in pc.value_counts(values):
             counts[entry["values"].as_py()] += entry["counts"].as_py()
-    groups: list[list[Any]] = [[]]
+    slice_of: dict[Any, int] = {}
     filled = 0
     for value in sorted(counts, key=lambda v: (v is None, v or "")):
-        if groups[-1] and filled + counts[value] > src.slice_rows:
-            groups.append([])
+        if slice_of and filled + counts[value] > src.slice_rows:
             filled = 0
-        groups[-1].append(value)
+            slice_of[value] = max(slice_of.values()) + 1
+        else:
+            slice_of[value] = max(slice_of.values(), default=0)
         filled += counts[value]
+    n = max(slice_of.values()) + 1
+    prefix = spill.name.rsplit("__", 1)[0]  # a killed run of this interval may have left its scratch files
+    for old in spill.parent.glob(f"{prefix}__*") if spill.parent.exists() else ():
+        if time.time() - old.stat().st_mtime > STALE_STAGING_S:
+            shutil.rmtree(old, ignore_errors=True)
+    spill.mkdir(parents=True, exist_ok=True)
+    # scratch files, read once: Arrow IPC (no encoding, no compression), never fsynced
+    writers = [pa.ipc.new_file(spill / f"{i:04d}.arrow", schema) for i in range(n)]
+    try:
+        for p in paths:
+            for batch in pq.ParquetFile(p).iter_batches(batch_size=256 * 1024):
+                batch = pa.Table.from_batches([batch]).cast(schema)
+                enc = pc.dictionary_encode(batch[column]).combine_chunks()
+                ids = np.array([slice_of[v] for v in enc.dictionary.to_pylist()], dtype=np.int32)
+                target = ids[enc.indices.fill_null(0).to_numpy()] if len(ids) else np.zeros(batch.num_rows, np.int32)
+                if enc.null_count:
+                    target[enc.is_null().to_numpy(zero_copy_only=False)] = slice_of[None]
+                for i in np.unique(target):
+                    writers[i].write_table(batch.filter(pa.array(target == i)) if n > 1 else batch)
+    finally:
+        for w in writers:
+            w.close()
 
-    def load(values: list[Any]) -> Any:
-        field = ds.field(column)
-        named = [v for v in values if v is not None]
-        where = field.isin(pa.array(named, pa.string())) if named else None
-        if None in values:
-            where = field.is_null() if where is None else where | field.is_null()
-        return pa.concat_tables([pq.read_table(p, schema=schema, filters=where) for p in paths])
+    def load(i: int) -> Any:
+        path = spill / f"{i:04d}.arrow"
+        with pa.OSFile(str(path)) as fh:
+            data = pa.ipc.open_file(fh).read_all()
+        path.unlink()
+        return data
 
-    return [lambda g=g: load(g) for g in groups]
+    present = set(counts)
+    return [(lambda i=i: load(i), {v for v, k in slice_of.items() if k == i}, present) for i in range(n)]
+
+
+def _slice_source(src: Any, values: set | None, present: set | None, first: bool) -> Any:
+    """The source config a slice's audit sees: a required tag is required of the slice that
+    holds its reference, and of the first slice when no slice does (so its absence fails)."""
+    if values is None or not any(t.required for t in src.tags):
+        return src
+    keep = [t for t in src.tags if not t.required or t.ref in values or (first and t.ref not in present)]
+    return src.model_copy(update={"tags": keep})
 
 
 def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:

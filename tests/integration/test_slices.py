@@ -14,6 +14,7 @@ from plantlake.config import with_source
 from plantlake.demo import write_historian_export
 from plantlake.lake import Interval, Lake
 from plantlake.runner import run_source
+from quality.audit import AuditFailed
 from schemas import get_table
 
 pytestmark = pytest.mark.integration
@@ -78,3 +79,22 @@ def test_a_rerun_in_one_pass_replaces_the_slices(plant, plant_dir, export, tmp_p
     files = list((lake.root / "curated" / "sensor_readings").rglob("*.parquet"))
     assert len(files) == 1 and "__p" not in files[0].name  # the three slice files are gone
     assert _content(lake).equals(content)
+
+
+def test_a_required_tag_is_checked_over_the_interval_not_per_slice(plant, plant_dir, export, tmp_path):
+    tags = [t.model_dump(exclude_none=True) for t in plant.source("historian_export").tags]
+    for t in tags:
+        t["required"] = t["ref"] in ("L1.COAT.DRYER_TEMP", "L2.PRESS.FORCE")  # in the first and the last slice
+    lake = Lake(tmp_path / "lake")
+    ok = run_source("historian_export", START, END, lake=lake,
+                    config=with_source(plant, "historian_export", slice_rows=1000, tags=tags))
+    assert ok.stats["slices"] == 3 and ok.published == 2183
+
+    missing = [*tags, {"ref": "L2.COAT.SPEED", "asset": "assembly/line2/coater2", "tag": "coater_speed",
+                       "required": True}]  # mapped, required, absent from the export
+    other = Lake(tmp_path / "other")
+    with pytest.raises(AuditFailed, match="coater_speed"):
+        run_source("historian_export", START, END, lake=other,
+                   config=with_source(plant, "historian_export", slice_rows=1000, tags=missing))
+    assert not list((other.root / "curated").rglob("*.parquet"))  # no slice was published
+    assert not [p for p in (other.root / "_staging").rglob("*") if p.is_file()]  # staged files and raw slices gone
