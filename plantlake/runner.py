@@ -267,15 +267,13 @@ def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths:
         for entry in pc.value_counts(values):
             counts[entry["values"].as_py()] += entry["counts"].as_py()
     slice_of: dict[Any, int] = {}
-    filled = 0
+    current = filled = 0
     for value in sorted(counts, key=lambda v: (v is None, v or "")):
-        if slice_of and filled + counts[value] > src.slice_rows:
-            filled = 0
-            slice_of[value] = max(slice_of.values()) + 1
-        else:
-            slice_of[value] = max(slice_of.values(), default=0)
+        if filled and filled + counts[value] > src.slice_rows:
+            current, filled = current + 1, 0
+        slice_of[value] = current
         filled += counts[value]
-    n = max(slice_of.values()) + 1
+    n = current + 1
     prefix = spill.name.rsplit("__", 1)[0]  # a killed run of this interval may have left its scratch files
     for old in spill.parent.glob(f"{prefix}__*") if spill.parent.exists() else ():
         if time.time() - old.stat().st_mtime > STALE_STAGING_S:
