@@ -1,14 +1,16 @@
 """conform + audit + publish of N sensor_readings rows vs a bare pyarrow.parquet.write_table.
 
-The pipeline starts from decoded connector rows (ts, source_ref, value, unit,
-status) and ends with published, audited Parquet; the baseline writes the same
-published rows (all 14 columns) with a bare `pq.write_table`. Both run in this
-process; the printed ratio is the pipeline's rows/s
-as a share of the bare write's (machines are noisy: compare ratios, not seconds).
+The rows are OPC UA raw rows (200 tags on 8 machines of the site, some in °F and W, 1 %
+Bad, one day), generated in batches and fed to `run_source` through the OPC UA connector
+itself: a subclass replaces only the server read. The run lands them (the connector's side,
+not timed), then reads them back in slices of at most `--slice-rows` rows of whole series,
+decodes, conforms, stages, audits each slice with the table's Great Expectations suite and
+publishes all slices together. Timed: the run's decode + conform + stage + audit + publish.
+The baseline writes the published rows (every column) with one bare `pq.write_table`.
 
-The audit includes the Great Expectations validation of the table's suite; the second
-ratio printed is the audit's time over the conform step's on the same rows (the target:
-validation adds no more than conform itself). GX's import happens once, before timing.
+Both run in this process, alternating, `--repeat` times after a warm-up of each (GX's
+import and first-call costs). plantlake's peak memory is measured in a fresh process that
+runs only the pipeline (`--memory`): this one must hold the baseline's whole table.
 
     python bench/conform.py --rows 5000000 --repeat 3 [--json out.json]
 """
@@ -16,10 +18,13 @@ validation adds no more than conform itself). GX's import happens once, before t
 # ruff: noqa: I001 - plantlake is imported before pyarrow on purpose
 from __future__ import annotations
 
-import statistics
+import json
+import subprocess
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import plantlake  # noqa: F401 - first: it sets the allocator option Arrow reads when it loads
@@ -28,94 +33,152 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from plantlake.lake import Interval, Lake
-from quality.audit import audit_staged
-from schemas import get_table
-from schemas.conform import ConformContext, TagRule, conform
+from connectors.base import Extract
+from connectors.opcua import RAW_SCHEMA, OpcUaConnector
+from plantlake.config import load_config, with_source
+from plantlake.lake import Lake
+from plantlake.runner import run_source
 
-from harness import Contender, Result, arguments, measure, report
+from harness import Contender, PeakRSS, Result, arguments, report
 
+ROOT = Path(__file__).resolve().parent.parent
 TAGS = 200
 START = datetime(2026, 3, 1, tzinfo=UTC)
+END = START + timedelta(days=1)
+MACHINES = [f"assembly/line{line}/{cell}{line}" for line in (1, 2) for cell in ("coater", "press", "welder", "camera")]
+TIMED = ("decode", "conform", "stage", "audit", "publish")
 
 
-def make_raw(rows: int, seed: int = 1) -> tuple[pa.Table, dict[str, TagRule]]:
-    """Rows as a connector decodes them: 200 tags, some in °F and W, one day of data."""
+def tags() -> list[dict]:
+    """The 200 tags as the site config declares them: a quarter in °F, a quarter in W."""
+    units = ["degF", "W", "bar", "bar"]
+    return [{"ref": f"ns=2;s=M{i % len(MACHINES)}.Tag{i}", "asset": MACHINES[i % len(MACHINES)], "tag": f"tag{i}",
+             "unit": units[i % 4]} for i in range(TAGS)]
+
+
+def raw_batches(rows: int, batch_rows: int = 1_000_000, seed: int = 1) -> Iterator[pa.Table]:
+    """The connector's raw rows for one day, in time order, a batch at a time."""
     rng = np.random.default_rng(seed)
     per_tag = rows // TAGS
-    ref_idx = np.tile(np.arange(TAGS, dtype=np.int32), per_tag)
     step_us = int(86_400e6 // per_tag)
-    ts = np.repeat(np.arange(per_tag, dtype=np.int64) * step_us, TAGS) + int(START.timestamp() * 1e6)
-    refs = [f"ns=2;s=Line{i % 3}.Machine{i // 10}.Tag{i}" for i in range(TAGS)]
-    units = ["degF" if i % 4 == 0 else "W" if i % 4 == 1 else "bar" for i in range(TAGS)]
-    raw = pa.table({
-        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "source_ref": pa.DictionaryArray.from_arrays(ref_idx, refs).cast(pa.string()),
-        "value": rng.normal(100, 10, len(ts)),
-        "unit": pa.DictionaryArray.from_arrays(ref_idx, units).cast(pa.string()),
-        "status_code": pa.array(np.where(rng.random(len(ts)) < 0.01, 0x40000000, 0).astype(np.int64)),
-    })
-    rules = {r: TagRule(f"acme/shenzhen/assembly/line{i % 3 + 1}/m{i // 10}", f"tag{i}") for i, r in enumerate(refs)}
-    return raw, rules
+    t0 = int(START.timestamp() * 1e6)
+    spec = tags()
+    site = "acme/shenzhen/"
+    columns = {"source_ref": [t["ref"] for t in spec], "node": [t["ref"] for t in spec],
+               "asset_id": [site + t["asset"] for t in spec], "tag": [t["tag"] for t in spec],
+               "unit": [t["unit"] for t in spec]}
+    steps = max(1, batch_rows // TAGS)
+    for first in range(0, per_tag, steps):
+        n_steps = min(steps, per_tag - first)
+        idx = pa.array(np.tile(np.arange(TAGS, dtype=np.int32), n_steps))
+        ts = np.repeat((np.arange(first, first + n_steps, dtype=np.int64)) * step_us + t0, TAGS)
+        n = len(ts)
+        yield pa.table({
+            **{k: pa.DictionaryArray.from_arrays(idx, v).cast(pa.string()) for k, v in columns.items()
+               if k in ("source_ref", "node", "asset_id", "tag")},
+            "type": pa.array(["number"] * 1, pa.string()).take(pa.array(np.zeros(n, dtype=np.int32))),
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "server_ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "value": rng.normal(100, 10, n),
+            "value_text": pa.nulls(n, pa.string()),
+            "variant": pa.array(["Double"], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32))),
+            "status_code": pa.array(np.where(rng.random(n) < 0.01, 0x80000000, 0).astype(np.int64)),
+            "unit": pa.DictionaryArray.from_arrays(idx, columns["unit"]).cast(pa.string()),
+            "error": pa.nulls(n, pa.string()),
+        }, schema=RAW_SCHEMA)
 
 
-def pipeline(raw: pa.Table, rules: dict[str, TagRule], root: Path, steps: dict[str, list[float]]) -> int:
-    table = get_table("sensor_readings")
-    lake = Lake(root).ensure()
-    iv = Interval(START, datetime(2026, 3, 2, tzinfo=UTC))
-    ctx = ConformContext(run_id="bench", ingested_at=datetime.now(UTC), source_kind="opcua", tag_rules=rules)
-    t0 = time.perf_counter()
-    out = conform(table, raw, ctx)
-    t1 = time.perf_counter()
-    staged = lake.stage(table, "bench", iv, out.table)
-    t2 = time.perf_counter()
-    audit_staged(table, staged).raise_for_failures()
-    t3 = time.perf_counter()
-    lake.publish(staged)
-    for step, took in (("conform", t1 - t0), ("stage", t2 - t1), ("audit", t3 - t2)):
+class GeneratedHistory(OpcUaConnector):
+    """The OPC UA connector with generated history instead of a server's."""
+
+    rows = 0
+
+    def extract(self, interval, state):  # noqa: ANN001, ARG002 - the connector's signature
+        return Extract(schema=RAW_SCHEMA, batches=raw_batches(self.rows), stats={"nodes": TAGS})
+
+
+def config(slice_rows: int):
+    cfg = load_config(ROOT / "plant.yaml")
+    return with_source(cfg, "opcua_plant", tags=tags(), slice_rows=slice_rows)
+
+
+def pipeline(rows: int, root: Path, slice_rows: int, steps: dict[str, list[float]]) -> int:
+    """One run into an empty lake under `root`; returns the rows published, records step times."""
+    cfg = config(slice_rows)
+    connector = GeneratedHistory(cfg.source("opcua_plant"), cfg, None)
+    connector.rows = rows
+    s = run_source("opcua_plant", START, END, config=cfg, lake=Lake(root / "lake"), connector=connector)
+    for step, took in s.timings_s.items():
         steps.setdefault(step, []).append(took)
-    return out.table.num_rows
+    steps.setdefault("slices", []).append(s.stats["slices"])
+    return s.published
 
 
-def bare(rows: pa.Table, root: Path) -> int:
-    pq.write_table(rows, root / "bare.parquet")
-    return rows.num_rows
+def published_rows(root: Path) -> pa.Table:
+    """What the pipeline published (every column), for the baseline to write."""
+    files = sorted((root / "lake" / "curated" / "sensor_readings").rglob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files])
 
 
-def curated_rows(raw: pa.Table, rules: dict[str, TagRule]) -> pa.Table:
-    """The rows the pipeline publishes, for the baseline to write with bare pyarrow."""
-    ctx = ConformContext(run_id="bench", ingested_at=datetime.now(UTC), source_kind="opcua", tag_rules=rules)
-    return conform(get_table("sensor_readings"), raw, ctx).table
+def memory_only(rows: int, slice_rows: int) -> None:
+    """--memory: run the pipeline once in this fresh process and print its peak resident MiB."""
+    import great_expectations  # noqa: F401 - like the timed runs: imported before
+
+    with tempfile.TemporaryDirectory() as tmp, PeakRSS(every=0.01) as mem:
+        pipeline(rows, Path(tmp), slice_rows, {})
+    print(json.dumps({"peak_mib": mem.peak_mib, "grew_mib": mem.grew_mib}))
 
 
 def main() -> None:
-    args = arguments(__doc__, rows=5_000_000, repeat=3).parse_args()
+    ap = arguments(__doc__, rows=5_000_000, repeat=3, slice_rows=2_000_000)
+    ap.add_argument("--memory", action="store_true", help="only measure plantlake's peak memory (one run)")
+    args = ap.parse_args()
+    rows = args.rows // TAGS * TAGS
+    if args.memory:
+        memory_only(rows, args.slice_rows)
+        return
     import great_expectations  # noqa: F401 - imported once, like a task that audits several tables
 
-    raw, rules = make_raw(args.rows)
-    published = curated_rows(raw, rules)
-    mib = published.nbytes / 2**20
     base = Contender("bare", "baseline", "bare pyarrow.parquet.write_table of the published rows")
-    ours = Contender("plantlake", "plantlake", "plantlake conform + stage + audit (GX) + publish")
+    ours = Contender("plantlake", "plantlake",
+                     f"plantlake decode + conform + stage + audit (GX) + publish, slices of {args.slice_rows:,}")
     steps: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:  # one untimed warm-up of each (first-call costs in GX, Arrow)
-        bare(published, Path(tmp))
-        pipeline(raw, rules, Path(tmp) / "warm", {})
+    with tempfile.TemporaryDirectory() as tmp:  # one untimed warm-up of each; it also makes the baseline's rows
+        assert pipeline(rows, Path(tmp), args.slice_rows, {}) == rows
+        published = published_rows(Path(tmp))
+        pq.write_table(published, Path(tmp) / "bare.parquet")
     for run in range(args.repeat):
         for who in ((base, ours) if run % 2 == 0 else (ours, base)):
             with tempfile.TemporaryDirectory() as tmp:
-                root = Path(tmp)
-                measure(who, (lambda r=root: bare(published, r)) if who is base
-                        else (lambda r=root: pipeline(raw, rules, r, steps)), raw.num_rows)
-    med = {k: statistics.median(v) for k, v in steps.items()}
-    audit_over_conform = statistics.median(a / c for a, c in zip(steps["audit"], steps["conform"], strict=True))
+                if who is base:
+                    with PeakRSS() as mem:
+                        t = time.perf_counter()
+                        pq.write_table(published, Path(tmp) / "bare.parquet")
+                        base.seconds.append(time.perf_counter() - t)
+                    base.peak_mib.append(mem.peak_mib)
+                    base.grew_mib.append(mem.grew_mib)
+                else:
+                    before = {k: len(v) for k, v in steps.items()}
+                    assert pipeline(rows, Path(tmp), args.slice_rows, steps) == rows
+                    ours.seconds.append(sum(steps[k][-1] for k in TIMED if len(steps.get(k, [])) > before.get(k, 0)))
+    mem = json.loads(subprocess.run([sys.executable, __file__, "--rows", str(rows), "--slice-rows",
+                                     str(args.slice_rows), "--memory"], check=True, capture_output=True,
+                                    text=True).stdout.strip().splitlines()[-1])
+    ours.peak_mib = [mem["peak_mib"]] * args.repeat
+    ours.grew_mib = [mem["grew_mib"]] * args.repeat
+    med = {k: float(np.median(v)) for k, v in steps.items()}
+    audit_over_conform = float(np.median([a / c for a, c in zip(steps["audit"], steps["conform"], strict=True)]))
     report(Result(
-        "conform", f"{raw.num_rows:,} sensor_readings rows of 200 tags (°F, W, bar; 1 % Bad), one day, "
-                   f"{mib:,.0f} MiB in Arrow once published", "rows", raw.num_rows, args.repeat, [ours, base],
+        "conform", f"{rows:,} sensor_readings rows of {TAGS} OPC UA tags (°F, W, bar; 1 % Bad), one day, "
+                   f"{published.nbytes / 2**20:,.0f} MiB in Arrow once published",
+        "rows", rows, args.repeat, [ours, base],
         target=0.25, target_text="conform + audit + publish >= 0.25x a bare write_table",
-        notes=["plantlake steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()),
+        notes=["plantlake steps (median s): " + ", ".join(f"{k} {med[k]:.2f}" for k in (*TIMED, "extract", "land")
+                                                      if k in med) + " (extract and land are not timed)",
+               f"slices per run: {int(med['slices'])}; plantlake's peak memory from a fresh process "
+               f"running the pipeline alone",
                f"audit (file checks + GX suite) / conform: {audit_over_conform:.2f}x"],
-        extra={"steps_s": med, "audit_over_conform": audit_over_conform, "arrow_mib": mib}), args.json)
+        extra={"steps_s": med, "audit_over_conform": audit_over_conform}), args.json)
 
 
 if __name__ == "__main__":

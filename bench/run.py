@@ -97,6 +97,7 @@ def main() -> None:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(MAIN)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    finished: dict[str, str] = {}
     for name in chosen:
         main_out = RESULTS / f"{name}.json"
         run(name, MAIN[name], main_out)
@@ -109,7 +110,8 @@ def main() -> None:
                     out.write_text(main_out.read_text())
                 else:
                     run(name, point_args(name, size, repeat), out)
-    write_docs(took_s=time.perf_counter() - started, ran=chosen)
+        finished[name] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_docs(took_s=time.perf_counter() - started, ran=finished)
 
 
 # ---- docs/performance.md ---------------------------------------------------------------------
@@ -227,12 +229,11 @@ def plot(name: str, found: list[tuple[int, Result]], unit: str, base_name: str |
     plt.close(fig)
 
 
-def write_docs(*, took_s: float, ran: list[str]) -> None:
+def write_docs(*, took_s: float, ran: dict[str, str]) -> None:
+    """docs/performance.md from the kept results; `ran`: when each benchmark of this run finished."""
     results = {name: Result.load(RESULTS / f"{name}.json") for name in MAIN if (RESULTS / f"{name}.json").exists()}
     run_info = json.loads((RESULTS / "runs.json").read_text()) if (RESULTS / "runs.json").exists() else {}
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    for name in ran:
-        run_info[name] = now
+    run_info.update(ran)
     (RESULTS / "runs.json").write_text(json.dumps(run_info, indent=1))
     lines = [
         "# Performance", "",

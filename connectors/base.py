@@ -67,6 +67,9 @@ class Connector(ABC):
 
     kind: str = ""
     tables: tuple[str, ...] = ()
+    #: a raw column whose value decides the series of a row's key, when decode treats each
+    #: row on its own: the runner may then decode a large interval in slices of whole series
+    slice_column: str | None = None
 
     def __init__(self, source: Any, plant: PlantConfig, connection: Connection | None) -> None:
         self.source = source

@@ -58,6 +58,11 @@ class CsvExportConnector(Connector):
     kind = "csv"
     tables = ("sensor_readings",)
 
+    @property
+    def slice_column(self) -> str:
+        """Decode is per row, and the export's tag reference column is one series."""
+        return self.source.columns.ref
+
     def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
         folder = self.plant.path(self.source.path)
         if not folder.is_dir():

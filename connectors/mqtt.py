@@ -193,6 +193,7 @@ class MqttConnector(Connector):
         def ack(i: int) -> None:
             for mid, qos in self._chunks[i]:
                 client.ack(mid, qos)
+            self._chunks[i] = []  # acknowledged: a long drain keeps no per-message bookkeeping
 
         return Extract(schema=RAW_SCHEMA, batches=self._drain(inbox, cond), chunked=True, on_landed=ack,
                        state=self.state, stats=self.stats)

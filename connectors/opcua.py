@@ -84,6 +84,7 @@ def _run(coro: Any) -> Any:
 class OpcUaConnector(Connector):
     kind = "opcua"
     tables = ("sensor_readings",)
+    slice_column = "source_ref"  # decode is per row; a reference is one series
 
     # ---- connection --------------------------------------------------------------------
 

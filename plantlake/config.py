@@ -138,6 +138,11 @@ class SourceBase(_Model):
     enabled: bool = True
     max_bad_share: float = Field(0.5, ge=0, le=1, description="Audit: the publish is blocked when more than "
                                  "this share of a batch's rows fail row-level expectations.")
+    slice_rows: int = Field(2_000_000, ge=1000, description="Raw rows decoded, conformed, audited and staged "
+                            "together: an interval with more is done in slices of whole series (tag or node "
+                            "references) of at most this many rows, so a run's memory is bounded by the slice, "
+                            "not by the interval (OPC UA and historian exports; other sources do an interval "
+                            "at once).")
     tags: list[TagMapping] = Field(default_factory=list)
 
     @field_validator("schedule")

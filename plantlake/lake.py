@@ -365,13 +365,20 @@ class Lake:
 
     # ---- write-audit-publish ---------------------------------------------------------------
 
-    def file_name(self, source: str, interval: Interval) -> str:
-        return f"{_safe(source)}__{interval.key}.parquet"
+    def file_name(self, source: str, interval: Interval, part: str = "") -> str:
+        if part and not re.fullmatch(r"__p\d{4}", part):
+            raise ValueError(f"not a slice label: {part!r}")
+        return f"{_safe(source)}__{interval.key}{part}.parquet"
 
-    def stage(self, table: Table, source: str, interval: Interval, data: pa.Table) -> Staged:
-        """Write `data` under _staging/, one file per date= partition (deterministic names)."""
-        staged = Staged(table.name, source, interval)
-        name = self.file_name(source, interval)
+    def stage(self, table: Table, source: str, interval: Interval, data: pa.Table, *, part: str = "",
+              token: str | None = None) -> Staged:
+        """Write `data` under _staging/, one file per date= partition (deterministic names).
+
+        A run that conforms its interval in slices stages each with its `part` label
+        (`__p0000`, ...) and the first slice's `token`, so all land in one staging folder
+        and are published together."""
+        staged = Staged(table.name, source, interval, **({"token": token} if token else {}))
+        name = self.file_name(source, interval, part)
         area = self._staging_area(staged)
         schema = table.arrow_schema()
         for partition, part in split_partitions(table, data):
@@ -489,7 +496,15 @@ class Lake:
         if table.partition_column in key:
             days = {p for p, _ in split_partitions(table, data.select([table.partition_column]))}
             files = [f for f in files if Path(f).parent.name in days]
-        parts = [pq.read_table(self.root / f, columns=key).cast(schema) for f in files if (self.root / f).exists()]
+        # only the series `data` holds (the first key column's values): a run conformed in slices
+        # reads, per slice, the keys of its own series, not every key published that day
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        first = key[0]
+        where = ds.field(first).isin(pc.unique(data[first]).drop_null()) if len(key) > 1 else None
+        parts = [pq.read_table(self.root / f, columns=key, filters=where).cast(schema)
+                 for f in files if (self.root / f).exists()]
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def manifest_path(self, table: str, source: str, interval: Interval) -> Path:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from plantlake.config import PlantConfig, load_config
-from plantlake.lake import Interval, Lake
+from plantlake.lake import STALE_STAGING_S, Interval, Lake, Staged
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +101,10 @@ class _Timer:
 
 
 def run_source(source_name: str, start: datetime, end: datetime, *, config: PlantConfig | None = None,
-               lake: Lake | None = None, run_id: str | None = None) -> RunSummary:
-    """Run one configured source for the data interval [start, end)."""
+               lake: Lake | None = None, run_id: str | None = None, connector: Any = None) -> RunSummary:
+    """Run one configured source for the data interval [start, end). `connector`: an instance
+    to use instead of the one the source's kind names (benchmarks feed generated rows)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     import connectors
     from plantlake.connections import get_connection
@@ -119,9 +122,11 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     timer = _Timer(summary)
     log.info("run %s for %s (run_id %s)", src.name, interval, run_id)
 
-    connection = get_connection(src.connection_id) if src.connection_id else None
-    connector = connectors.load(src.kind)(src, cfg, connection)
+    if connector is None:
+        connection = get_connection(src.connection_id) if src.connection_id else None
+        connector = connectors.load(src.kind)(src, cfg, connection)
     connector.lake = lake
+    spill = None  # where a sliced run keeps its raw slices until each is decoded
     try:
         state = lake.read_state(src.name)
         extract = connector.extract(interval, state)
@@ -134,68 +139,84 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw_paths.values() for p in paths]
         timer.lap("land")
 
-        raw = {name: pa.concat_tables([pq.read_table(p, schema=schema) for p in raw_paths[name]])
-               if raw_paths[name] else (schema or pa.schema([])).empty_table() for name, (schema, _) in streams.items()}
-        decoded = connector.decode(raw if extract.streams else raw[""])
-        summary.stats.update(extract.stats)  # counters the drain and decode filled in
-        timer.lap("decode")
         ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind,
                              tag_rules=connector.tag_rules(), timezone=connector.timezone)
-        staged_all = []
-        conformed: dict[str, pa.Table] = {}
+        tables = [get_table(name) for name in connector.tables]
+        spill = lake.staging_dir / "_raw_slices" / f"{src.name}__{interval.key}__{uuid.uuid4().hex[:12]}"
+        slices = raw_slices(connector, src, extract, streams, raw_paths, summary.raw_rows, tables, spill)
+        summary.stats["slices"] = len(slices)
+        staged_all: dict[str, Staged] = {}  # per table: every slice's staged files, published together
+        reject_tables: dict[str, list[pa.Table]] = {t.name: [] for t in tables}
         set_aside: dict[str, int] = {}  # rows the audit's row-level expectations took out
-        for table_name in connector.tables:
-            table = get_table(table_name)
-            ts = summary.tables.setdefault(table_name, TableSummary())
-            rows = decoded.tables.get(table_name)
-            rejects = decoded.rejects.get(table_name)
-            reject_tables = [rejects.table()] if rejects is not None else []
-            if rows is not None:
-                ts.rows_in = rows.num_rows + (len(rejects) if rejects else 0)
+        rows_in: dict[str, int] = {}
+        for k, (load, values, present) in enumerate(slices):
+            part = f"__p{k:04d}" if len(slices) > 1 else ""
+            rules = _slice_source(src, values, present, first=k == 0)
+            decoded = connector.decode(load())
+            summary.stats.update(extract.stats)  # counters the drain and decode filled in
+            timer.lap("decode")
+            conformed: dict[str, pa.Table] = {}
+            for table in tables:
+                ts = summary.tables.setdefault(table.name, TableSummary())
+                rows = decoded.tables.get(table.name)
+                rejects = decoded.rejects.get(table.name)
+                if rejects is not None:
+                    reject_tables[table.name].append(rejects.table())
+                    ts.reasons = dict(Counter(ts.reasons) + Counter(rejects.reasons()))
+                if rows is None:
+                    continue
+                ts.rows_in += rows.num_rows + (len(rejects) if rejects else 0)
                 result = conform(table, rows, ctx)
                 known = lake.published_keys(table, result.table, src.name, interval)
                 result.table, already = drop_known(result.table, known, table.primary_key)
-                ts.duplicates = result.duplicates + already
+                ts.duplicates += result.duplicates + already
                 for col in table.columns:
                     if col.references:
                         result.table = check_references(result.table, col.name,
                                                         _referenced(lake, col.references, conformed),
                                                         col.references.split(".")[0], result.rejects)
-                conformed[table_name] = result.table
-                ts.conversions = dict(result.conversions)
-                reject_tables.append(result.rejects.table())
-                reasons = Counter(rejects.reasons() if rejects else {}) + result.rejects.reasons()
-                ts.reasons = dict(reasons)
+                conformed[table.name] = result.table
+                rows_in[table.name] = rows_in.get(table.name, 0) + result.table.num_rows
+                ts.conversions = dict(Counter(ts.conversions) + Counter(result.conversions))
+                reject_tables[table.name].append(result.rejects.table())
+                ts.reasons = dict(Counter(ts.reasons) + result.rejects.reasons())
                 timer.lap("conform")
-                if table.key_scope == "latest":
+                if table.key_scope == "latest":  # never sliced (see raw_slices)
                     staged = lake.stage_merge(table, src.name, interval, result.table,
-                                              replace_all=table_name in extract.full_refresh)
+                                              replace_all=table.name in extract.full_refresh)
                     ts.superseded = staged.superseded
                 else:
-                    staged = lake.stage(table, src.name, interval, result.table)
+                    before = staged_all.get(table.name)
+                    staged = lake.stage(table, src.name, interval, result.table, part=part,
+                                        token=before.token if before else None)
                 timer.lap("stage")
-                audit = audit_staged(table, staged, source=src, max_bad_share=src.max_bad_share)
-                ts.checks = len(audit.checks)
-                keep_audit(lake, src.name, interval, run_id, audit)
+                audit = audit_staged(table, staged, source=rules, max_bad_share=src.max_bad_share)
+                ts.checks += len(audit.checks)
+                keep_audit(lake, src.name, interval, run_id, audit, part=part)
                 if audit.rejects is not None:
-                    reject_tables.append(audit.rejects)
-                    set_aside[table_name] = audit.set_aside
+                    reject_tables[table.name].append(audit.rejects)
+                    set_aside[table.name] = set_aside.get(table.name, 0) + audit.set_aside
                     ts.reasons = dict(Counter(ts.reasons) + Counter(audit.rejects["reason"].to_pylist()))
                 timer.lap("audit")
                 if not audit.passed:
                     lake.discard(staged)
-                    for s in staged_all:
+                    for s in staged_all.values():
                         lake.discard(s)
                     audit.raise_for_failures()
-                staged_all.append(staged)
-            ts.quarantined = sum(t.num_rows for t in reject_tables)
-            qpath = lake.write_quarantine(table_name, src.name, interval,
-                                          with_lineage(reject_tables, src.name, interval, run_id))
+                if table.name in staged_all:
+                    staged_all[table.name].files.extend(staged.files)
+                else:
+                    staged_all[table.name] = staged
+        for table in tables:
+            ts = summary.tables.setdefault(table.name, TableSummary())
+            ts.quarantined = sum(t.num_rows for t in reject_tables[table.name])
+            qpath = lake.write_quarantine(table.name, src.name, interval,
+                                          with_lineage(reject_tables[table.name], src.name, interval, run_id))
             ts.quarantine_file = str(qpath.relative_to(lake.root)) if qpath else None
 
-        for staged in staged_all:
+        for staged in staged_all.values():
             ts = summary.tables[staged.table]
-            ts.published = (conformed[staged.table].num_rows - set_aside.get(staged.table, 0) if staged.merge
+            ts.published = (rows_in[staged.table] - set_aside.get(staged.table, 0) if staged.merge
                             else staged.rows)
             ts.files = [str(p.relative_to(lake.root)) for p in lake.publish(staged)]
         timer.lap("publish")
@@ -205,8 +226,94 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         summary.stats.update(extract.stats)  # what the after-publish hook counted
     finally:
         connector.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     log.info("%s", summary.describe())
     return summary
+
+
+def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths: dict, raw_rows: int,
+               tables: list, spill: Path) -> list[tuple[Callable[[], Any], set | None, set | None]]:
+    """How the landed raw rows are read for decode: (loader, the slice's `slice_column`
+    values, every value of the interval) per slice; the values are None for one pass.
+
+    One slice (everything) unless the interval holds more than the source's `slice_rows` raw
+    rows and the connector names a `slice_column` (its decode treats rows on their own, and the
+    column decides the key's series, e.g. the node or tag reference). Then the column's values
+    are packed, in sorted order, into slices of at most `slice_rows` rows (a value with more
+    rows is a slice of its own), and one pass over the raw files, a batch at a time, writes each
+    row to its slice's file under `spill`: every row of a series, and so every possible
+    duplicate key, is in one slice, rows keep their arrival order, and memory is bounded by the
+    slice, not by the interval. Upserted tables (key_scope 'latest') are never sliced.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def whole() -> Any:
+        raw = {name: pa.concat_tables([pq.read_table(p, schema=schema) for p in raw_paths[name]])
+               if raw_paths[name] else (schema or pa.schema([])).empty_table() for name, (schema, _) in streams.items()}
+        return raw if extract.streams else raw[""]
+
+    column = getattr(connector, "slice_column", None)
+    if (extract.streams or column is None or raw_rows <= src.slice_rows
+            or any(t.key_scope == "latest" for t in tables)):
+        return [(whole, None, None)]
+    paths, schema = raw_paths[""], streams[""][0]
+    counts: Counter[Any] = Counter()
+    for p in paths:
+        values = pq.read_table(p, columns=[column])[column]
+        for entry in pc.value_counts(values):
+            counts[entry["values"].as_py()] += entry["counts"].as_py()
+    slice_of: dict[Any, int] = {}
+    current = filled = 0
+    for value in sorted(counts, key=lambda v: (v is None, v or "")):
+        if filled and filled + counts[value] > src.slice_rows:
+            current, filled = current + 1, 0
+        slice_of[value] = current
+        filled += counts[value]
+    n = current + 1
+    prefix = spill.name.rsplit("__", 1)[0]  # a killed run of this interval may have left its scratch files
+    for old in spill.parent.glob(f"{prefix}__*") if spill.parent.exists() else ():
+        if time.time() - old.stat().st_mtime > STALE_STAGING_S:
+            shutil.rmtree(old, ignore_errors=True)
+    spill.mkdir(parents=True, exist_ok=True)
+    # scratch files, read once: Arrow IPC (no encoding, no compression), never fsynced
+    writers = [pa.ipc.new_file(spill / f"{i:04d}.arrow", schema) for i in range(n)]
+    try:
+        for p in paths:
+            for batch in pq.ParquetFile(p).iter_batches(batch_size=256 * 1024):
+                batch = pa.Table.from_batches([batch]).cast(schema)
+                enc = pc.dictionary_encode(batch[column]).combine_chunks()
+                ids = np.array([slice_of[v] for v in enc.dictionary.to_pylist()], dtype=np.int32)
+                target = ids[enc.indices.fill_null(0).to_numpy()] if len(ids) else np.zeros(batch.num_rows, np.int32)
+                if enc.null_count:
+                    target[enc.is_null().to_numpy(zero_copy_only=False)] = slice_of[None]
+                for i in np.unique(target):
+                    writers[i].write_table(batch.filter(pa.array(target == i)) if n > 1 else batch)
+    finally:
+        for w in writers:
+            w.close()
+
+    def load(i: int) -> Any:
+        path = spill / f"{i:04d}.arrow"
+        with pa.OSFile(str(path)) as fh:
+            data = pa.ipc.open_file(fh).read_all()
+        path.unlink()
+        return data
+
+    present = set(counts)
+    return [(lambda i=i: load(i), {v for v, k in slice_of.items() if k == i}, present) for i in range(n)]
+
+
+def _slice_source(src: Any, values: set | None, present: set | None, first: bool) -> Any:
+    """The source config a slice's audit sees: a required tag is required of the slice that
+    holds its reference, and of the first slice when no slice does (so its absence fails)."""
+    if values is None or not any(t.required for t in src.tags):
+        return src
+    keep = [t for t in src.tags if not t.required or t.ref in values or (first and t.ref not in present)]
+    return src.model_copy(update={"tags": keep})
 
 
 def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:

@@ -78,7 +78,7 @@ def test_past_hour_is_exactly_what_the_server_historized_and_rerun_is_identical(
     start()
     cfg = load_config(tmp / "plant.yaml")
     s1 = run_source("opcua_plant", START, END, config=cfg)
-    assert s1.stats == {"nodes": 86, "nodes_missing": 0, "values": 86 * 360, "mode": "history"}
+    assert s1.stats == {"nodes": 86, "nodes_missing": 0, "values": 86 * 360, "mode": "history", "slices": 1}
     assert s1.published == 86 * 360 and s1.quarantined == 0
     first = curated(tmp / "lake")
     assert_matches_truth(first, START, END)

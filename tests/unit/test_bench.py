@@ -70,7 +70,7 @@ def test_the_report_lists_each_result_and_scale_point_and_plots_the_curves(tmp_p
     result("conform", 10000, ours=[4.0], bare=[1.0], peak=120.0).dump(tmp_path / "performance" / "conform-10000.json")
     result("mqtt", 100, ours=[2.0, 2.0, 2.0], bare=[1.0, 1.0, 1.0]).dump(tmp_path / "performance" / "mqtt.json")
 
-    run.write_docs(took_s=60, ran=["conform"])
+    run.write_docs(took_s=60, ran={"conform": "2026-11-23 10:00 UTC"})
 
     doc = (tmp_path / "performance.md").read_text()
     assert "| conform | 10,000 things | 4.00 s | 1.00 s (bare library) | — | 0.25x vs bare |" in doc
@@ -81,4 +81,5 @@ def test_the_report_lists_each_result_and_scale_point_and_plots_the_curves(tmp_p
     assert "time x8.0 (time per item x0.80), peak memory x1.5 (80 -> 120 MiB)" in doc
     assert "![conform scale curve](performance/conform-scale.png)" in doc
     assert (tmp_path / "performance" / "conform-scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Last run: conform 2026-11-23 10:00 UTC" in doc
     assert "## Profile and fix" in doc  # bench/notes.md is included
