@@ -5,8 +5,10 @@ Bad, one day), generated in batches and fed to `run_source` through the OPC UA c
 itself: a subclass replaces only the server read. The run lands them (the connector's side,
 not timed), then reads them back in slices of at most `--slice-rows` rows of whole series,
 decodes, conforms, stages, audits each slice with the table's Great Expectations suite and
-publishes all slices together. Timed: the run's decode + conform + stage + audit + publish.
-The baseline writes the published rows (every column) with one bare `pq.write_table`.
+publishes all slices together. Timed, as the target names it: the run's conform + stage +
+audit + publish steps; reading the landed raw back (with the slicing pass) and the OPC UA
+decode are reported beside it, with the ratio they would give. The baseline writes the
+published rows (every column) with one bare `pq.write_table`.
 
 Both run in this process, alternating, `--repeat` times after a warm-up of each (GX's
 import and first-call costs). plantlake's peak memory is measured in a fresh process that
@@ -46,7 +48,7 @@ TAGS = 200
 START = datetime(2026, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=1)
 MACHINES = [f"assembly/line{line}/{cell}{line}" for line in (1, 2) for cell in ("coater", "press", "welder", "camera")]
-TIMED = ("decode", "conform", "stage", "audit", "publish")
+TIMED = ("conform", "stage", "audit", "publish")  # the target's "conform + audit + publish"
 
 
 def tags() -> list[dict]:
@@ -141,7 +143,7 @@ def main() -> None:
 
     base = Contender("bare", "baseline", "bare pyarrow.parquet.write_table of the published rows")
     ours = Contender("plantlake", "plantlake",
-                     f"plantlake decode + conform + stage + audit (GX) + publish, slices of {args.slice_rows:,}")
+                     f"plantlake conform + stage + audit (GX) + publish, slices of {args.slice_rows:,}")
     steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:  # one untimed warm-up of each; it also makes the baseline's rows
         assert pipeline(rows, Path(tmp), args.slice_rows, {}) == rows
@@ -168,17 +170,22 @@ def main() -> None:
     ours.grew_mib = [mem["grew_mib"]] * args.repeat
     med = {k: float(np.median(v)) for k, v in steps.items()}
     audit_over_conform = float(np.median([a / c for a, c in zip(steps["audit"], steps["conform"], strict=True)]))
+    with_decode = float(np.median([b / (o + d) for b, o, d in zip(base.seconds, ours.seconds, steps["decode"],
+                                                                   strict=True)]))
     report(Result(
         "conform", f"{rows:,} sensor_readings rows of {TAGS} OPC UA tags (°F, W, bar; 1 % Bad), one day, "
                    f"{published.nbytes / 2**20:,.0f} MiB in Arrow once published",
         "rows", rows, args.repeat, [ours, base],
         target=0.25, target_text="conform + audit + publish >= 0.25x a bare write_table",
-        notes=["plantlake steps (median s): " + ", ".join(f"{k} {med[k]:.2f}" for k in (*TIMED, "extract", "land")
-                                                      if k in med) + " (extract and land are not timed)",
+        notes=["plantlake steps (median s): " + ", ".join(f"{k} {med[k]:.2f}" for k in (*TIMED, "decode", "extract", "land")
+                                                      if k in med) + " (decode, extract and land are not timed)",
                f"slices per run: {int(med['slices'])}; plantlake's peak memory from a fresh process "
                f"running the pipeline alone",
-               f"audit (file checks + GX suite) / conform: {audit_over_conform:.2f}x"],
-        extra={"steps_s": med, "audit_over_conform": audit_over_conform}), args.json)
+               f"audit (file checks + GX suite) / conform: {audit_over_conform:.2f}x",
+               f"with reading the landed raw back and decoding it (the decode step, incl. the slicing pass): "
+               f"{with_decode:.2f}x the bare write"],
+        extra={"steps_s": med, "audit_over_conform": audit_over_conform, "ratio_with_decode": with_decode}),
+        args.json)
 
 
 if __name__ == "__main__":

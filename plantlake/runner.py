@@ -290,8 +290,15 @@ def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths:
                 target = ids[enc.indices.fill_null(0).to_numpy()] if len(ids) else np.zeros(batch.num_rows, np.int32)
                 if enc.null_count:
                     target[enc.is_null().to_numpy(zero_copy_only=False)] = slice_of[None]
-                for i in np.unique(target):
-                    writers[i].write_table(batch.filter(pa.array(target == i)) if n > 1 else batch)
+                if n == 1:
+                    writers[0].write_table(batch)
+                    continue
+                # one stable reorder by slice, then a zero-copy range per slice (not a filter per slice)
+                grouped = batch.take(pa.array(np.argsort(target, kind="stable")))
+                ends = np.cumsum(np.bincount(target, minlength=n))
+                for i in np.flatnonzero(np.bincount(target, minlength=n)):
+                    start = ends[i - 1] if i else 0
+                    writers[i].write_table(grouped.slice(start, ends[i] - start))
     finally:
         for w in writers:
             w.close()
