@@ -7,7 +7,7 @@ run, the median of the per-run ratios, items per second and peak memory, then th
 curves (plotted into docs/performance/*.png) and the notes kept in bench/notes.md (what
 the profiler found, and why a missed target is missed).
 
-    python bench/run.py                 # everything (about 40 minutes on 2 cores)
+    python bench/run.py                 # everything (about 30 minutes on 2 cores)
     python bench/run.py --only conform  # one benchmark and its curve; the others' results are kept
 """
 
