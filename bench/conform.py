@@ -24,7 +24,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +40,7 @@ from plantlake.config import load_config, with_source
 from plantlake.lake import Lake
 from plantlake.runner import run_source
 
-from harness import Contender, PeakRSS, Result, arguments, report
+from harness import Contender, PeakRSS, Result, arguments, measure, report
 
 ROOT = Path(__file__).resolve().parent.parent
 TAGS = 200
@@ -153,16 +152,11 @@ def main() -> None:
         for who in ((base, ours) if run % 2 == 0 else (ours, base)):
             with tempfile.TemporaryDirectory() as tmp:
                 if who is base:
-                    with PeakRSS() as mem:
-                        t = time.perf_counter()
-                        pq.write_table(published, Path(tmp) / "bare.parquet")
-                        base.seconds.append(time.perf_counter() - t)
-                    base.peak_mib.append(mem.peak_mib)
-                    base.grew_mib.append(mem.grew_mib)
-                else:
-                    before = {k: len(v) for k, v in steps.items()}
+                    measure(base, lambda t=tmp: pq.write_table(published, Path(t) / "bare.parquet")
+                            or published.num_rows, rows)
+                else:  # the run's own step times: extract, land and decode are not the target's
                     assert pipeline(rows, Path(tmp), args.slice_rows, steps) == rows
-                    ours.seconds.append(sum(steps[k][-1] for k in TIMED if len(steps.get(k, [])) > before.get(k, 0)))
+                    ours.seconds.append(sum(steps[k][-1] for k in TIMED))
     mem = json.loads(subprocess.run([sys.executable, __file__, "--rows", str(rows), "--slice-rows",
                                      str(args.slice_rows), "--memory"], check=True, capture_output=True,
                                     text=True).stdout.strip().splitlines()[-1])

@@ -28,8 +28,6 @@ from typing import Any
 
 import psutil
 
-ROLES = ("plantlake", "baseline", "peer", "variant")
-
 
 class PeakRSS:
     """Largest resident set of this process tree while the block runs (sampled every `every` s)."""

@@ -37,25 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
 
 
-def bare(folder: Path) -> tuple[int, int]:
-    """Open each image with Pillow, verify it, hash the bytes: (images seen, verified)."""
-    seen = good = 0
-    for path in sorted(folder.iterdir()):
-        if path.suffix not in (".jpg", ".png"):
-            continue
-        seen += 1
-        data = path.read_bytes()
-        hashlib.sha256(data).hexdigest()
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.verify()
-            good += 1
-        except Exception:  # noqa: BLE001 - a corrupt file is an outcome here, not an error
-            pass
-    return seen, good
-
-
 def _check(path: Path) -> bool:
+    """What a script would do with one image: read it, hash the bytes, Pillow `verify()`."""
     data = path.read_bytes()
     hashlib.sha256(data).hexdigest()
     try:
@@ -66,12 +49,22 @@ def _check(path: Path) -> bool:
         return False
 
 
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in (".jpg", ".png"))
+
+
+def bare(folder: Path) -> tuple[int, int]:
+    """The bare loop, one process: (images seen, verified)."""
+    files = _images(folder)
+    return len(files), sum(_check(p) for p in files)
+
+
 def bare_pool(folder: Path, workers: int) -> int:
     """The bare loop's work in a process pool of `workers`: the parallel ceiling of the bare approach."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".jpg", ".png"))
+    files = _images(folder)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         return sum(1 for _ in pool.map(_check, files, chunksize=64))
 
