@@ -13,7 +13,7 @@ import pyarrow as pa
 from plantlake.config import PlantConfig
 from plantlake.connections import Connection
 from plantlake.lake import Interval, Lake
-from schemas.conform import Rejects, TagRule
+from schemas.conform import Rejects, TagRule, UnitRule
 from schemas.units import canonical_unit
 
 
@@ -96,11 +96,18 @@ class Connector(ABC):
                 tag=t.tag,
                 unit=t.unit,
                 # without a declared unit, the unit the source sends decides the canonical one
-                canonical_unit=t.canonical_unit or (canonical_unit(t.unit) if t.unit and t.type == "number" else None),
+                canonical_unit=t.canonical_unit or (canonical_unit(t.unit, t.quantity)
+                                                    if t.unit and t.type == "number" else None),
                 type=t.type,
+                quantity=t.quantity,
             )
             for t in self.source.tags
         }
+
+    def unit_rules(self) -> list[UnitRule]:
+        """The source's unit rules by pattern (first match wins), for readings no tag mapping sets."""
+        return [UnitRule(tag=u.tag, asset=u.asset, ref=u.ref, unit=u.unit, quantity=u.quantity,
+                         canonical_unit=u.canonical_unit) for u in self.source.units]
 
     @property
     def timezone(self) -> str:

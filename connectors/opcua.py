@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from connectors.base import Connector, Decoded, Extract, tag_name
 from plantlake.lake import Interval
 from schemas.conform import Rejects
+from schemas.units import from_eu_information
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,9 @@ class OpcUaConnector(Connector):
                 eus = await client.uaclient.read_attributes(eu_ids, ua.AttributeIds.Value)
                 for (n, _), dv in zip(with_eu, eus, strict=True):
                     eu = dv.Value.Value if dv.StatusCode.is_good() else None
-                    n.unit = eu.DisplayName.Text if isinstance(eu, ua.EUInformation) and eu.DisplayName else None
+                    if isinstance(eu, ua.EUInformation):  # the UNECE code first, the display text last
+                        n.unit = from_eu_information(eu.NamespaceUri, eu.UnitId,
+                                                     eu.DisplayName.Text if eu.DisplayName else None)
 
     # ---- extract ---------------------------------------------------------------------------
 

@@ -158,10 +158,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from schemas import evolution
-    from schemas.docs import write_data_dictionary
+    from schemas.docs import write_data_dictionary, write_units_reference
 
     if args.action == "docs":
         print(f"wrote {write_data_dictionary(Path(args.out))}")
+        print(f"wrote {write_units_reference(Path(args.out).with_name('units.md'))}")
     else:
         print(f"wrote {evolution.write_lock()}")
     return 0

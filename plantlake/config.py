@@ -98,31 +98,70 @@ class TagMapping(_Model):
     ref: str = Field(min_length=1, description="Source reference: OPC UA node, MQTT topic/field or export tag name.")
     asset: str = Field(min_length=1, description="ISA-95 path, absolute or relative to the site.")
     tag: Slug
-    unit: str | None = Field(None, description="Unit the source sends (when the source does not say).")
-    canonical_unit: str | None = Field(None, description="Canonical unit, when not the default for the quantity.")
+    unit: str | None = Field(None, description="Unit the source sends (when the source does not say): a UNECE "
+                             "symbol (`N·m`, `m³/h`), a plant spelling (`Nm`, `m3/h`, `rpm`) or anything pint reads.")
+    quantity: str | None = Field(None, description="Quantity kind of the values (torque, energy, rotational_speed, "
+                                 "volume_flow, …), when the unit alone cannot tell; it chooses the canonical unit.")
+    canonical_unit: str | None = Field(None, description="Canonical unit, when not the default of the quantity kind.")
     type: Literal["number", "text", "bool"] = "number"
     min: float | None = Field(None, description="Lowest physically possible value, in the canonical unit.")
     max: float | None = Field(None, description="Highest physically possible value, in the canonical unit.")
     required: bool = Field(False, description="The tag must report in every interval: a batch without it "
                            "is not published.")
 
-    @field_validator("unit", "canonical_unit")
-    @classmethod
-    def _unit(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from schemas.units import UnitError, parse  # pint only when units are declared
-
-        try:
-            parse(v)
-        except UnitError:
-            raise ValueError("expected a unit pint understands, e.g. 'degC', 'bar', 'kW', 'mm/s'") from None
-        return v
+    _unit = field_validator("unit", "canonical_unit")(classmethod(lambda cls, v: _check_unit(v)))
+    _quantity = field_validator("quantity")(classmethod(lambda cls, v: _check_quantity(v)))
 
     @model_validator(mode="after")
     def _range(self) -> TagMapping:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+def _check_unit(v: str | None) -> str | None:
+    if v is None:
+        return v
+    from schemas.units import UnitError, parse  # pint only when units are declared
+
+    try:
+        parse(v)
+    except UnitError:
+        raise ValueError("expected a unit plantlake reads, e.g. 'degC', 'bar', 'kW', 'N*m', 'm3/h', 'rpm' "
+                         "(UNECE symbols and codes: docs/units.md)") from None
+    return v
+
+
+def _check_quantity(v: str | None) -> str | None:
+    if v is None:
+        return v
+    from schemas.units import KINDS
+
+    if v not in KINDS:
+        raise ValueError(f"expected a quantity kind, one of: {', '.join(KINDS)}")
+    return v
+
+
+class UnitRule(_Model):
+    """Units for every reading whose tag, asset and source reference match these globs, so a
+    browsed node or a topic field is set without knowing its node id (a `tags` mapping of the
+    same reference wins). E.g. `{tag: "*torque*", quantity: torque}` or
+    `{asset: "*/filler*", tag: "flow", unit: "m3/h"}`."""
+
+    tag: str = Field("*", min_length=1, description="Glob on the canonical tag name (e.g. 'spindle_*').")
+    asset: str = Field("*", min_length=1, description="Glob on the ISA-95 asset id (absolute, e.g. '*/line1/*').")
+    ref: str = Field("*", min_length=1, description="Glob on the source reference (node id, topic#field, tag).")
+    unit: str | None = Field(None, description="Unit the source sends, when it does not say.")
+    quantity: str | None = Field(None, description="Quantity kind of the values.")
+    canonical_unit: str | None = Field(None, description="Canonical unit instead of the kind's default.")
+
+    _unit = field_validator("unit", "canonical_unit")(classmethod(lambda cls, v: _check_unit(v)))
+    _quantity = field_validator("quantity")(classmethod(lambda cls, v: _check_quantity(v)))
+
+    @model_validator(mode="after")
+    def _something(self) -> UnitRule:
+        if not (self.unit or self.quantity or self.canonical_unit):
+            raise ValueError("set unit, quantity or canonical_unit")
         return self
 
 
@@ -144,6 +183,8 @@ class SourceBase(_Model):
                             "not by the interval (OPC UA and historian exports; other sources do an interval "
                             "at once).")
     tags: list[TagMapping] = Field(default_factory=list)
+    units: list[UnitRule] = Field(default_factory=list, description="Units by tag/asset/reference pattern "
+                                  "(first match wins), for readings no `tags` mapping sets.")
 
     @field_validator("schedule")
     @classmethod
@@ -655,13 +696,16 @@ def _reference_problems(cfg: PlantConfig):
             if tag.ref in seen:
                 yield f"{where}.ref: got {tag.ref!r} — already mapped by tags[{seen[tag.ref]}]"
             seen[tag.ref] = j
-            if tag.unit and tag.canonical_unit:
-                from schemas.units import UnitError, affine
+        for j, rule in enumerate([*src.tags, *src.units]):
+            where = f"sources[{i}].tags[{j}]" if j < len(src.tags) else f"sources[{i}].units[{j - len(src.tags)}]"
+            if rule.unit and (rule.canonical_unit or rule.quantity):
+                from schemas.units import UnitError, affine, canonical_unit
 
                 try:
-                    affine(tag.unit, tag.canonical_unit)
+                    affine(rule.unit, rule.canonical_unit or canonical_unit(rule.unit, rule.quantity), rule.quantity)
                 except UnitError as exc:
-                    yield f"{where}.canonical_unit: got {tag.canonical_unit!r} — {exc}"
+                    field = "canonical_unit" if rule.canonical_unit else "quantity"
+                    yield f"{where}.{field}: got {getattr(rule, field)!r} — {exc}"
 
 
 def _resolve_tags(cfg: PlantConfig, src: Any) -> Any:

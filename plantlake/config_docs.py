@@ -25,6 +25,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("…cells[]", c.Cell),
     ("lake", c.LakeSettings),
     ("sources[].tags[] (every kind)", c.TagMapping),
+    ("sources[].units[] (every kind)", c.UnitRule),
     ("sources[] kind: csv", c.CsvSource),
     ("sources[] kind: csv → columns", c.CsvColumns),
     ("sources[] kind: opcua", c.OpcUaSource),

@@ -140,7 +140,8 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         timer.lap("land")
 
         ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind,
-                             tag_rules=connector.tag_rules(), timezone=connector.timezone)
+                             tag_rules=connector.tag_rules(), timezone=connector.timezone,
+                             unit_rules=connector.unit_rules())
         tables = [get_table(name) for name in connector.tables]
         spill = lake.staging_dir / "_raw_slices" / f"{src.name}__{interval.key}__{uuid.uuid4().hex[:12]}"
         slices = raw_slices(connector, src, extract, streams, raw_paths, summary.raw_rows, tables, spill)

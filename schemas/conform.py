@@ -9,11 +9,12 @@ column and the reason; they never fail the run.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,23 @@ class TagRule:
     unit: str | None = None
     canonical_unit: str | None = None
     type: str = "number"  # number | text | bool
+    quantity: str | None = None  # the quantity kind, when the unit alone cannot tell
+
+
+@dataclass(frozen=True)
+class UnitRule:
+    """Units for the readings whose tag, asset and source reference match these globs."""
+
+    tag: str = "*"
+    asset: str = "*"
+    ref: str = "*"
+    unit: str | None = None
+    quantity: str | None = None
+    canonical_unit: str | None = None
+
+    def matches(self, ref: str, asset: str | None, tag: str | None) -> bool:
+        return (fnmatch.fnmatchcase(tag or "", self.tag) and fnmatch.fnmatchcase(asset or "", self.asset)
+                and fnmatch.fnmatchcase(ref, self.ref))
 
 
 @dataclass
@@ -62,6 +80,7 @@ class ConformContext:
     source_kind: str = ""
     tag_rules: Mapping[str, TagRule] = field(default_factory=dict)
     timezone: str = "UTC"
+    unit_rules: Sequence[UnitRule] = ()
 
 
 #: A reject reason: fixed text, or built from the rejected record.
@@ -406,7 +425,7 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
     data = raw
     for name, typ in (("asset_id", pa.string()), ("tag", pa.string()), ("unit", pa.string()),
                       ("value_text", pa.string()), ("status_code", pa.int64()), ("quality", pa.string()),
-                      ("canonical_unit", pa.string()), ("type", pa.string())):
+                      ("canonical_unit", pa.string()), ("type", pa.string()), ("quantity", pa.string())):
         if name not in cols:
             data = data.append_column(name, pa.nulls(n, typ))
     if "source" not in cols:
@@ -431,8 +450,11 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
 
     fill("asset_id", "asset_id")
     fill("tag", "tag")
+    if ctx.unit_rules:  # pattern rules fill in what no tag mapping of the reference says
+        rules = _with_unit_rules(rules, refs, data, ctx.unit_rules)
     fill("unit", "unit", source_first=True)
     fill("canonical_unit", "canonical_unit")
+    fill("quantity", "quantity")
     fill("type", "type")
     data = _set(data, "type", pc.fill_null(data["type"], "number"))
     unmapped = pc.or_(pc.is_null(data["asset_id"]), pc.is_null(data["tag"]))
@@ -459,9 +481,25 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
     # 4. values: numbers, text and booleans by the tag's declared type
     data = _split_values(data, rejects)
 
-    # 5. units: affine conversion per distinct (source unit, canonical unit) pair
+    # 5. units: affine conversion per distinct (source unit, canonical unit, quantity kind)
     data = _convert_units(data, rejects, conversions)
-    return data.drop_columns(["canonical_unit", "type"])
+    return data.drop_columns(["canonical_unit", "type", "quantity"])
+
+
+def _with_unit_rules(rules: list, refs: pa.DictionaryArray, data: pa.Table, unit_rules: Sequence[UnitRule]) -> list:
+    """Each distinct reference's tag rule completed by the first unit rule its (reference, asset, tag)
+    matches: unit, quantity and canonical unit where the tag mapping leaves them open."""
+    _, first = np.unique(refs.indices.to_numpy(zero_copy_only=False), return_index=True)
+    assets, tags = data["asset_id"].take(pa.array(first)).to_pylist(), data["tag"].take(pa.array(first)).to_pylist()
+    out = []
+    for ref, rule, asset, tag in zip(refs.dictionary.to_pylist(), rules, assets, tags, strict=True):
+        hit = next((u for u in unit_rules if u.matches(ref, asset, tag)), None)
+        if hit is not None:
+            base = rule or TagRule(asset_id=None, tag=None)  # type: ignore[arg-type]
+            rule = replace(base, unit=base.unit or hit.unit, quantity=base.quantity or hit.quantity,
+                           canonical_unit=base.canonical_unit or hit.canonical_unit)
+        out.append(rule)
+    return out
 
 
 def _set(data: pa.Table, name: str, arr: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -499,28 +537,31 @@ def _split_values(data: pa.Table, rejects: Rejects) -> pa.Table:
 
 
 def _convert_units(data: pa.Table, rejects: Rejects, conversions: Counter) -> pa.Table:
-    """Affine conversion resolved once per distinct (source unit, canonical unit) pair."""
+    """Affine conversion resolved once per distinct (source unit, canonical unit, quantity kind)."""
     is_text = pc.fill_null(pc.equal(data["type"], "text"), False)
     src = pc.dictionary_encode(pc.if_else(is_text, "", pc.fill_null(data["unit"], ""))).combine_chunks()
     canon = pc.dictionary_encode(data["canonical_unit"], null_encoding="encode").combine_chunks()
-    width = max(len(canon.dictionary), 1)
-    pair = src.indices.to_numpy() * np.int32(width)  # dictionaries are small: int32 holds every pair
-    pair += pc.fill_null(canon.indices, 0).to_numpy()
-    # the pairs are few and dense: count them in one pass instead of sorting every row
-    counts = np.bincount(pair, minlength=len(src.dictionary) * width)
+    kind = pc.dictionary_encode(data["quantity"], null_encoding="encode").combine_chunks()
+    wc, wk = max(len(canon.dictionary), 1), max(len(kind.dictionary), 1)
+    # dictionaries are small: int64 holds every triple; count them in one pass instead of sorting rows
+    code = src.indices.to_numpy().astype(np.int64) * (wc * wk)
+    code += pc.fill_null(canon.indices, 0).to_numpy().astype(np.int64) * wk
+    code += pc.fill_null(kind.indices, 0).to_numpy()
+    counts = np.bincount(code, minlength=len(src.dictionary) * wc * wk)
     codes = np.flatnonzero(counts)
     lookup = np.zeros(len(counts), dtype=np.int64)
     lookup[codes] = np.arange(len(codes))
-    inverse, counts = lookup[pair], counts[codes]
+    inverse, counts = lookup[code], counts[codes]
     scale, offset = np.ones(len(codes)), np.zeros(len(codes))
     target: list[str | None] = []
     problems: dict[int, str] = {}
-    for k, code in enumerate(codes):
-        s_unit = src.dictionary[int(code // width)].as_py()
-        c_unit = canon.dictionary[int(code % width)].as_py() if len(canon.dictionary) else None
+    for k, c in enumerate(codes):
+        s_unit = src.dictionary[int(c // (wc * wk))].as_py()
+        c_unit = canon.dictionary[int(c // wk % wc)].as_py() if len(canon.dictionary) else None
+        quantity = kind.dictionary[int(c % wk)].as_py() if len(kind.dictionary) else None
         try:
-            tgt = c_unit if c_unit is not None else units.canonical_unit(s_unit)
-            scale[k], offset[k] = units.affine(s_unit, tgt)
+            tgt = c_unit if c_unit is not None else units.canonical_unit(s_unit, quantity)
+            scale[k], offset[k] = units.affine(s_unit, tgt, quantity)
         except units.UnitError as exc:
             problems[k] = f"unit: {exc}"
             tgt = None

@@ -64,3 +64,53 @@ def write_data_dictionary(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(data_dictionary(), encoding="utf-8")
     return path
+
+
+def units_reference() -> str:
+    """docs/units.md: the quantity kinds with their canonical units, the plant spellings read,
+    and every UNECE code of plantlake's table."""
+    from schemas import units
+
+    lines = [
+        "# Units",
+        "",
+        "Generated from `schemas/units.py` and `schemas/data/unece_units.csv` by `plantlake schemas docs`;",
+        "do not edit by hand.",
+        "",
+        "Every numeric reading is converted to the canonical unit of its **quantity kind**, never by",
+        "dimension alone: torque (N·m) and energy (kWh) share a dimension, so do rotational speed",
+        "(1/min) and frequency (Hz). The kind comes from the unit — a UNECE Recommendation 20 code",
+        "(OPC UA `EngineeringUnits.UnitId`, namespace `" + units.UNECE_NAMESPACE + "`), its symbol,",
+        "a plant spelling below, or pint's dimension where only one kind has it — or from the tag's",
+        "`quantity` in the site config (`tags[].quantity`, or `units[]` rules by tag/asset/reference",
+        "pattern). Units of different kinds never convert into each other; a reading whose unit",
+        "plantlake cannot read, or cannot convert, is quarantined with the reason.",
+        "",
+        "A text unit that is a force times a length (`N.m`, `Nm`, `ft*lbf`, `lbf·ft`) is read as torque;",
+        "the UNECE code 85 (foot pound-force) is energy, as Rec 20 says. Say `quantity: energy` for work.",
+        "",
+        "## Quantity kinds",
+        "",
+        "| kind | canonical unit |",
+        "|---|---|",
+    ]
+    lines += [f"| `{k}` | `{v}` |" for k, v in units.CANONICAL.items()]
+    lines += ["", "## Plant spellings", "", "| written | read as |", "|---|---|"]
+    lines += [f"| `{a}` | `{b}` |" for a, b in units._ALIASES.items()]
+    lines += ["", "Products are also read with `.` or `*` for `·` (`kW.h`), exponents as digits or `^`",
+              "(`m3/h`, `m^3/h`), and `u` for `µ` (`uS/cm`).", "",
+              "## UNECE codes", "",
+              "Sources: the OPC Foundation's `Schema/UNECE_to_OPCUA.csv` (OPCFoundation/UA-Nodeset) for codes,",
+              "UnitIds and symbols; UN/CEFACT Recommendation 20, Annex II & III (uncefact/vocab-codes) for names and",
+              "conversion factors. A code a server sends that is not listed is quarantined as `unece:<code>`",
+              "unless the tag's unit is declared.", "",
+              "| code | UnitId | symbol | name | kind | Rec 20 factor |", "|---|---|---|---|---|---|"]
+    lines += [f"| `{u.code}` | {u.unit_id} | {u.symbol} | {u.name} | {u.kind} | {u.factor} |"
+              for u in units.unece_table()]
+    return "\n".join(lines) + "\n"
+
+
+def write_units_reference(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(units_reference(), encoding="utf-8")
+    return path

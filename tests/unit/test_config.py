@@ -51,7 +51,7 @@ BAD = [
     ("sources.0.kind", "ftp", "sources[0]", "'csv'"),
     ("sources.0.retries", 0, "sources[0].retries: got 0", "greater than or equal to 2"),
     ("sources.0.name", "Bad Name!", "sources[0].name: got 'Bad Name!'", "pattern"),
-    ("sources.0.tags.0.unit", "furlongs per fortnight per bogus", "sources[0].tags[0].unit", "unit pint understands"),
+    ("sources.0.tags.0.unit", "furlongs per fortnight per bogus", "sources[0].tags[0].unit", "unit plantlake reads"),
     ("sources.0.tags.0.asset", "assembly/line9/press9", "sources[0].tags[0].asset: got 'assembly/line9/press9'", "asset of the hierarchy"),
     ("sources.0.tags.0.type", "complex", "sources[0].tags[0].type: got 'complex'", "'number', 'text' or 'bool'"),
     ("sources.0.tags.0.min", 500, "sources[0].tags[0]", "min (500.0) is greater than max (250.0)"),

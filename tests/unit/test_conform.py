@@ -157,3 +157,47 @@ def test_to_utc_flags_unparseable_strings():
     assert bad.tolist() == [False, True, False, False]
     assert arr.to_pylist()[3] == datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert math.isnan(float("nan"))
+
+
+def test_units_by_quantity_kind_as_sources_send_them():
+    """Readings as a packaging line sends them (units as text with the value, as an OPC UA
+    server's UNECE symbols, or set by pattern for browsed nodes): each lands in its kind's
+    canonical unit with the right value; a torque is never energy, an rpm never angular."""
+    from schemas.conform import UnitRule
+
+    refs = {"nsu=urn:pack;s=Filler.Torque": TagRule("acme/s/a/l1/filler", "torque"),
+            "nsu=urn:pack;s=Filler.Speed": TagRule("acme/s/a/l1/filler", "speed"),
+            "nsu=urn:pack;s=Filler.Flow": TagRule("acme/s/a/l1/filler", "flow"),
+            "nsu=urn:pack;s=Filler.CO2": TagRule("acme/s/a/l1/filler", "co2"),
+            "nsu=urn:pack;s=Capper.Torque": TagRule("acme/s/a/l1/capper", "cap_torque"),
+            "nsu=urn:pack;s=Capper.Work": TagRule("acme/s/a/l1/capper", "work")}
+    rules = [UnitRule(tag="cap_*", unit="ft*lbf"),  # a browsed node whose server sends no unit
+             UnitRule(asset="*/capper", tag="work", unit="ft*lbf", quantity="energy")]
+    c = ConformContext(run_id="r1", ingested_at=NOW, source_kind="opcua", tag_rules=refs, unit_rules=rules)
+    t = raw([
+        {"ts": "2026-03-01T10:00:00", "source_ref": "nsu=urn:pack;s=Filler.Torque", "value": 2.5, "unit": "N.m"},
+        {"ts": "2026-03-01T10:00:01", "source_ref": "nsu=urn:pack;s=Filler.Torque", "value": 2.5, "unit": "N·m"},
+        {"ts": "2026-03-01T10:00:00", "source_ref": "nsu=urn:pack;s=Filler.Speed", "value": 1200.0, "unit": "r/min"},
+        {"ts": "2026-03-01T10:00:01", "source_ref": "nsu=urn:pack;s=Filler.Speed", "value": 1200.0, "unit": "rpm"},
+        {"ts": "2026-03-01T10:00:00", "source_ref": "nsu=urn:pack;s=Filler.Flow", "value": 12.0, "unit": "m3/h"},
+        {"ts": "2026-03-01T10:00:01", "source_ref": "nsu=urn:pack;s=Filler.Flow", "value": 200.0, "unit": "l/min"},
+        {"ts": "2026-03-01T10:00:00", "source_ref": "nsu=urn:pack;s=Filler.CO2", "value": 400.0, "unit": "ppm"},
+        {"ts": "2026-03-01T10:00:00", "source_ref": "nsu=urn:pack;s=Capper.Torque", "value": 10.0},
+        {"ts": "2026-03-01T10:00:00", "source_ref": "nsu=urn:pack;s=Capper.Work", "value": 3600.0 / 1.3558179483314},
+    ])
+    out = conform(SENSOR, t, c)
+    assert len(out.rejects) == 0, out.rejects.rows
+    got = {(r["tag"], r["ts"].second): (pytest.approx(r["value"], rel=1e-9), r["unit"]) for r in out.table.to_pylist()}
+    assert got == {("torque", 0): (2.5, "N*m"), ("torque", 1): (2.5, "N*m"),
+                   ("speed", 0): (1200.0, "1/min"), ("speed", 1): (1200.0, "1/min"),
+                   ("flow", 0): (12.0, "m^3/h"), ("flow", 1): (12.0, "m^3/h"),
+                   ("co2", 0): (400.0, "ppm"), ("cap_torque", 0): (13.558179483314, "N*m"),
+                   ("work", 0): (0.001, "kWh")}
+
+
+def test_a_declared_canonical_unit_of_another_kind_is_quarantined_with_the_reason():
+    refs = {"T": TagRule("acme/s/a/l1/filler", "torque", canonical_unit="kWh")}
+    c = ConformContext(run_id="r1", ingested_at=NOW, source_kind="opcua", tag_rules=refs)
+    out = conform(SENSOR, raw([{"ts": "2026-03-01T10:00:00", "source_ref": "T", "value": 2.5, "unit": "Nm"}]), c)
+    assert out.table.num_rows == 0
+    assert out.rejects.rows[0]["reason"].startswith("unit: cannot convert 'Nm' (torque) to 'kWh' (energy)")
