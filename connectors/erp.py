@@ -21,8 +21,9 @@ times; conform then casts, checks ranges and references, and the runner upserts.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,10 +43,11 @@ log = logging.getLogger(__name__)
 
 ASSET_COLUMNS = ("line_id", "asset_id")
 WITNESS = "plantlake_type_witness"
-#: SQLite: the storage class each type family is read as (anything else as TEXT), and a witness value
-SQLITE_CAST = {"integer": sa.Integer(), "bool": sa.Integer(), "number": sa.Float()}
-SQLITE_WITNESS = {"integer": 0, "bool": 0, "number": 0.0}
 META = ("_file", "_line")
+#: SQLAlchemy's own SQLite storage form of DateTime: text that sorts like time, compared as bound
+SQLALCHEMY_SQLITE_TS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+#: rows of the cursor column read back in Python when a window reads nothing (the silent-nothing check)
+CURSOR_CHECK_ROWS = 1_000_000
 
 
 class SourceUnavailable(ConnectionError):
@@ -54,6 +56,10 @@ class SourceUnavailable(ConnectionError):
 
 class SchemaDrift(ValueError):
     """A mapped source column is gone or changed type: the mapping needs a person."""
+
+
+class CursorMismatch(ValueError):
+    """A window read nothing while the table holds rows changed in it: the cursor compares unlike forms."""
 
 
 def _family(sa_type: Any) -> str:
@@ -75,6 +81,7 @@ class ErpConnector(Connector):
         self.stats: dict[str, Any] = {}
         self._engine: Any = None
         self._adbc: Any = None
+        self._windows: dict[str, tuple[datetime, datetime]] = {}  # per stream: the change-time window read
 
     # ---- connections ---------------------------------------------------------------------
 
@@ -173,31 +180,115 @@ class ErpConnector(Connector):
                         "carried into raw" if t.new_columns == "carry" else "ignored")
         fingerprints[t.stream] = families
         select = list(found) if t.new_columns == "carry" else needed
-        sqlite = self.connection is not None and self.connection.conn_type == "sqlite"
-        # SQLite values carry no declared type: cast each column to its declared family so every value
-        # of a column has one storage class (ADBC infers a column's type from its first values)
-        cols = [sa.cast(sa.column(c), SQLITE_CAST.get(families[c], sa.Text())).label(c) if sqlite
-                else sa.column(c) for c in select]
+        sqlite = self._dialect() == "sqlite"
+        # SQLite values carry no declared type: raw keeps them as they came, as text ('viele' stays
+        # 'viele' for conform to quarantine), one storage class per column (ADBC infers a column's
+        # type from its first values)
+        cols = [sa.cast(sa.column(c), sa.Text()).label(c) if sqlite else sa.column(c) for c in select]
         stmt = sa.select(*cols).select_from(sa.table(t.table, schema=t.db_schema))
         params: dict[str, Any] = {}
         if t.mode == "incremental":
             lo = interval.start - timedelta(minutes=self.source.lookback_minutes)
-            col = sa.column(t.updated_at)
-            stmt = stmt.where(col >= sa.bindparam("lo"), col < sa.bindparam("hi"))
-            params = {"lo": self._local(lo), "hi": self._local(interval.end)}
-        if sqlite:  # a first row of typed, non-null witnesses fixes each column's type, then is dropped
-            witness = sa.select(*[sa.cast(sa.literal(SQLITE_WITNESS.get(families[c], "")),
-                                          SQLITE_CAST.get(families[c], sa.Text())).label(c) for c in select],
-                                sa.literal(0).label(WITNESS))
+            window, params = self._window(t, found[t.updated_at], lo, interval.end)
+            stmt = stmt.where(window)
+            self._windows[t.stream] = (lo, interval.end)
+        if sqlite:  # a first row of non-null text witnesses fixes each column's type, then is dropped
+            witness = sa.select(*[sa.literal("").label(c) for c in select], sa.literal(0).label(WITNESS))
             stmt = sa.union_all(witness, stmt.add_columns(sa.literal(1).label(WITNESS)))
         return self._read(t, stmt, params)
 
-    def _local(self, dt: datetime) -> Any:
-        """An interval bound as the ERP stores it: naive local time (text in SQLite)."""
-        local = dt.astimezone(self.tz).replace(tzinfo=None)
-        if self.connection is not None and self.connection.conn_type == "sqlite":
-            return local.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite storage format
-        return local
+    def _dialect(self) -> str:
+        c = self.connection
+        if c is not None and c.conn_type == "sqlite":
+            return "sqlite"
+        return "postgresql" if c is not None and c.conn_type in ("postgres", "postgresql") else "other"
+
+    def _window(self, t: Any, sa_type: Any, lo: datetime, hi: datetime) -> tuple[Any, dict[str, Any]]:
+        """The WHERE clause for rows whose change time is in [lo, hi), comparing like with like for
+        the form the ERP stores: typed timestamps (with or without zone), dates, epoch seconds or
+        milliseconds, or ISO 8601 text with `T` or space, with `Z`, an offset or none (ERP-local)."""
+        col = sa.column(t.updated_at)
+        family, dialect, bp = _family(sa_type), self._dialect(), sa.bindparam
+        lo_local, hi_local = (d.astimezone(self.tz).replace(tzinfo=None) for d in (lo, hi))
+        lo_utc, hi_utc = (d.astimezone(UTC) for d in (lo, hi))
+        text = "%Y-%m-%d %H:%M:%S.%f"
+        secs = sa.case((sa.func.abs(col) >= 1e14, col / 1e6), (sa.func.abs(col) >= 1e11, col / 1e3), else_=col)
+        if dialect == "sqlite":
+            if self._stored_as_sqlalchemy_text(t):  # the one text form whose order is time order: uses the index
+                return sa.and_(col >= bp("lo"), col < bp("hi")), {"lo": lo_local.strftime(text),
+                                                                   "hi": hi_local.strftime(text)}
+            # any other form: each value normalised by its own (SQLite's julianday reads 'T' or space,
+            # fractions, 'Z' and offsets; numbers are epoch s / ms / us by magnitude)
+            zoned = sa.or_(col.op("GLOB")("*Z"), col.op("GLOB")("*[+-][0-9][0-9]:[0-9][0-9]"))
+            jd = sa.func.julianday(col)
+            where = sa.case(
+                (sa.or_(sa.func.typeof(col) == "integer", sa.func.typeof(col) == "real"), sa.and_(secs >= bp("lo_epoch"), secs < bp("hi_epoch"))),
+                (zoned, sa.and_(jd >= sa.func.julianday(bp("lo_utc")), jd < sa.func.julianday(bp("hi_utc")))),
+                else_=sa.and_(jd >= sa.func.julianday(bp("lo_local")), jd < sa.func.julianday(bp("hi_local"))))
+            return where, {"lo_epoch": lo.timestamp(), "hi_epoch": hi.timestamp(),
+                           "lo_utc": lo_utc.strftime(text), "hi_utc": hi_utc.strftime(text),
+                           "lo_local": lo_local.strftime(text), "hi_local": hi_local.strftime(text)}
+        if family == "datetime":
+            if getattr(sa_type, "timezone", False):  # timestamptz: an instant, bound as one
+                return sa.and_(col >= bp("lo"), col < bp("hi")), {"lo": lo_utc, "hi": hi_utc}
+            return sa.and_(col >= bp("lo"), col < bp("hi")), {"lo": lo_local, "hi": hi_local}
+        if family == "date":  # a day is the finest a date says: every day the window touches (upserts dedupe)
+            last = hi_local.date() + timedelta(days=0 if hi_local.time() == datetime.min.time() else 1)
+            return sa.and_(col >= bp("lo"), col < bp("hi")), {"lo": lo_local.date(), "hi": last}
+        if family in ("integer", "number"):  # epoch seconds, milliseconds or microseconds, by magnitude
+            return sa.and_(secs >= bp("lo"), secs < bp("hi")), {"lo": lo.timestamp(), "hi": hi.timestamp()}
+        if dialect == "postgresql":  # ISO text: zoned values are instants, the others ERP-local time
+            zoned = col.op("~")(r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$")
+            ts = sa.case((zoned, sa.cast(col, sa.DateTime(timezone=True))),
+                         else_=sa.func.timezone(bp("tz"), sa.cast(col, sa.DateTime())))
+            return sa.and_(ts >= bp("lo"), ts < bp("hi")), {"lo": lo_utc, "hi": hi_utc, "tz": self.timezone}
+        return sa.and_(col >= bp("lo"), col < bp("hi")), {"lo": lo_local, "hi": hi_local}
+
+    def _stored_as_sqlalchemy_text(self, t: Any) -> bool:
+        """Whether a sample of the SQLite cursor column is all in SQLAlchemy's DateTime text form."""
+        col = sa.column(t.updated_at)
+        sample = sa.select(col).select_from(sa.table(t.table, schema=t.db_schema)).where(col.is_not(None)).limit(200)
+        with self.engine().connect() as conn:
+            values = [v for (v,) in conn.execute(sample)]
+        return bool(values) and all(isinstance(v, str) and SQLALCHEMY_SQLITE_TS.fullmatch(v) for v in values)
+
+    def check_nothing_missed(self, t: Any) -> None:
+        """A window that read nothing: read the cursor column back and compare in Python. Rows whose
+        change time falls in the window mean the query compared unlike forms: fail loudly."""
+        lo, hi = self._windows[t.stream]
+        col = sa.column(t.updated_at)
+        query = sa.select(col).select_from(sa.table(t.table, schema=t.db_schema)).limit(CURSOR_CHECK_ROWS)
+        hits: list[Any] = []
+        with self.engine().connect() as conn:
+            for (v,) in conn.execution_options(stream_results=True, yield_per=10_000).execute(query):
+                when = self._as_instant(v)
+                if when is not None and lo <= when < hi:
+                    hits.append(v)
+        if hits:
+            raise CursorMismatch(
+                f"source {self.source.name}: table {t.table!r}: the window {lo.isoformat()} .. {hi.isoformat()} read "
+                f"0 rows, but {len(hits)} row(s) have {t.updated_at!r} in it (e.g. {hits[0]!r}): the cursor "
+                "compared unlike forms; nothing was published — report the column's type and a sample value")
+
+    def _as_instant(self, v: Any) -> datetime | None:
+        """A change time as an aware instant, whatever its stored form (naive values are ERP-local)."""
+        if v is None or isinstance(v, bool):
+            return None
+        if isinstance(v, int | float):
+            return datetime.fromtimestamp(v / 1e6 if abs(v) >= 1e14 else v / 1e3 if abs(v) >= 1e11 else v, UTC)
+        if isinstance(v, datetime):
+            dt = v
+        elif isinstance(v, date):
+            dt = datetime(v.year, v.month, v.day)
+        else:
+            text = str(v).strip()
+            if re.fullmatch(r"-?\d+(\.\d+)?", text):
+                return self._as_instant(float(text))
+            try:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+        return dt if dt.tzinfo else dt.replace(tzinfo=self.tz)
 
     def _read(self, t: Any, stmt: Any, params: dict[str, Any]) -> tuple[pa.Schema, Iterator]:
         from sqlalchemy.dialects import postgresql, sqlite
@@ -231,6 +322,8 @@ class ErpConnector(Connector):
             finally:
                 cur.close()
                 self.stats["rows"][t.stream] = n
+            if n == 0 and t.stream in self._windows:
+                self.check_nothing_missed(t)
 
         return None, batches()
 
@@ -251,6 +344,8 @@ class ErpConnector(Connector):
                     yield pa.table({name: pa.array([None if v is None else str(v) for v in col], pa.string())
                                     for name, col in zip(names, cols, strict=True)}, schema=schema)
             self.stats["rows"][t.stream] = n
+            if n == 0 and t.stream in self._windows:
+                self.check_nothing_missed(t)
 
         return schema, batches()
 

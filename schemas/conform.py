@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ REJECT_SCHEMA = pa.schema(
 )
 
 UTC_US = pa.timestamp("us", tz="UTC")
+_EPOCH_TEXT = re.compile(r"-?\d{9,}(\.\d+)?")
 TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -160,6 +162,15 @@ def to_utc(arr: pa.Array | pa.ChunkedArray, tz: str) -> tuple[pa.Array, np.ndarr
         return pc.cast(arr, UTC_US, safe=False), bad
     if pa.types.is_date(t):
         return to_utc(pc.cast(arr, pa.timestamp("us")), tz)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):  # epoch numbers: s, ms or us by magnitude
+        v = pc.cast(pc.fill_null(arr, 0), pa.float64()).to_numpy()
+        a = np.abs(v)
+        with np.errstate(invalid="ignore", over="ignore"):
+            us = np.where(a >= 1e14, v, np.where(a >= 1e11, v * 1e3, v * 1e6))
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        bad = valid & ~(np.isfinite(us) & (np.abs(us) < 2**62))
+        ints = np.where(valid & ~bad, np.nan_to_num(us), 0).astype(np.int64)
+        return pc.cast(pa.array(ints, pa.int64(), mask=~valid | bad), UTC_US), bad
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         for target in (pa.timestamp("us"), UTC_US):
             try:
@@ -171,10 +182,16 @@ def to_utc(arr: pa.Array | pa.ChunkedArray, tz: str) -> tuple[pa.Array, np.ndarr
             parsed = None
             if text is not None:
                 try:
-                    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+                    if _EPOCH_TEXT.fullmatch(text.strip()):  # an epoch number written as text
+                        epoch, unreadable = to_utc(pa.array([float(text)]), tz)
+                        if unreadable[0]:
+                            raise ValueError(text)
+                        parsed = epoch[0].as_py()
+                    else:
+                        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
                     if parsed.tzinfo is None:
                         parsed = pc.assume_timezone(pa.array([parsed], pa.timestamp("us")), tz)[0].as_py()
-                except (ValueError, pa.ArrowInvalid):
+                except (ValueError, OverflowError, pa.ArrowInvalid):
                     bad[i] = True
             values.append(parsed)
         return pa.array(values, UTC_US), bad
@@ -201,9 +218,19 @@ def cast_column(arr: pa.Array | pa.ChunkedArray, target: pa.DataType) -> tuple[p
         try:
             out.append(scalar.cast(target).as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
-            out.append(None)
-            bad[i] = True
+            whole = _integral(scalar) if pa.types.is_integer(target) else None
+            out.append(whole)
+            bad[i] = whole is None
     return pa.array(out, target), bad
+
+
+def _integral(scalar: pa.Scalar) -> int | None:
+    """A whole number written as a decimal ('3.0', as SQLite renders a REAL 3), else None."""
+    try:
+        f = float(scalar.as_py())
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and f == int(f) and abs(f) < 2**63 else None
 
 
 # --------------------------------------------------------------------------- the step
