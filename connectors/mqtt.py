@@ -15,6 +15,7 @@ kept as bytes. Anything undecodable is quarantined with its reason.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import re
@@ -250,7 +251,7 @@ class MqttConnector(Connector):
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
                                                  "status_code", "source_ref", "message_id")}
         # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
-        self.stats.update(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0)
+        self.stats.update(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0, fields_excluded=0)
         for rec in raw.to_pylist():
             before = len(rows["ts"])
             problem = self._decode_one(rec, rows)
@@ -315,17 +316,30 @@ class MqttConnector(Connector):
                 break
         if ts is None:
             return "timestamp", f"timestamp: none of {rule.timestamp} in the payload on {topic}"
-        values = body.get(rule.values) if rule.values else body
+        meta = {rule.id, *rule.timestamp, rule.units, rule.quality} - {None}  # never readings
+        values = body.get(rule.values) if rule.values else {k: v for k, v in body.items() if k not in meta}
         if not isinstance(values, dict) or not values:
             return "payload", f"payload: no {rule.values or 'top-level'} object of values on {topic}"
+        kept = {k: v for k, v in values.items() if any(fnmatch.fnmatchcase(k, g) for g in rule.include)
+                and not any(fnmatch.fnmatchcase(k, g) for g in rule.exclude)}
+        if not kept:
+            return "payload", (f"payload: none of the fields {sorted(values)[:10]} is a value by include "
+                               f"{rule.include} / exclude {rule.exclude} on {topic}")
         units = body.get(rule.units) if rule.units else None
-        units = units if isinstance(units, dict) else {}
+        unit_of = (lambda f: units.get(f)) if isinstance(units, dict) else (
+            (lambda f: units) if isinstance(units, str) else (lambda f: None))
+        status = 0
+        if rule.quality and body.get(rule.quality) is not None:
+            status = _status(body[rule.quality])
+            if status is None:
+                return "quality", f"quality: field {rule.quality!r} is not a quality ({body[rule.quality]!r}) on {topic}"
         msg_id = str(body[rule.id]) if rule.id and body.get(rule.id) is not None else None
-        for field, v in values.items():
+        for field, v in kept.items():
             if isinstance(v, dict | list):
                 return "value", f"value: field {field!r} is not a scalar on {topic}"
-        for field, v in values.items():
-            self._row(rows, ts, asset, tag_name(field), v, units.get(field), 0, f"{topic}#{field}", msg_id)
+        self.stats["fields_excluded"] = self.stats.get("fields_excluded", 0) + len(values) - len(kept)
+        for field, v in kept.items():
+            self._row(rows, ts, asset, tag_name(field), v, unit_of(field), status, f"{topic}#{field}", msg_id)
         return None
 
     def _row(self, rows: dict[str, list], ts: int, asset: str | None, tag: str, v: Any, unit: str | None,
@@ -430,6 +444,20 @@ class MqttConnector(Connector):
         for name in dev["names"]:
             self._row(rows, ts, dev["asset"], tag_name(name), None, None, BAD_NO_COMMUNICATION,
                       f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id)
+
+
+_QUALITY = {"good": 0, "ok": 0, "uncertain": 0x40000000, "bad": 0x80000000}
+
+
+def _status(v: Any) -> int | None:
+    """An OPC UA StatusCode from a quality field: a number as sent, or good / uncertain / bad."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int) and 0 <= v < 2**32:
+        return v
+    if isinstance(v, str):
+        return _QUALITY.get(v.strip().lower())
+    return None
 
 
 def _timestamp(v: Any, epoch_unit: str) -> int | None:

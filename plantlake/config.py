@@ -95,7 +95,8 @@ class Enterprise(_Model):
 class TagMapping(_Model):
     """One source reference (node, topic field, export column value) -> canonical tag on an asset."""
 
-    ref: str = Field(min_length=1, description="Source reference: OPC UA node, MQTT topic/field or export tag name.")
+    ref: str = Field(min_length=1, description="Source reference: OPC UA node (`nsu=<namespace uri>;s=<id>`), "
+                     "MQTT `<topic>#<field>` (Sparkplug `spBv1.0/<group>/<edge>/<device>#<metric>`) or the export's tag name.")
     asset: str = Field(min_length=1, description="ISA-95 path, absolute or relative to the site.")
     tag: Slug
     unit: str | None = Field(None, description="Unit the source sends (when the source does not say): a UNECE "
@@ -281,16 +282,26 @@ class _TopicRule(_Model):
 
 class MqttJson(_TopicRule):
     """JSON telemetry: a topic pattern (`{name}` captures one level, `+`/`#` as in MQTT)
-    mapped to an asset; one row per field of the values object."""
+    mapped to an asset; one row per field of the values object. With `values: ''` the
+    payload's top-level fields are the values, except the fields named as `id`, `timestamp`,
+    `units` and `quality` (never readings), and as `include`/`exclude` select. A tag mapping
+    names a field as `<topic>#<field>` (e.g. `plant/line1/filler/telemetry#temp`)."""
 
     topic: str = Field(min_length=1)
     asset: str = Field(min_length=1)
     values: str = Field("values", description="Field holding {tag: value}; '' for the top level.")
-    units: str | None = Field("units", description="Field holding {tag: unit}, when the device sends one.")
+    units: str | None = Field("units", description="Field holding {tag: unit}, or one unit for every value "
+                              "of the message, when the device sends it.")
     timestamp: list[str] = Field(default_factory=lambda: ["ts"], min_length=1,
                                  description="Candidate timestamp fields: ISO 8601 strings or epoch numbers.")
     epoch_unit: Literal["s", "ms", "us"] = "ms"
     id: str | None = Field("msg_id", description="Field with the message's unique id.")
+    quality: str | None = Field(None, description="Field with the message's quality: good/uncertain/bad "
+                                "or an OPC UA StatusCode number.")
+    include: list[str] = Field(default_factory=lambda: ["*"], min_length=1,
+                               description="Globs of the value fields to take (default all).")
+    exclude: list[str] = Field(default_factory=list, description="Globs of value fields to leave out (e.g. "
+                               "device ids, counters of the gateway); counted as fields_excluded.")
 
     @model_validator(mode="after")
     def _tpl(self) -> MqttJson:
@@ -336,6 +347,10 @@ class MqttSource(SourceBase):
     def _something(self) -> MqttSource:
         if not (self.json_topics or self.sparkplug or self.raw_topics):
             raise ValueError("map at least one topic (json, sparkplug or raw_topics)")
+        wrong = [t.ref for t in self.tags if "#" not in t.ref or t.ref.startswith("#") or t.ref.endswith("#")]
+        if wrong:
+            raise ValueError(f"tags refs {wrong} name no field: an MQTT ref is <topic>#<field> "
+                             "(e.g. 'plant/line1/filler/telemetry#temp', 'spBv1.0/group/edge/device#metric')")
         return self
 
 

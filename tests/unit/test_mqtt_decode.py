@@ -83,3 +83,56 @@ def test_topic_patterns_capture_levels_and_build_subscriptions():
     q = TopicPattern("spBv1.0/acme/+/{line}-utilities/chiller{n}")
     assert q.match("spBv1.0/acme/DDATA/line2-utilities/chiller2") == {"line": "line2", "n": "2"}
     assert TopicPattern("a/#").match("a/b/c") == {}
+
+
+def json_device_connector(**rule) -> MqttConnector:
+    """A broker of JSON devices as a new user configures it from docs/configuration.md."""
+    from plantlake.config import parse_config
+
+    cfg = parse_config({
+        "enterprise": {"id": "nord", "sites": [{"id": "werk1", "areas": [{"id": "abfuellung", "lines": [
+            {"id": "linie1", "cells": [{"id": "fueller1"}]}]}]}]},
+        "sources": [{"name": "devices", "kind": "mqtt", "json": [{
+            "topic": "werk1/{line}/{cell}/data", "asset": "abfuellung/{line}/{cell}", **rule}]}]})
+    c = MqttConnector(cfg.source("devices"), cfg, None)
+    c.state, c.stats = {}, {}
+    return c
+
+
+def test_id_timestamp_unit_and_quality_fields_are_never_readings():
+    import json
+
+    c = json_device_connector(values="", timestamp=["ts_ms", "time"], id="msgId", units="unit", quality="q",
+                              exclude=["deviceId"])
+    msgs = [("werk1/linie1/fueller1/data", json.dumps(
+        {"msgId": f"m{i}", "deviceId": "FL-0815", "ts_ms": T0 + i * 1000, "unit": "degC", "q": q,
+         "temp": 21.5 + i, "pressure_set": 4}).encode()) for i, q in enumerate(["good", "uncertain", 2150891520])]
+    msgs.append(("werk1/linie1/fueller1/data", json.dumps(
+        {"msgId": "m3", "deviceId": "FL-0815", "time": "2026-01-01T06:00:03Z", "temp": 24.5}).encode()))
+    out = c.decode(raw(*msgs))
+    t = out.tables["sensor_readings"].to_pylist()
+    assert len(out.rejects["sensor_readings"]) == 0
+    assert sorted({r["tag"] for r in t}) == ["pressure_set", "temp"]  # no ts_ms, msgId, unit, q or deviceId rows
+    assert [(r["tag"], r["value"], r["unit"], r["status_code"], r["message_id"]) for r in t if r["tag"] == "temp"] == [
+        ("temp", 21.5, "degC", 0, "m0"), ("temp", 22.5, "degC", 0x40000000, "m1"),
+        ("temp", 23.5, "degC", 2150891520, "m2"), ("temp", 24.5, None, 0, "m3")]
+    assert c.stats["fields_excluded"] == 4 and c.stats["decoded_messages"] == 4
+
+
+def test_a_device_whose_fields_all_fall_outside_include_is_quarantined_with_the_reason():
+    import json
+
+    c = json_device_connector(values="", timestamp=["ts"], include=["temp*"])
+    out = c.decode(raw(("werk1/linie1/fueller1/data", json.dumps({"ts": T0, "level": 3}).encode())))
+    assert out.tables["sensor_readings"].num_rows == 0
+    assert "none of the fields ['level'] is a value by include ['temp*']" in out.rejects["sensor_readings"].rows[0]["reason"]
+
+
+def test_an_mqtt_tag_ref_in_another_form_than_topic_field_fails_the_config_check():
+    from plantlake.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"an MQTT ref is <topic>#<field>"):
+        parse_config({
+            "enterprise": {"id": "nord", "sites": [{"id": "werk1", "areas": [{"id": "a", "lines": [{"id": "l1"}]}]}]},
+            "sources": [{"name": "devices", "kind": "mqtt", "json": [{"topic": "werk1/x", "asset": "a/l1"}],
+                         "tags": [{"ref": "werk1/x/temp", "asset": "a/l1", "tag": "temp", "unit": "degF"}]}]})
