@@ -12,6 +12,7 @@ quarantined row with the reason, and the run goes on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ RAW_SCHEMA = pa.schema([
 ])
 #: serials and order ids become join keys (and never path segments): a conservative alphabet
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}$")
-_OUT = ("image_id", "captured_at", "asset_id", "part_serial", "order_id", "uri", "source_file", "width", "height",
+_OUT = ("image_id", "capture_id", "captured_at", "asset_id", "part_serial", "order_id", "uri", "source_file", "width", "height",
         "format", "mode", "bytes", "camera_model", "exposure_time_s", "exif_datetime", "brightness", "contrast",
         "sharpness")
 
@@ -129,17 +130,25 @@ class ImagesConnector(Connector):
         rejects = Rejects(stage="decode")
         out: dict[str, list] = {k: [] for k in _OUT}
         self.ingested = []
-        for rec in raw.to_pylist():
+        self.stats.update(format_mismatch=0)
+        records, failed = raw.to_pylist(), []
+        for rec in records:
             try:
                 if rec["error"]:
                     raise MetadataError(rec["error_column"] or "file", rec["error"])
                 meta = self._metadata(rec)
             except MetadataError as exc:
-                rejects.rows.append({"stage": "decode", "column": exc.column, "reason": str(exc),
-                                     "record": json.dumps(rec, default=str, sort_keys=True)})
+                failed.append((rec, exc))
                 continue
             folder = self.source.folders[rec["folder"]]
-            values = {"image_id": rec["sha256"], "uri": rec["uri"], "source_file": f"{folder.path}/{rec['file']}",
+            source_file = f"{folder.path}/{rec['file']}"
+            named = Path(rec["file"]).suffix.lower()
+            if rec["format"] and named and named not in _NAMES.get(rec["format"], (named,)):
+                self.stats["format_mismatch"] += 1  # kept by its content: format and the copy's suffix
+                log.warning("source %s: %s is %s by its content, not %s as named", self.source.name,
+                            source_file, rec["format"], named)
+            values = {"image_id": rec["sha256"], "uri": rec["uri"], "source_file": source_file,
+                      "capture_id": capture_id(meta["asset_id"], meta["part_serial"], meta["captured_at"], source_file),
                       "bytes": rec["size"], "exif_datetime": self._exif_time(rec["exif_datetime"]), **meta}
             for k in _OUT:
                 out[k].append(values[k] if k in values else rec[k])
@@ -148,9 +157,21 @@ class ImagesConnector(Connector):
                 self.ingested.append(paths[0])
                 if paths[1]:
                     self.ingested.append(Path(paths[1]))
+        kept = set(out["image_id"])
+        for rec, exc in failed:  # rejected bytes live under quarantine/, not images/ (unless a row keeps them)
+            if rec["uri"] and rec["uri"].startswith(f"{self.lake.images.prefix}/") and rec["sha256"] not in kept:
+                rec = {**rec, "uri": self._move_to_quarantine(rec["uri"], rec["sha256"])}
+            rejects.rows.append({"stage": "decode", "column": exc.column, "reason": str(exc),
+                                 "record": json.dumps(rec, default=str, sort_keys=True)})
+        repeated = _repeated_bytes(out)
+        self.stats["repeated_frames"] = repeated
+        if repeated:
+            log.warning("source %s: %d capture(s) share their bytes with a capture of another part "
+                        "(a frozen camera?); see the cross-source check image_bytes_unique", self.source.name, repeated)
         table = pa.table({
-            **{k: pa.array(out[k], pa.string()) for k in ("image_id", "asset_id", "part_serial", "order_id", "uri",
-                                                          "source_file", "format", "mode", "camera_model")},
+            **{k: pa.array(out[k], pa.string()) for k in ("image_id", "capture_id", "asset_id", "part_serial",
+                                                          "order_id", "uri", "source_file", "format", "mode",
+                                                          "camera_model")},
             **{k: pa.array(out[k], pa.int64()) for k in ("width", "height", "bytes")},
             **{k: pa.array(out[k], pa.float64()) for k in ("exposure_time_s", "brightness", "contrast", "sharpness")},
             "captured_at": pa.array(out["captured_at"], TS), "exif_datetime": pa.array(out["exif_datetime"], TS),
@@ -185,9 +206,12 @@ class ImagesConnector(Connector):
             caps = m.groupdict()
             asset_ref = folder.asset.format(**caps) if folder.asset else None
             fields = {k: caps[k] for k in ("part_serial", "order_id", "captured_at") if k in caps}
+        if isinstance(asset_ref, str | int) and str(asset_ref) in folder.codes:
+            asset_ref = folder.codes[str(asset_ref)]
         if not isinstance(asset_ref, str) or self.plant.resolve_asset(asset_ref) is None:
             raise MetadataError("asset_id", f"asset_id: station is not an asset of the site hierarchy "
-                                            f"({name}: {str(asset_ref)[:80]!r})")
+                                            f"({name}: {str(asset_ref)[:80]!r}); map station codes under "
+                                            f"folders[{rec['folder']}].codes")
         for key in ("part_serial", "order_id"):
             v = fields.get(key)
             if v is not None and not (isinstance(v, str | int) and KEY.match(str(v))):
@@ -226,6 +250,29 @@ class ImagesConnector(Connector):
         except ValueError:
             return None
 
+    def _move_to_quarantine(self, uri: str, digest: str) -> str:
+        """Put a rejected file's copy under quarantine/_files/ and drop the images/ copy unless a
+        published row points at it; return the quarantine key."""
+        assert self.lake is not None
+        path = self.lake.root / uri
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return uri
+        key = self.lake.quarantined_files.put(data, digest, path.suffix.lower())
+        self.lake.quarantined_files.flush()
+        if not self._published(digest):
+            path.unlink(missing_ok=True)
+        return key
+
+    def _published(self, digest: str) -> bool:
+        import pyarrow.compute as pc
+
+        from schemas import get_table
+
+        ids = self.lake.read(get_table("inspection_images"), columns=["image_id"])["image_id"]
+        return bool(pc.any(pc.equal(ids, digest)).as_py()) if len(ids) else False
+
     # ---- after publish ---------------------------------------------------------------------
 
     def after_publish(self) -> None:
@@ -235,6 +282,26 @@ class ImagesConnector(Connector):
         for path in self.ingested:
             path.unlink(missing_ok=True)
         self.stats["files_deleted"] = len(self.ingested)
+
+
+#: file name endings that fit each content format
+_NAMES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",), "TIFF": (".tif", ".tiff"), "BMP": (".bmp",),
+          "WEBP": (".webp",), "GIF": (".gif",)}
+
+
+def capture_id(asset_id: str, part_serial: str | None, captured_at: datetime, source_file: str) -> str:
+    """The key of a capture: station, part, capture time and file (not the bytes: a camera may send
+    the same frame for two parts, and that is two captures)."""
+    text = "\x1f".join([asset_id, part_serial or "", captured_at.astimezone(UTC).isoformat(), source_file])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _repeated_bytes(out: dict[str, list]) -> int:
+    """How many captures share their bytes with a capture of another part (or station) in this batch."""
+    owners: dict[str, set] = {}
+    for digest, asset, part in zip(out["image_id"], out["asset_id"], out["part_serial"], strict=True):
+        owners.setdefault(digest, set()).add((asset, part))
+    return sum(len(o) for o in owners.values() if len(o) > 1)
 
 
 CONNECTOR = ImagesConnector

@@ -378,7 +378,15 @@ class ImageFolder(_Model):
     sidecar: ImageSidecar | None = None
     name_pattern: str | None = Field(None, description="e.g. 'cam{n}_{part_serial}_{captured_at}.png'")
     asset: str | None = Field(None, description="Station asset, or a template over name_pattern captures.")
+    codes: dict[str, str] = Field(default_factory=dict, description="Station codes as the camera or sidecar "
+                                  "writes them -> assets of the hierarchy (e.g. {L1-EOL: assembly/line1/camera1}), "
+                                  "as the ERP's `codes` do; a code not listed must be an asset itself.")
     captured_at_format: str | None = Field(None, description="strptime format of {captured_at} in file names.")
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _text_codes(cls, v: Any) -> Any:
+        return {str(a): str(b) for a, b in v.items()} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _metadata(self) -> ImageFolder:

@@ -6,6 +6,8 @@ Each silo can pass its own suite and still disagree with the others. For one dat
   of that part (value 1 or 0, per image);
 - `order_sensor_coverage`: every order running on a line during the interval has sensor
   readings on that line in at least `min_sensor_coverage` of its running minutes (per order);
+- `image_bytes_unique`: the bytes of an image belong to one part; the same frame for several parts
+  is what a frozen camera produces (per image, listed only when repeated);
 - `line_bad_share`: the share of Bad or Uncertain readings per line stays at or below
   `max_line_bad_share` (per line).
 
@@ -56,6 +58,10 @@ def specs(cfg: PlantConfig) -> list[Spec]:
                                                "row_condition": 'check=="order_sensor_coverage"',
                                                "condition_parser": "pandas"},
              "an order running on a line has sensor readings on the line during its window"),
+        Spec("ExpectColumnValuesToBeBetween", {"column": "value", "max_value": 1,
+                                               "row_condition": 'check=="image_bytes_unique"',
+                                               "condition_parser": "pandas"},
+             "the bytes of an image belong to one part (the same frame for several parts: a frozen camera)"),
         Spec("ExpectColumnValuesToBeBetween", {"column": "value", "max_value": q.max_line_bad_share,
                                                "row_condition": 'check=="line_bad_share"',
                                                "condition_parser": "pandas"},
@@ -83,6 +89,15 @@ def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa
                    'part ' || i.part_serial as detail
             from inspection_images i left join lines l using (asset_id)
             where i.captured_at >= $start and i.captured_at < $end and i.part_serial is not null),
+        frames as (
+            select 'image_bytes_unique' as "check", i.image_id as subject, any_value(l.line_id) as line_id,
+                   count(distinct coalesce(i.part_serial, i.capture_id))::double as value, 1.0 as threshold,
+                   'the same bytes for ' || count(distinct coalesce(i.part_serial, i.capture_id)) || ' parts: '
+                       || string_agg(distinct coalesce(i.part_serial, '?'), ', ' order by coalesce(i.part_serial, '?'))
+                       as detail
+            from inspection_images i left join lines l using (asset_id)
+            where i.captured_at >= $start and i.captured_at < $end
+            group by i.image_id having count(distinct coalesce(i.part_serial, i.capture_id)) > 1),
         o as (
             select order_id, line_id, greatest(actual_start, $start) as ws,
                    least(coalesce(actual_end, $end), $end) as we
@@ -102,13 +117,13 @@ def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa
                    count(*) filter (where quality <> 'good') || ' of ' || count(*) || ' readings bad or uncertain'
                        as detail
             from r where line_id is not null group by line_id)
-        select * from img union all select * from cov union all select * from bad
+        select * from img union all select * from frames union all select * from cov union all select * from bad
         order by 1, 2""", params=params).to_arrow_table()
     n = rows.num_rows
     now = datetime.now(UTC)
     value = rows["value"].to_numpy(zero_copy_only=False)
     threshold = rows["threshold"].to_numpy(zero_copy_only=False)
-    upper = [c == "line_bad_share" for c in rows["check"].to_pylist()]
+    upper = [c in ("line_bad_share", "image_bytes_unique") for c in rows["check"].to_pylist()]
     success = [bool(v <= t) if u else bool(v >= t) for v, t, u in zip(value, threshold, upper, strict=True)]
     table = get_table(TABLE)
     return pa.table({

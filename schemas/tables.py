@@ -121,10 +121,12 @@ QUALITY_INSPECTIONS = Table(
 
 INSPECTION_IMAGES = Table(
     name="inspection_images",
-    version=1,
-    description="One row per distinct camera image, linked to station, part and order, with a content-addressed copy.",
+    version=2,
+    description="One row per capture (station, part, capture time, file), linked to order and ERP verdict, "
+                "with a content-addressed copy of its bytes (the same bytes for several parts are several rows).",
     columns=(
-        Column("image_id", STR, "sha256 of the image bytes.", nullable=False),
+        Column("image_id", STR, "sha256 of the image bytes (the blob key: identical frames share it).", nullable=False),
+        Column("capture_id", STR, "The capture's key: sha256 of station, part serial, capture time and file name."),
         Column("captured_at", TS, "Capture time (UTC).", nullable=False),
         Column("asset_id", STR, "ISA-95 path of the camera station.", nullable=False),
         Column("part_serial", STR, "Serial number of the photographed part."),
@@ -145,7 +147,7 @@ INSPECTION_IMAGES = Table(
         Column("label", STR, "ERP verdict for the part when known (pass/fail).", allowed=("pass", "fail")),
         *_lineage(),
     ),
-    primary_key=("image_id",),
+    primary_key=("capture_id",),
     partition_column="captured_at",
     key_scope="table",
 )
@@ -211,11 +213,12 @@ _WINDOW_AGG = pa.struct(
 
 IMAGE_TRAINING_SET = Table(
     name="image_training_set",
-    version=1,
+    version=2,
     layer="products",
     description="One row per image: URI, features, part and order, sensor features around capture, and the ERP verdict as label.",
     columns=(
         Column("image_id", STR, "sha256 of the image bytes.", nullable=False),
+        Column("capture_id", STR, "The capture's key (inspection_images.capture_id)."),
         Column("uri", STR, "Content-addressed copy in the lake.", nullable=False),
         Column("captured_at", TS, "Capture time (UTC).", nullable=False),
         Column("asset_id", STR, "Camera station.", nullable=False),
@@ -232,7 +235,7 @@ IMAGE_TRAINING_SET = Table(
         Column("defect_code", STR, "ERP defect code."),
         *_lineage(),
     ),
-    primary_key=("image_id",),
+    primary_key=("capture_id",),
     partition_column="captured_at",
     key_scope="table",
 )

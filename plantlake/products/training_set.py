@@ -1,4 +1,4 @@
-"""`image_training_set`: one row per inspection image captured on the day.
+"""`image_training_set`: one row per capture (inspection image row) of the day.
 
 Per image: its URI in the lake and its features, the part and order, the label (the ERP's
 latest inspection verdict for the part, with its defect code) and, as of the capture time,
@@ -23,23 +23,23 @@ with i as (
     where i.captured_at >= $start and i.captured_at < $end),
 r as (select r.*, l.line_id from sensor_readings r join lines l using (asset_id)),
 agg as (
-    select i.image_id, r.asset_id, r.tag, any_value(r.unit) as unit, avg(r.value) as mean, min(r.value) as min,
+    select i.capture_id, r.asset_id, r.tag, any_value(r.unit) as unit, avg(r.value) as mean, min(r.value) as min,
            max(r.value) as max, arg_max(r.value, r.ts) as last
     from i join r on r.line_id = i.line_id
                  and r.ts > i.captured_at - to_microseconds($window_us) and r.ts <= i.captured_at
     group by all),
 features as (
-    select image_id, list({'asset_id': asset_id, 'tag': tag, 'unit': unit, 'mean': mean, 'min': min, 'max': max,
+    select capture_id, list({'asset_id': asset_id, 'tag': tag, 'unit': unit, 'mean': mean, 'min': min, 'max': max,
                            'last': last} order by asset_id, tag) as sensor_features
-    from agg group by image_id),
+    from agg group by capture_id),
 verdict as (
     select part_serial, arg_max(result, updated_at) as label, arg_max(defect_code, updated_at) as defect_code
     from quality_inspections group by part_serial)
-select i.image_id, i.uri, i.captured_at, i.asset_id, i.line_id, i.part_serial, i.order_id, i.width, i.height,
+select i.image_id, i.capture_id, i.uri, i.captured_at, i.asset_id, i.line_id, i.part_serial, i.order_id, i.width, i.height,
        i.brightness, i.contrast, i.sharpness, coalesce(f.sensor_features, []) as sensor_features,
        v.label, v.defect_code
-from i left join features f using (image_id) left join verdict v using (part_serial)
-order by i.captured_at, i.image_id
+from i left join features f using (capture_id) left join verdict v using (part_serial)
+order by i.captured_at, i.capture_id
 """
 
 

@@ -88,7 +88,9 @@ def test_rows_and_copies_match_the_cameras_ground_truth_and_a_rerun_adds_nothing
     assert lake.read(IMAGES).num_rows == len(intact)
 
 
-def test_the_same_image_twice_is_one_row(site):
+def test_each_capture_is_a_row_even_when_its_bytes_repeat(site):
+    """A row per capture (station, part, time, file); identical bytes for another part are another
+    row, sharing the blob, counted as repeated frames — never a silent drop."""
     cfg, tmp = site
     drop = tmp / "drop" / "images"
     shots = Camera(PLANT, drop).shots(START, START + timedelta(hours=1))
@@ -98,7 +100,7 @@ def test_the_same_image_twice_is_one_row(site):
     shutil.copy(drop / shot.name, drop / "again.jpg")
     meta = json.loads((drop / shot.sidecar).read_text())
     (drop / "again.json").write_text(json.dumps({**meta, "captured_at": "2026-01-01T07:30:00Z"}))
-    # ... and within one interval the same bytes arrive under two names
+    # ... and within one interval a frozen camera sends the same bytes for another part
     later = START + timedelta(hours=1, minutes=10)
     png = next(s for s in Camera(PLANT, drop).shots(START + timedelta(hours=1), START + timedelta(hours=2))
                if s.format == "PNG" and not s.corrupt)
@@ -107,11 +109,18 @@ def test_the_same_image_twice_is_one_row(site):
     for p in (drop / "again.jpg", drop / "again.json", twin):
         os.utime(p, (later.timestamp(), later.timestamp()))
     second = run_source("camera_images", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
-    t = second.tables["inspection_images"]
-    assert t.duplicates == 2  # one already published an hour earlier, one twin within the run
+    assert second.tables["inspection_images"].duplicates == 0
+    assert second.stats["repeated_frames"] == 2  # the png and its twin (the copy an hour later: another run)
     rows = Lake(tmp / "lake").read(IMAGES)
-    assert rows.num_rows == len(set(rows["image_id"].to_pylist()))
-    assert rows.num_rows == first.published + second.published
+    assert rows.num_rows == len(set(rows["capture_id"].to_pylist())) == first.published + second.published
+    same = [r for r in rows.to_pylist() if r["image_id"] == hashlib.sha256((drop / png.name).read_bytes()).hexdigest()]
+    assert sorted(r["part_serial"] for r in same) == sorted([png.part.serial, "TWIN-1"])
+    assert len({r["uri"] for r in same}) == 1  # one blob
+    again = [r for r in rows.to_pylist() if r["source_file"] == "drop/images/again.jpg"]
+    assert len(again) == 1 and again[0]["captured_at"] == datetime(2026, 1, 1, 7, 30, tzinfo=UTC)
+    # a rerun of the interval keeps one row per capture
+    run_source("camera_images", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
+    assert Lake(tmp / "lake").read(IMAGES).num_rows == rows.num_rows
 
 
 def _bad_site(tmp: Path) -> tuple:
@@ -212,8 +221,9 @@ def test_a_thousand_images_stream_through_the_pool_in_batches(tmp_path):
         os.utime(p, (START.timestamp() + 60, START.timestamp() + 60))
     s = run_source("cams", START, START + timedelta(hours=1), config=cfg)
     assert s.stats["workers"] == 2 and s.stats["files"] == 1000
-    # 256 distinct grey levels: 256 distinct images; the other 744 files are duplicates of them
-    assert s.published == 256 and s.tables["inspection_images"].duplicates == 744
+    # 256 distinct grey levels for 1000 parts: 1000 captures, every one sharing its bytes with another part
+    assert s.published == 1000 and s.tables["inspection_images"].duplicates == 0
+    assert s.stats["repeated_frames"] == 1000
     raw = pq.ParquetFile(tmp_path / "lake" / s.raw_files[0])
     assert raw.metadata.num_rows == 1000 and raw.metadata.num_row_groups == 10
 
@@ -253,3 +263,37 @@ def test_delete_after_publish_removes_only_what_was_published(tmp_path):
     assert sorted(p.name for p in inbox.iterdir()) == ["broken.json", "broken.png"]  # kept for the operator
     row = Lake(tmp_path / "lake").read(IMAGES).to_pylist()[0]
     assert (tmp_path / "lake" / row["uri"]).read_bytes() == _png(77)
+
+
+def test_content_decides_the_format_station_codes_map_and_rejected_bytes_leave_images(tmp_path):
+    cfg, inbox, named = _bad_site(tmp_path)
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["sources"][0]["folders"][0]["codes"] = {"EOL-2": "assembly/line2/camera2"}
+    cfg = parse_config(data, base_dir=tmp_path)
+    inbox.mkdir()
+    named.mkdir()
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(jpeg, "JPEG")
+    (inbox / "shot1.png").write_bytes(jpeg.getvalue())  # a JPEG named .png
+    (inbox / "shot1.json").write_text(json.dumps({"station": "EOL-2", "part_serial": "P-1",
+                                                  "captured_at": "2026-01-01T06:10:00Z"}))
+    bad = _png(77)
+    (inbox / "shot2.png").write_bytes(bad)
+    (inbox / "shot2.json").write_text(json.dumps({"station": "EOL-9", "part_serial": "P-2",
+                                                  "captured_at": "2026-01-01T06:11:00Z"}))
+    for p in inbox.iterdir():
+        os.utime(p, (START.timestamp() + 60, START.timestamp() + 60))
+    s = run_source("cams", START, START + timedelta(hours=1), config=cfg)
+    rows = Lake(tmp_path / "lake").read(IMAGES).to_pylist()
+    digest = hashlib.sha256(jpeg.getvalue()).hexdigest()
+    assert [(r["asset_id"], r["format"], r["uri"]) for r in rows] == [
+        ("acme/shenzhen/assembly/line2/camera2", "JPEG", f"images/{digest[:2]}/{digest}.jpg")]
+    assert s.stats["format_mismatch"] == 1
+    # the unknown station is quarantined with the setting that fixes it, and its bytes are in quarantine/
+    q = pq.read_table(next((tmp_path / "lake" / "quarantine" / "inspection_images").rglob("*.parquet"))).to_pylist()
+    assert len(q) == 1 and "station is not an asset of the site hierarchy" in q[0]["reason"]
+    assert "map station codes under folders[0].codes" in q[0]["reason"]
+    bad_digest = hashlib.sha256(bad).hexdigest()
+    assert json.loads(q[0]["record"])["uri"] == f"quarantine/_files/{bad_digest[:2]}/{bad_digest}.png"
+    assert (tmp_path / "lake" / "quarantine" / "_files" / bad_digest[:2] / f"{bad_digest}.png").read_bytes() == bad
+    assert not list((tmp_path / "lake" / "images").rglob(f"{bad_digest}*"))

@@ -51,7 +51,7 @@ def _inspection(i: int) -> dict:
 
 
 def _image(i: int) -> dict:
-    return dict(image_id=f"{i:064x}", captured_at=T + timedelta(minutes=i), asset_id=f"{LINE}/cam1",
+    return dict(image_id=f"{i:064x}", capture_id=f"c{i:063x}", captured_at=T + timedelta(minutes=i), asset_id=f"{LINE}/cam1",
                 part_serial=f"S{i}", order_id="PO0001", uri=f"images/{i:02x}/{i:064x}.png", source_file=f"{i}.png",
                 width=640, height=480, format="PNG", mode="L", bytes=1000, camera_model=None, exposure_time_s=None,
                 exif_datetime=None, brightness=120.0, contrast=30.0, sharpness=50.0, label="pass",

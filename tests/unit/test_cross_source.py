@@ -64,9 +64,25 @@ def test_images_orders_and_lines_are_checked_across_sources(tmp_path):
     # kept as a table in the lake, and as a GX validation whose failures name the subjects' values
     assert lake.read(get_table("cross_source_checks")).num_rows == 6
     stats = result.validation["statistics"]
-    assert (stats["evaluated_expectations"], stats["unsuccessful_expectations"]) == (3, 3)
+    assert (stats["evaluated_expectations"], stats["unsuccessful_expectations"]) == (4, 3)
     unexpected = sorted(v for r in result.validation["results"] for v in r["result"]["partial_unexpected_list"])
     assert unexpected == pytest.approx([0.0, 4 / 30, 0.75])
     # a rerun of the interval replaces its rows
     run_checks(lake, cfg, IV, "check-run-2")
     assert set(lake.read(get_table("cross_source_checks"))["run_id"].to_pylist()) == {"check-run-2"}
+
+
+def test_the_same_bytes_for_different_parts_is_reported_as_a_frozen_camera(tmp_path):
+    """150 distinct parts whose frames were byte-identical stay 150 rows, and the check lists them."""
+    cfg = load_config(ROOT / "plant.yaml")
+    lake = Lake(tmp_path / "lake").ensure()
+    frozen = _image(7)["image_id"]
+    _publish(lake, "inspection_images", [
+        dict(_image(i), image_id=frozen, capture_id=f"{i:064x}", part_serial=f"P{i:03d}", captured_at=_minute(i % 60))
+        for i in range(150)] + [_image(200)])
+    assert lake.read(get_table("inspection_images")).num_rows == 151
+    result = run_checks(lake, cfg, IV, "check-run")
+    rows = [r for r in result.rows.to_pylist() if r["check"] == "image_bytes_unique"]
+    assert [(r["subject"], r["value"], r["success"]) for r in rows] == [(frozen, 150.0, False)]
+    assert rows[0]["detail"].startswith("the same bytes for 150 parts: P000, P001, P002")
+    assert result.failures()["image_bytes_unique"] == 1
