@@ -22,6 +22,18 @@ def tag_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()).strip("_")
 
 
+def slug(name: str) -> str:
+    """An asset id segment from a source's name for it (the documented slug rule): CamelCase split by
+    '_', lower case, runs of characters other than a-z, 0-9, '_' and '-' made one '_'
+    ('LabelPrinter2' -> 'label_printer2', 'Line 1' -> 'line_1', 'press-1' -> 'press-1')."""
+    return re.sub(r"[^a-z0-9_-]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()).strip("_-")
+
+
+def fill(template: str, captures: dict[str, str]) -> str:
+    """An asset template filled with slugged captures ('{area}/{line}' with Line='Line1' -> 'line1')."""
+    return template.format(**{k: slug(v) for k, v in captures.items()})
+
+
 def capture_regex(template: str) -> str:
     """The regex of a template with `{name}` captures ('cam{n}_{serial}.png'): literal text escaped,
     each capture a named group of one or more characters other than '/'."""
@@ -103,6 +115,10 @@ class Connector(ABC):
             )
             for t in self.source.tags
         }
+
+    def unmatched(self) -> list[str]:
+        """The source's own selectors (node paths, topic rules) that matched nothing in this run."""
+        return []
 
     def unit_rules(self) -> list[UnitRule]:
         """The source's unit rules by pattern (first match wins), for readings no tag mapping sets."""

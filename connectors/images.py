@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import Connector, Decoded, Extract, capture_regex
+from connectors.base import Connector, Decoded, Extract, capture_regex, fill
 from connectors.files import claim
 from connectors.image_probe import Job, Probe
 from plantlake.lake import Interval
@@ -204,7 +204,7 @@ class ImagesConnector(Connector):
             if m is None:
                 raise MetadataError("file", f"file: name does not match {folder.name_pattern!r} ({name})")
             caps = m.groupdict()
-            asset_ref = folder.asset.format(**caps) if folder.asset else None
+            asset_ref = fill(folder.asset, caps) if folder.asset else None
             fields = {k: caps[k] for k in ("part_serial", "order_id", "captured_at") if k in caps}
         if isinstance(asset_ref, str | int) and str(asset_ref) in folder.codes:
             asset_ref = folder.codes[str(asset_ref)]

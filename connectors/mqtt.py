@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from connectors import sparkplug
-from connectors.base import Connector, Decoded, Extract, capture_regex, tag_name
+from connectors.base import Connector, Decoded, Extract, capture_regex, fill, tag_name
 from plantlake.lake import Interval
 from schemas.conform import Rejects
 
@@ -251,7 +251,8 @@ class MqttConnector(Connector):
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
                                                  "status_code", "source_ref", "message_id")}
         # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
-        self.stats.update(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0, fields_excluded=0)
+        self.stats.update(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0, fields_excluded=0,
+                          rule_hits={})
         for rec in raw.to_pylist():
             before = len(rows["ts"])
             problem = self._decode_one(rec, rows)
@@ -280,21 +281,35 @@ class MqttConnector(Connector):
             return "payload", f"payload: {len(payload)} bytes exceeds max_payload_bytes ({self.source.max_payload_bytes}) on {topic}"
         if topic.startswith("spBv1.0/"):
             return self._sparkplug(rec, rows)
-        for pattern, rule in self.json_rules:
+        for i, (pattern, rule) in enumerate(self.json_rules):
             captures = pattern.match(topic)
             if captures is not None:
+                self._hit(f"json{i}")
                 return self._json(rec, rule, captures, rows)
         if self._raw_only(topic):
             self.stats["raw_only"] += 1
             return None
         return "topic", f"topic: no mapping for {topic!r}"
 
+    def _hit(self, rule: str) -> None:
+        hits = self.stats.setdefault("rule_hits", {})
+        hits[rule] = hits.get(rule, 0) + 1
+
     def _raw_only(self, topic: str) -> bool:
         return not topic.startswith("spBv1.0/") and not any(p.match(topic) is not None for p, _ in self.json_rules) \
             and any(p.match(topic) is not None for p in self.raw_rules)
 
     def _asset(self, template: str, captures: dict[str, str]) -> str | None:
-        return self.plant.resolve_asset(template.format(**captures))
+        return self.plant.resolve_asset(fill(template, captures))
+
+    def unmatched(self) -> list[str]:
+        if not self.stats.get("messages"):
+            return []
+        hits = self.stats.get("rule_hits", {})
+        return ([f"json[{i}] topic {r.topic!r} matched no message" for i, (_, r) in enumerate(self.json_rules)
+                 if not hits.get(f"json{i}")]
+                + [f"sparkplug[{i}] {r.group}/{r.edge_node}/{r.device} matched no message"
+                   for i, (_, r) in enumerate(self.spb_rules) if not hits.get(f"spb{i}")])
 
     def _json(self, rec: dict, rule: Any, captures: dict, rows: dict[str, list]) -> tuple[str, str] | None:
         topic = rec["topic"]
@@ -306,7 +321,7 @@ class MqttConnector(Connector):
             return "payload", f"payload: expected a JSON object, got {type(body).__name__} on {topic}"
         asset = self._asset(rule.asset, captures)
         if asset is None:
-            return "topic", f"topic: asset {rule.asset.format(**captures)!r} is not in the site hierarchy ({topic})"
+            return "topic", f"topic: asset {fill(rule.asset, captures)!r} is not in the site hierarchy ({topic})"
         ts = None
         for f in rule.timestamp:
             if f in body and body[f] is not None:
@@ -396,16 +411,17 @@ class MqttConnector(Connector):
             return None
         captures = None
         rule = None
-        for pattern, r in self.spb_rules:
+        for i, (pattern, r) in enumerate(self.spb_rules):
             captures = pattern.match(f"{group}/{edge}/{device}")
             if captures is not None:
                 rule = r
+                self._hit(f"spb{i}")
                 break
         if rule is None:
             return "topic", f"topic: no sparkplug mapping for {group}/{edge}/{device}"
         asset = self._asset(rule.asset, captures)
         if asset is None:
-            return "topic", f"topic: asset {rule.asset.format(**captures)!r} is not in the site hierarchy ({topic})"
+            return "topic", f"topic: asset {fill(rule.asset, captures)!r} is not in the site hierarchy ({topic})"
         dev = node["devices"].setdefault(device, {"aliases": {}, "names": {}, "asset": asset, "stale": True})
         dev["asset"] = asset
         if mtype == "DBIRTH":

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Connector, Decoded, Extract, tag_name
+from connectors.base import Connector, Decoded, Extract, fill, tag_name
 from plantlake.lake import Interval
 from schemas.conform import Rejects
 from schemas.units import from_eu_information
@@ -134,7 +134,8 @@ class OpcUaConnector(Connector):
         ns_array: list[str] = await client.get_namespace_array()
         index = {uri: i for i, uri in enumerate(ns_array)}
         out: list[ResolvedNode] = []
-        for sel in self.source.nodes:
+        self._unmatched = []
+        for k, sel in enumerate(self.source.nodes):
             if sel.namespace not in index:
                 raise ValueError(f"source {self.source.name}: the server has no namespace {sel.namespace!r} "
                                  f"(it has {ns_array})")
@@ -156,14 +157,18 @@ class OpcUaConnector(Connector):
             if not level:
                 log.warning("source %s: browse path %r matches nothing on %s", self.source.name, sel.path, self.endpoint)
             variables = await self._browse(client, [n for n, _ in level], ua.NodeClass.Variable)
+            before = len(out)
             for (_, captures), refs in zip(level, variables, strict=True):
                 for name, _, node_id in refs:
                     if not fnmatch.fnmatch(name, sel.variables) or any(fnmatch.fnmatch(name, x) for x in sel.exclude):
                         continue
-                    rel = sel.asset.format(**captures)
+                    rel = fill(sel.asset, captures)
                     asset = self.plant.resolve_asset(rel)
                     out.append(ResolvedNode(_ref(node_id, ns_array), node_id, asset, tag_name(name), None, None,
                                             None if asset else f"asset {rel!r} is not in the site hierarchy"))
+            if len(out) == before:
+                self._unmatched.append(f"nodes[{k}] {sel.path}/{sel.variables} in {sel.namespace} matched no "
+                                       f"variable on {self.endpoint}")
         seen = {n.source_ref for n in out}
         for rule in self.source.tags:  # explicitly mapped nodes: nsu=…;s=… ids
             if rule.ref in seen:
@@ -226,6 +231,9 @@ class OpcUaConnector(Connector):
                     if isinstance(eu, ua.EUInformation):  # the UNECE code first, the display text last
                         n.unit = from_eu_information(eu.NamespaceUri, eu.UnitId,
                                                      eu.DisplayName.Text if eu.DisplayName else None)
+
+    def unmatched(self) -> list[str]:
+        return list(getattr(self, "_unmatched", []))
 
     # ---- extract ---------------------------------------------------------------------------
 

@@ -97,7 +97,8 @@ class TagMapping(_Model):
 
     ref: str = Field(min_length=1, description="Source reference: OPC UA node (`nsu=<namespace uri>;s=<id>`), "
                      "MQTT `<topic>#<field>` (Sparkplug `spBv1.0/<group>/<edge>/<device>#<metric>`) or the export's tag name.")
-    asset: str = Field(min_length=1, description="ISA-95 path, absolute or relative to the site.")
+    asset: str = Field(min_length=1, description="ISA-95 path, absolute (`acme/shenzhen/assembly/line1/press1`) or "
+                       "relative to the first site (`assembly/line1/press1`).")
     tag: Slug
     unit: str | None = Field(None, description="Unit the source sends (when the source does not say): a UNECE "
                              "symbol (`N·m`, `m³/h`), a plant spelling (`Nm`, `m3/h`, `rpm`) or anything pint reads.")
@@ -186,6 +187,24 @@ class SourceBase(_Model):
     tags: list[TagMapping] = Field(default_factory=list)
     units: list[UnitRule] = Field(default_factory=list, description="Units by tag/asset/reference pattern "
                                   "(first match wins), for readings no `tags` mapping sets.")
+    on_nothing_published: Literal["fail", "warn"] = Field(
+        "fail", description="A run that had input but published nothing (every row quarantined or matching no "
+                            "mapping, none already in the lake): fail the run naming the reasons, or only warn.")
+    references: dict[str, Literal["enforce", "warn", "off"]] = Field(
+        default_factory=dict, description="Per declared reference (`production_orders.material_id`): enforce "
+                                          "(rows naming an unknown value are quarantined, the default), warn "
+                                          "(published, counted in the run summary and logged) or off.")
+
+    @field_validator("references")
+    @classmethod
+    def _references(cls, v: dict[str, str]) -> dict[str, str]:
+        from schemas.tables import TABLES
+
+        known = sorted(f"{t.name}.{c.name}" for t in TABLES.values() for c in t.columns if c.references)
+        unknown = sorted(set(v) - set(known))
+        if unknown:
+            raise ValueError(f"no declared reference {unknown}; references are {known}")
+        return v
 
     @field_validator("schedule")
     @classmethod
@@ -231,8 +250,12 @@ class OpcUaNodes(_Model):
 
     `path` is '/'-separated under Objects; a `{name}` segment matches any child and
     captures its browse name for the `asset` template (e.g. path `Plant/{line}/{machine}`,
-    asset `assembly/{line}/{machine}`). `variables` is a glob on the variables' browse
-    names; the tag is the browse name.
+    asset `assembly/{line}/{machine}`). A captured browse name fills the template as a slug:
+    CamelCase split by `_`, lower case, runs of other characters than letters, digits, `_`
+    and `-` made one `_` (`Filler` -> `filler`, `LabelPrinter2` -> `label_printer2`,
+    `Line 1` -> `line_1`). An asset is an ISA-95 path, absolute (`acme/shenzhen/assembly/line1`)
+    or relative to the site (`assembly/line1`). `variables` is a glob on the variables'
+    browse names; the tag is the browse name made a tag name the same way.
     """
 
     namespace: str = Field(min_length=1, description="Namespace URI of the path's segments.")

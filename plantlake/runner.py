@@ -42,6 +42,10 @@ class TableSummary:
     superseded: int = 0
 
 
+class NothingPublished(RuntimeError):
+    """A run had input and published none of it: every row was quarantined or matched no mapping."""
+
+
 @dataclass
 class RunSummary:
     """What one run did; JSON-serialisable (it is the DAG task's return value)."""
@@ -56,6 +60,8 @@ class RunSummary:
     tables: dict[str, TableSummary] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: mappings of the site config that matched nothing this run (also logged as warnings)
+    unmatched: list[str] = field(default_factory=list)
 
     @property
     def published(self) -> int:
@@ -87,6 +93,7 @@ class RunSummary:
                 lines.append(f"    converted {n} values {conv}")
             for reason, n in t.reasons.items():
                 lines.append(f"    quarantined {n}: {reason}")
+        lines += [f"  matched nothing: {u}" for u in self.unmatched]
         return "\n".join(lines)
 
 
@@ -105,13 +112,14 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     """Run one configured source for the data interval [start, end). `connector`: an instance
     to use instead of the one the source's kind names (benchmarks feed generated rows)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     import connectors
     from plantlake.connections import get_connection
     from quality.audit import audit_staged
     from quality.results import keep_audit
     from schemas import get_table
-    from schemas.conform import ConformContext, check_references, conform, drop_known
+    from schemas.conform import ConformContext, Rejects, check_references, conform, drop_known
 
     cfg = config or load_config()
     src = cfg.source(source_name)
@@ -150,6 +158,8 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         reject_tables: dict[str, list[pa.Table]] = {t.name: [] for t in tables}
         set_aside: dict[str, int] = {}  # rows the audit's row-level expectations took out
         rows_in: dict[str, int] = {}
+        seen_refs: set[str] = set()  # source references of the decoded sensor rows, and their (asset, tag)
+        seen_series: set[tuple] = set()
         for k, (load, values, present) in enumerate(slices):
             part = f"__p{k:04d}" if len(slices) > 1 else ""
             rules = _slice_source(src, values, present, first=k == 0)
@@ -167,15 +177,33 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 if rows is None:
                     continue
                 ts.rows_in += rows.num_rows + (len(rejects) if rejects else 0)
+                if "source_ref" in rows.column_names:
+                    seen_refs.update(v for v in pc.unique(rows["source_ref"]).to_pylist() if v is not None)
                 result = conform(table, rows, ctx)
+                if {"source_ref", "asset_id", "tag"} <= set(result.table.column_names) and ctx.unit_rules:
+                    series = result.table.select(["source_ref", "asset_id", "tag"]).group_by(
+                        ["source_ref", "asset_id", "tag"]).aggregate([])
+                    seen_series.update(zip(*(series[c].to_pylist() for c in series.column_names), strict=True))
                 known = lake.published_keys(table, result.table, src.name, interval)
                 result.table, already = drop_known(result.table, known, table.primary_key)
                 ts.duplicates += result.duplicates + already
                 for col in table.columns:
-                    if col.references:
-                        result.table = check_references(result.table, col.name,
-                                                        _referenced(lake, col.references, conformed),
-                                                        col.references.split(".")[0], result.rejects)
+                    policy = src.references.get(f"{table.name}.{col.name}", "enforce") if col.references else "off"
+                    if policy == "off":
+                        continue
+                    known_values = _referenced(lake, col.references, conformed)
+                    target = col.references.split(".")[0]
+                    if policy == "enforce":
+                        result.table = check_references(result.table, col.name, known_values, target, result.rejects)
+                    else:  # warn: published, counted and logged
+                        unknown = Rejects()
+                        check_references(result.table, col.name, known_values, target, unknown)
+                        if len(unknown):
+                            key = f"{table.name}.{col.name}"
+                            refs = summary.stats.setdefault("references_unknown", {})
+                            refs[key] = refs.get(key, 0) + len(unknown)
+                            log.warning("source %s: %d row(s) of %s name a value unknown in %s (published: "
+                                        "references %s is warn)", src.name, len(unknown), table.name, target, key)
                 conformed[table.name] = result.table
                 rows_in[table.name] = rows_in.get(table.name, 0) + result.table.num_rows
                 ts.conversions = dict(Counter(ts.conversions) + Counter(result.conversions))
@@ -225,12 +253,50 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
             lake.write_state(src.name, extract.state)
         connector.after_publish()
         summary.stats.update(extract.stats)  # what the after-publish hook counted
+        summary.unmatched = _unmatched(src, connector, seen_refs, seen_series, ctx.unit_rules, summary)
     finally:
         connector.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
-    log.info("%s", summary.describe())
+    for u in summary.unmatched:
+        log.warning("source %s: %s", src.name, u)
+    log.info("run %s %s: %d raw rows, %d published, %d quarantined", src.name, interval, summary.raw_rows,
+             summary.published, summary.quarantined)
+    _fail_when_nothing_published(src, summary)
     return summary
+
+
+def _unmatched(src: Any, connector: Any, refs: set[str], series: set[tuple], unit_rules: Any,
+               summary: RunSummary) -> list[str]:
+    """The site config's mappings that matched nothing this run: the connector's own selectors,
+    tag mappings whose reference no input carried, unit rules no reading matched."""
+    out = list(connector.unmatched())
+    if refs:  # only where the source sent readings at all: a quiet hour is not a mapping problem
+        out += [f"tags[{j}].ref {t.ref!r} matched no input" for j, t in enumerate(src.tags) if t.ref not in refs]
+    if series:
+        out += [f"units[{j}] (tag {u.tag!r}, asset {u.asset!r}, ref {u.ref!r}) matched no reading"
+                for j, u in enumerate(unit_rules) if not any(u.matches(*s) for s in series)]
+    return out
+
+
+def _fail_when_nothing_published(src: Any, summary: RunSummary) -> None:
+    """Input in, nothing out, nothing of it already in the lake: never a green run (unless the
+    source says `on_nothing_published: warn`). What was quarantined stays quarantined."""
+    rows_in = sum(t.rows_in for t in summary.tables.values())
+    if rows_in == 0 or summary.published or any(t.duplicates for t in summary.tables.values()):
+        return
+    reasons = Counter()
+    for t in summary.tables.values():
+        reasons.update(t.reasons)
+    top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(5)) or "no reason recorded"
+    unmatched = f"; matched nothing: {', '.join(summary.unmatched)}" if summary.unmatched else ""
+    msg = (f"source {src.name}: {rows_in} input row(s) for {summary.interval_start} .. {summary.interval_end} and "
+           f"none published — {summary.quarantined} quarantined ({top}){unmatched}. Fix the mapping in the site "
+           f"config (the reasons say where), or set on_nothing_published: warn for source {src.name}")
+    if src.on_nothing_published == "warn":
+        log.warning("%s", msg)
+        return
+    raise NothingPublished(msg)
 
 
 def raw_slices(connector: Any, src: Any, extract: Any, streams: dict, raw_paths: dict, raw_rows: int,

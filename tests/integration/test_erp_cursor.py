@@ -228,3 +228,27 @@ def test_raw_keeps_the_erps_values_and_a_non_number_is_quarantined_by_column_and
     assert "A005" not in got and got["A006"] == 16 and len(got) == 23
     reasons = s.tables["production_orders"].reasons
     assert reasons == {"quantity_planned: cannot read 'viele' as int64": 1}, reasons
+
+
+@pytest.mark.parametrize("policy", ["enforce", "warn", "off"])
+def test_orders_without_a_materials_table_follow_the_reference_policy(policy, tmp_path, monkeypatch):
+    from plantlake.runner import NothingPublished
+
+    db = tmp_path / "erp.sqlite"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    write_erp(engine, "DATETIME", lambda i, w: w.isoformat())
+    engine.dispose()
+    monkeypatch.setenv("AIRFLOW_CONN_FOREIGN_ERP", f"sqlite:///{db}")
+    data = yaml.safe_load(yaml.safe_dump(SITE))
+    src = data["sources"][0]
+    src["tables"] = [t for t in src["tables"] if t["target"] != "materials"]  # this plant has no materials table
+    if policy != "enforce":
+        src["references"] = {"production_orders.material_id": policy}
+    cfg = parse_config(data, base_dir=tmp_path)
+    if policy == "enforce":
+        with pytest.raises(NothingPublished, match=r"24 x material_id: unknown in materials"):
+            run_source("erp", T0 - timedelta(hours=1), T0 + timedelta(hours=HOURS), config=cfg)
+        return
+    s = run_source("erp", T0 - timedelta(hours=1), T0 + timedelta(hours=HOURS), config=cfg)
+    assert s.published == 24 and s.quarantined == 0
+    assert s.stats.get("references_unknown") == ({"production_orders.material_id": 24} if policy == "warn" else None)

@@ -13,9 +13,9 @@ import pytest
 from asyncua import ua
 
 from connectors.opcua import HistoryRefused, SourceUnavailable
-from plantlake.config import load_config
+from plantlake.config import load_config, with_source
 from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.runner import NothingPublished, run_source
 from schemas import get_table
 from schemas.units import affine
 from simulators import truth
@@ -189,6 +189,12 @@ def test_future_and_ancient_timestamps_are_quarantined(setup):
     sim.store.add(node, [ua.DataValue(Value=ua.Variant(1.0, ua.VariantType.Double), SourceTimestamp=datetime(1999, 12, 31, tzinfo=UTC)),
                          ua.DataValue(Value=ua.Variant(2.0, ua.VariantType.Double), SourceTimestamp=far)])
     cfg = load_config(tmp / "plant.yaml")
+    # an interval whose only reading is quarantined published nothing: the run fails, naming why
+    with pytest.raises(NothingPublished, match=r"1 input row\(s\) .* none published — 1 quarantined "
+                                               r"\(1 x ts: before 2000\).*on_nothing_published: warn"):
+        run_source("opcua_plant", datetime(1999, 12, 31, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC), config=cfg)
+    assert Lake(tmp / "lake").read(SENSOR).num_rows == 0
+    cfg = with_source(cfg, "opcua_plant", on_nothing_published="warn")
     s = run_source("opcua_plant", datetime(1999, 12, 31, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC), config=cfg)
     assert s.tables["sensor_readings"].reasons == {"ts: before 2000": 1}
     s = run_source("opcua_plant", datetime(2098, 12, 31, tzinfo=UTC), datetime(2099, 1, 2, tzinfo=UTC), config=cfg)
