@@ -8,6 +8,7 @@ timestamp format) declared in the site config.
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,29 +20,73 @@ from connectors.files import DropFile, claim
 from plantlake.lake import Interval
 from schemas.conform import Rejects
 
-RAW_META = ["_file", "_line"]
+RAW_META = ["_file", "_line", "_error"]
 
 
-def read_header(path: Any, *, delimiter: str, encoding: str) -> list[str]:
+class ExportUnreadable(ValueError):
+    """A file that is not text in the declared encoding; the message names the file and the setting."""
+
+
+def _not_text(path: Any, encoding: str, setting: str) -> ExportUnreadable:
+    """Why a file is not `encoding` text, and the encoding it does read as (the fix to name)."""
+    data = Path(path).read_bytes()[: 1 << 22]
+    try:
+        data.decode(encoding)
+        where = "invalid text"
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+    guess = next((e for e in ("utf-8", "cp1252", "latin-1") if e != encoding and _decodes(data, e)), None)
+    hint = f"it reads as {guess}: set {setting}: {guess}" if guess else f"check {setting}"
+    return ExportUnreadable(f"file: {Path(path).name} is not {encoding} text; {hint} ({where})")
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return encoding != "cp1252" or not any(0x80 <= ord(ch) <= 0x9F for ch in text)  # C1 controls: not Windows text
+
+
+def read_header(path: Any, *, delimiter: str, encoding: str, setting: str = "encoding") -> list[str]:
     """The column names of a CSV file (a UTF-8 BOM is dropped whatever the declared encoding)."""
-    with open(path, encoding=encoding, newline="") as fh:
-        header = next(csv.reader([fh.readline()], delimiter=delimiter), [])
+    try:
+        with open(path, encoding=encoding, newline="") as fh:
+            header = next(csv.reader([fh.readline()], delimiter=delimiter), [])
+    except UnicodeDecodeError:
+        raise _not_text(path, encoding, setting) from None
     return [h.strip().removeprefix("\ufeff").removeprefix("ï»¿") for h in header]
 
 
-def read_text_csv(path: Any, *, delimiter: str, encoding: str, block_size: int = 1 << 22) -> pa.Table:
-    """Read a CSV file with every column as a string (nothing guessed), in the given encoding."""
-    names = read_header(path, delimiter=delimiter, encoding=encoding)
+def read_text_csv(path: Any, *, delimiter: str, encoding: str, block_size: int = 1 << 22,
+                  setting: str = "encoding") -> pa.Table:
+    """Read a CSV file with every column as a string (nothing guessed), in the given encoding;
+    ExportUnreadable names the file and `setting` when it is not text in that encoding."""
+    names = read_header(path, delimiter=delimiter, encoding=encoding, setting=setting)
     if not names:
         return pa.table({})
-    return pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=block_size),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        # only an empty field is missing; 'n/a' and friends stay text for decode to judge
-        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                             strings_can_be_null=True, null_values=[""]),
-    )
+    try:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=block_size),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            # only an empty field is missing; 'n/a' and friends stay text for decode to judge
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=True, null_values=[""]),
+        )
+    except UnicodeDecodeError:
+        raise _not_text(path, encoding, setting) from None
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            raise _not_text(path, encoding, setting) from None
+        raise
+
+
+def unreadable_row(schema: pa.Schema, name: str, reason: str) -> pa.Table:
+    """The one raw row an unreadable export lands as: its name and why, for decode to quarantine."""
+    row = {f.name: None for f in schema}
+    row.update(_file=name, _error=reason)
+    return pa.Table.from_pylist([row], schema=schema)
 
 
 def normalize_number(text: pa.Array, *, decimal: str, thousands: str | None) -> pa.Array:
@@ -76,10 +121,16 @@ class CsvExportConnector(Connector):
     def _raw_schema(self) -> pa.Schema:
         c = self.source.columns
         cols = [c.ts, c.ref, c.value] + [x for x in (c.unit, c.status) if x]
-        return pa.schema([pa.field(n, pa.string()) for n in cols] + [pa.field("_file", pa.string()), pa.field("_line", pa.int64())])
+        return pa.schema([pa.field(n, pa.string()) for n in cols] + [pa.field("_file", pa.string()),
+                                                                     pa.field("_line", pa.int64()),
+                                                                     pa.field("_error", pa.string())])
 
     def _read(self, f: DropFile, schema: pa.Schema) -> pa.Table:
-        table = read_text_csv(f.path, delimiter=self.source.delimiter, encoding=self.source.encoding)
+        try:
+            table = read_text_csv(f.path, delimiter=self.source.delimiter, encoding=self.source.encoding,
+                                  setting=f"encoding of source {self.source.name}")
+        except ExportUnreadable as exc:
+            return unreadable_row(schema, f.name, str(exc))
         n = table.num_rows
         cols = {}
         for field in schema:
@@ -87,6 +138,8 @@ class CsvExportConnector(Connector):
                 cols["_file"] = pa.array([f.name] * n, pa.string())
             elif field.name == "_line":
                 cols["_line"] = pa.array(range(2, n + 2), pa.int64())
+            elif field.name == "_error":
+                cols["_error"] = pa.nulls(n, pa.string())
             elif field.name in table.column_names:
                 cols[field.name] = table[field.name]
             else:
@@ -97,6 +150,8 @@ class CsvExportConnector(Connector):
     def decode(self, raw: pa.Table) -> Decoded:
         c = self.source.columns
         rejects = Rejects(stage="decode")
+        if "_error" in raw.column_names:  # files that could not be read at all (wrong encoding, ...)
+            raw = rejects.add(raw, pc.is_valid(raw["_error"]), "file", lambda r: r["_error"])
         ts = raw[c.ts]
         if self.source.timestamp_format:
             fmt = self.source.timestamp_format
@@ -105,7 +160,8 @@ class CsvExportConnector(Connector):
             # strptime rolls impossible dates over (31.02. -> 03.03.); a round trip catches them
             bad = pc.and_(pc.is_valid(ts), pc.invert(pc.fill_null(pc.equal(pc.strftime(pc.cast(parsed, pa.timestamp("s"), safe=False), format=fmt), text), False)))
             raw = raw.append_column("__ts", parsed)
-            raw = rejects.add(raw, bad, c.ts, lambda r: f"{c.ts}: not a valid time in format {fmt} ({r[c.ts]!r})")
+            raw = rejects.add(raw, bad, c.ts, lambda r: f"{c.ts}: {r[c.ts]!r} is not a time in timestamp_format "
+                                                        f"{fmt!r} of source {self.source.name}")
             ts = raw["__ts"]
         # number dialect applies to numeric tags only; text tags keep what the file said
         text_refs = pa.array([t.ref for t in self.source.tags if t.type == "text"], pa.string())

@@ -33,7 +33,13 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from connectors.base import Connector, Decoded, Extract
-from connectors.csv_export import normalize_number, read_header, read_text_csv
+from connectors.csv_export import (
+    ExportUnreadable,
+    normalize_number,
+    read_header,
+    read_text_csv,
+    unreadable_row,
+)
 from connectors.files import claim
 from plantlake.lake import Interval
 from schemas import get_table
@@ -43,7 +49,7 @@ log = logging.getLogger(__name__)
 
 ASSET_COLUMNS = ("line_id", "asset_id")
 WITNESS = "plantlake_type_witness"
-META = ("_file", "_line")
+META = ("_file", "_line", "_error")
 #: SQLAlchemy's own SQLite storage form of DateTime: text that sorts like time, compared as bound
 SQLALCHEMY_SQLITE_TS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 #: rows of the cursor column read back in Python when a window reads nothing (the silent-nothing check)
@@ -359,8 +365,14 @@ class ErpConnector(Connector):
         self.stats["files_waiting"] = self.stats.get("files_waiting", 0) + len(info["waiting"])
         needed = list(dict.fromkeys(t.columns.values()))
         extra: list[str] = []
+        setting = f"tables[{self.source.tables.index(t)}].csv.encoding of source {self.source.name}"
+        unreadable: dict[str, str] = {}
         for f in files:
-            header = read_header(f.path, delimiter=spec.delimiter, encoding=spec.encoding)
+            try:
+                header = read_header(f.path, delimiter=spec.delimiter, encoding=spec.encoding, setting=setting)
+            except ExportUnreadable as exc:
+                unreadable[f.name] = str(exc)
+                continue
             missing = [c for c in needed if c not in header]
             if missing:
                 raise SchemaDrift(f"source {self.source.name}: export {f.name} ({t.stream}) has no column(s) "
@@ -369,16 +381,25 @@ class ErpConnector(Connector):
         if extra:
             self.stats["new_columns"][t.stream] = extra
         cols = needed + (extra if t.new_columns == "carry" else [])
-        schema = pa.schema([(c, pa.string()) for c in cols] + [("_file", pa.string()), ("_line", pa.int64())])
+        schema = pa.schema([(c, pa.string()) for c in cols] + [("_file", pa.string()), ("_line", pa.int64()),
+                                                                ("_error", pa.string())])
 
         def batches() -> Iterator[pa.Table]:
             n = 0
             for f in files:
-                table = read_text_csv(f.path, delimiter=spec.delimiter, encoding=spec.encoding)
+                try:
+                    if f.name in unreadable:
+                        raise ExportUnreadable(unreadable[f.name])
+                    table = read_text_csv(f.path, delimiter=spec.delimiter, encoding=spec.encoding, setting=setting)
+                except ExportUnreadable as exc:  # one raw row says which file and why; decode quarantines it
+                    n += 1
+                    yield unreadable_row(schema, f.name, str(exc))
+                    continue
                 k = table.num_rows
                 data = {c: table[c] if c in table.column_names else pa.nulls(k, pa.string()) for c in cols}
                 data["_file"] = pa.array([f.name] * k, pa.string())
                 data["_line"] = pa.array(range(2, k + 2), pa.int64())
+                data["_error"] = pa.nulls(k, pa.string())
                 n += k
                 yield pa.table(data, schema=schema)
             self.stats["rows"][t.stream] = n
@@ -403,13 +424,20 @@ class ErpConnector(Connector):
     def _decode_table(self, t: Any, data: pa.Table, rejects: Rejects) -> pa.Table:
         table = get_table(t.target)
         out: dict[str, Any] = {}
+        if "_error" in data.column_names:  # exports that could not be read at all
+            data = rejects.add(data, pc.is_valid(data["_error"]), "file", lambda r: r["_error"])
         bad = pa.repeat(pa.scalar(False), data.num_rows)
         reasons: list[tuple[pa.Array, str, Any]] = []
         for target, source in t.columns.items():
             col = table.column(target)
             values = data[source]
             if t.csv is not None:
-                values = self._csv_value(values, col.type, t.csv)
+                values, unread = self._csv_value(values, col.type, t.csv)
+                if unread is not None:
+                    fmts = " or ".join(repr(f) for f in (t.csv.datetime_format, t.csv.date_format) if f)
+                    setting = "datetime_format" + (" / date_format" if t.csv.date_format else "")
+                    reasons.append((unread, target, lambda r, s=source, g=target, f=fmts, k=setting:
+                                    f"{g}: {r[s]!r} is not a time in {k} {f} (column {s!r} of {r['_file']})"))
             if target in t.codes:
                 values, unknown = self._codes(values, t.codes[target])
                 reasons.append((unknown, target, lambda r, s=source, g=target: f"{g}: unknown code, map it under "
@@ -427,19 +455,20 @@ class ErpConnector(Connector):
             out.update({m: data[m] for m in META})
         return pa.table(out).filter(pc.invert(bad))
 
-    def _csv_value(self, values: Any, typ: pa.DataType, spec: Any) -> Any:
-        """Text from an export in the target's type: dialect numbers, times in the declared format."""
+    def _csv_value(self, values: Any, typ: pa.DataType, spec: Any) -> tuple[Any, Any]:
+        """Text from an export in the target's type: dialect numbers, times in the declared format;
+        and the mask of times that do not fit the format (None for other columns)."""
         if pa.types.is_floating(typ) or pa.types.is_integer(typ):
-            return normalize_number(values, decimal=spec.decimal, thousands=spec.thousands)
+            return normalize_number(values, decimal=spec.decimal, thousands=spec.thousands), None
         if pa.types.is_timestamp(typ):
             text = pc.utf8_trim_whitespace(values)
             parsed = pc.strptime(text, format=spec.datetime_format, unit="us", error_is_null=True)
             if spec.date_format:
                 parsed = pc.coalesce(parsed, pc.strptime(text, format=spec.date_format, unit="us",
                                                          error_is_null=True))
-            # unparseable text stays text, so conform rejects it with the value in the reason
-            return pc.if_else(pc.and_(pc.is_valid(text), pc.is_null(parsed)), text, pc.cast(parsed, pa.string()))
-        return values
+            unread = pc.fill_null(pc.and_(pc.is_valid(text), pc.is_null(parsed)), False)
+            return pc.cast(parsed, pa.string()), unread
+        return values, None
 
     @staticmethod
     def _codes(values: Any, mapping: dict[str, str]) -> tuple[pa.Array, pa.Array]:

@@ -36,7 +36,9 @@ class TableSummary:
     files: list[str] = field(default_factory=list)
     quarantine_file: str | None = None
     conversions: dict[str, int] = field(default_factory=dict)
+    #: quarantined rows per kind of reason (values left out), and the first full reason of each kind
     reasons: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
     checks: int = 0
     #: older versions of rows this run's rows replaced (upserted tables)
     superseded: int = 0
@@ -91,8 +93,10 @@ class RunSummary:
                          f"{t.duplicates} duplicates dropped")
             for conv, n in t.conversions.items():
                 lines.append(f"    converted {n} values {conv}")
-            for reason, n in t.reasons.items():
-                lines.append(f"    quarantined {n}: {reason}")
+            for reason, n in sorted(t.reasons.items(), key=lambda kv: -kv[1]):
+                example = t.examples.get(reason)
+                lines.append(f"    quarantined {n}: {reason}" + (f"  (e.g. {example})" if example and example != reason
+                                                                   else ""))
         lines += [f"  matched nothing: {u}" for u in self.unmatched]
         return "\n".join(lines)
 
@@ -173,7 +177,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 rejects = decoded.rejects.get(table.name)
                 if rejects is not None:
                     reject_tables[table.name].append(rejects.table())
-                    ts.reasons = dict(Counter(ts.reasons) + Counter(rejects.reasons()))
+                    _count_reasons(ts, rejects)
                 if rows is None:
                     continue
                 ts.rows_in += rows.num_rows + (len(rejects) if rejects else 0)
@@ -208,7 +212,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 rows_in[table.name] = rows_in.get(table.name, 0) + result.table.num_rows
                 ts.conversions = dict(Counter(ts.conversions) + Counter(result.conversions))
                 reject_tables[table.name].append(result.rejects.table())
-                ts.reasons = dict(Counter(ts.reasons) + result.rejects.reasons())
+                _count_reasons(ts, result.rejects)
                 timer.lap("conform")
                 if table.key_scope == "latest":  # never sliced (see raw_slices)
                     staged = lake.stage_merge(table, src.name, interval, result.table,
@@ -225,7 +229,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                 if audit.rejects is not None:
                     reject_tables[table.name].append(audit.rejects)
                     set_aside[table.name] = set_aside.get(table.name, 0) + audit.set_aside
-                    ts.reasons = dict(Counter(ts.reasons) + Counter(audit.rejects["reason"].to_pylist()))
+                    _count_reasons(ts, Rejects(rows=[{"reason": r} for r in audit.rejects["reason"].to_pylist()]))
                 timer.lap("audit")
                 if not audit.passed:
                     lake.discard(staged)
@@ -266,6 +270,12 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     return summary
 
 
+def _count_reasons(ts: TableSummary, rejects: Any) -> None:
+    ts.reasons = dict(Counter(ts.reasons) + rejects.reasons())
+    for kind, example in rejects.examples().items():
+        ts.examples.setdefault(kind, example)
+
+
 def _unmatched(src: Any, connector: Any, refs: set[str], series: set[tuple], unit_rules: Any,
                summary: RunSummary) -> list[str]:
     """The site config's mappings that matched nothing this run: the connector's own selectors,
@@ -288,7 +298,9 @@ def _fail_when_nothing_published(src: Any, summary: RunSummary) -> None:
     reasons = Counter()
     for t in summary.tables.values():
         reasons.update(t.reasons)
-    top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(5)) or "no reason recorded"
+    examples = {k: v for t in summary.tables.values() for k, v in t.examples.items()}
+    top = "; ".join(f"{n} x {r}" + (f" (e.g. {examples[r]})" if examples.get(r, r) != r else "")
+                    for r, n in reasons.most_common(5)) or "no reason recorded"
     unmatched = f"; matched nothing: {', '.join(summary.unmatched)}" if summary.unmatched else ""
     msg = (f"source {src.name}: {rows_in} input row(s) for {summary.interval_start} .. {summary.interval_end} and "
            f"none published — {summary.quarantined} quarantined ({top}){unmatched}. Fix the mapping in the site "

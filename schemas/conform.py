@@ -120,8 +120,26 @@ class Rejects:
         return pa.Table.from_pylist(self.rows, schema=REJECT_SCHEMA)
 
     def reasons(self) -> Counter:
-        """Reject counts per kind of reason (the reason without the offending value in parentheses)."""
-        return Counter(r["reason"].split(" (")[0] for r in self.rows)
+        """Reject counts per kind of reason (see `reason_kind`)."""
+        return Counter(reason_kind(r["reason"]) for r in self.rows)
+
+    def examples(self) -> dict[str, str]:
+        """The first full reason of each kind."""
+        out: dict[str, str] = {}
+        for r in self.rows:
+            out.setdefault(reason_kind(r["reason"]), r["reason"])
+        return out
+
+
+_QUOTED = re.compile(r"(?<![\w\[])(?<!, )'[^']*'(?![,\]])")
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its offending value, so reasons group with counts: the parenthesised tail
+    goes and a quoted value becomes '…' ("ts: '3.2.' is not a time in …" -> "ts: … is not a time in …");
+    quoted names inside a list stay (they name settings, not values)."""
+    head = reason.split(" (")[0]
+    return _QUOTED.sub("…", head)
 
 
 def _to_json(record: dict) -> str:

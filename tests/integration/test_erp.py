@@ -204,11 +204,12 @@ def test_csv_exports_in_windows_1252_with_decimal_comma_and_bad_rows(site):
     s = run_source("erp_exports", T0, as_of, config=cfg)
     t = s.tables["production_orders"]
     assert t.reasons == {
-        "quantity_planned: cannot read 'viele' as int64": 1,
+        "quantity_planned: cannot read … as int64": 1,
         "quantity_produced: below the minimum 0": 1,
         "material_id: unknown in materials": 1,
         "status: unknown code, map it under codes.status": 1,
     }
+    assert t.examples["quantity_planned: cannot read … as int64"] == "quantity_planned: cannot read 'viele' as int64"
     q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
     assert sorted(json.loads(r["record"])["order_id" if "order_id" in r["record"] else "Auftragsnummer"]
                   for r in q) == [f"POBAD{i}" for i in range(4)]

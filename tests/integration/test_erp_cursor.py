@@ -227,7 +227,9 @@ def test_raw_keeps_the_erps_values_and_a_non_number_is_quarantined_by_column_and
     got = {r["order_id"]: r["quantity_planned"] for r in lake.read(ORDERS).to_pylist()}
     assert "A005" not in got and got["A006"] == 16 and len(got) == 23
     reasons = s.tables["production_orders"].reasons
-    assert reasons == {"quantity_planned: cannot read 'viele' as int64": 1}, reasons
+    assert reasons == {"quantity_planned: cannot read … as int64": 1}, reasons
+    assert s.tables["production_orders"].examples == {
+        "quantity_planned: cannot read … as int64": "quantity_planned: cannot read 'viele' as int64"}
 
 
 @pytest.mark.parametrize("policy", ["enforce", "warn", "off"])
@@ -252,3 +254,30 @@ def test_orders_without_a_materials_table_follow_the_reference_policy(policy, tm
     s = run_source("erp", T0 - timedelta(hours=1), T0 + timedelta(hours=HOURS), config=cfg)
     assert s.published == 24 and s.quarantined == 0
     assert s.stats.get("references_unknown") == ({"production_orders.material_id": 24} if policy == "warn" else None)
+
+
+def test_an_export_whose_times_miss_datetime_format_is_quarantined_naming_the_setting(tmp_path):
+    import os
+
+    (tmp_path / "exporte").mkdir()
+    data = {**SITE, "sources": [{"name": "erp_csv", "kind": "erp", "tables": [
+        {"target": "production_orders", "csv": {"path": "exporte", "pattern": "Auftraege_*.csv", "encoding": "latin-1"},
+         "columns": {"order_id": "Auftrag", "material_id": "Material", "line_id": "Linie", "status": "Status",
+                     "quantity_planned": "Menge", "updated_at": "Geändert am"},
+         "codes": {"line_id": {"L1": "montage/linie1"}, "status": {"FREI": "released"}}}],
+        "references": {"production_orders.material_id": "off"}}]}
+    cfg = parse_config(data, base_dir=tmp_path)
+    f = tmp_path / "exporte" / "Auftraege_1.csv"
+    rows = ["Auftrag;Material;Linie;Status;Menge;Geändert am",
+            "A1;M-1;L1;FREI;10;20.11.2026 07:15:00",          # the declared format
+            "A2;M-1;L1;FREI;11;2026-11-20T07:20:00",          # ISO: not the declared format
+            "A3;M-1;L1;FREI;1.200,0;20.11.2026 07:25:00"]     # thousands without the setting: quarantined
+    f.write_bytes(("\r\n".join(rows) + "\r\n").encode("latin-1"))
+    os.utime(f, (T0.timestamp(), T0.timestamp()))
+    s = run_source("erp_csv", T0 - timedelta(hours=1), T0 + timedelta(hours=1), config=cfg)
+    t = s.tables["production_orders"]
+    assert s.published == 1 and t.quarantined == 2
+    assert t.examples["updated_at: … is not a time in datetime_format …"] == (
+        "updated_at: '2026-11-20T07:20:00' is not a time in datetime_format '%d.%m.%Y %H:%M:%S' "
+        "(column 'Geändert am' of Auftraege_1.csv)")
+    assert t.reasons["quantity_planned: cannot read … as int64"] == 1

@@ -195,7 +195,7 @@ def test_bad_files_and_metadata_are_quarantined_with_reasons_and_the_run_goes_on
         "part_serial: not an identifier of letters, digits and ._:#-": 1,
         "asset_id: station is not an asset of the site hierarchy": 2,  # '../../etc' and camera 9
         "captured_at: not a time in ISO 8601": 1,
-        "file: name does not match 'cam{n}_{part_serial}_{captured_at}.png'": 1,
+        "file: name does not match …": 1,  # e.g. "… does not match 'cam{n}_{part_serial}_{captured_at}.png'"
         "file: vanished before it could be read": 1,
     }
     assert t.published == 2 and t.quarantined == 11 and s.raw_rows == 13

@@ -65,7 +65,8 @@ def test_a_run_whose_every_input_is_quarantined_fails_and_keeps_the_quarantine(t
         run_source("export", START, END, config=cfg)
     msg = str(err.value)
     assert msg.startswith("source export: 20 input row(s) for 2026-05-04T08:00:00+00:00 .. 2026-05-04T09:00:00+00:00 "
-                          "and none published — 20 quarantined (20 x source_ref: no tag mapping)")
+                          "and none published — 20 quarantined (20 x source_ref: no tag mapping "
+                          "(e.g. source_ref: no tag mapping ('FL1.TEMP')))")
     assert "matched nothing: tags[0].ref 'FL1.PRESS' matched no input" in msg
     assert "or set on_nothing_published: warn for source export" in msg
     q = pq.read_table(next((tmp_path / "lake" / "quarantine" / "sensor_readings").rglob("*.parquet")))
@@ -84,3 +85,48 @@ def test_warn_lets_an_all_quarantined_run_pass_and_a_rerun_replaces_and_passes(t
     run_source("export", START, END, config=cfg)
     again = run_source("export", START, END, config=cfg)
     assert again.published == 10
+
+
+def test_a_file_in_another_encoding_is_quarantined_naming_the_file_and_the_setting(tmp_path):
+    cfg = site(tmp_path, TAGS[:1])
+    good = tmp_path / "drop" / "export_0800.csv"
+    good.write_text("Zeit;Tag;Wert;Einheit\n04.05.2026 10:00:00;FL1.TEMP;21,5;°C\n", encoding="utf-8")
+    bad = tmp_path / "drop" / "export_0830.csv"  # a line PC that writes Windows-1252
+    bad.write_bytes("Zeit;Tag;Wert;Einheit\n04.05.2026 10:30:00;FL1.TEMP;22,5;°C Fühler\n".encode("cp1252"))
+    for f in (good, bad):
+        os.utime(f, (START.timestamp() + 600, START.timestamp() + 600))
+    s = run_source("export", START, END, config=cfg)
+    assert s.published == 1 and s.quarantined == 1
+    (kind, n), = s.tables["sensor_readings"].reasons.items()
+    assert n == 1 and kind == "file: export_0830.csv is not utf-8 text; it reads as cp1252: set encoding of source export: cp1252"
+    assert s.tables["sensor_readings"].examples[kind].startswith(
+        "file: export_0830.csv is not utf-8 text; it reads as cp1252: set encoding of source export: cp1252 (byte 0x")
+
+
+def test_reasons_group_by_kind_with_a_count_and_an_example(tmp_path):
+    cfg = site(tmp_path, TAGS[:1])
+    drop(tmp_path, [f"2026-05-04 10:{m:02d}:00;FL1.TEMP;{m};°C" for m in range(50)])  # ISO, not the declared format
+    with pytest.raises(NothingPublished) as err:
+        run_source("export", START, END, config=cfg)
+    assert ("50 quarantined (50 x Zeit: … is not a time in timestamp_format … of source export (e.g. Zeit: "
+            "'2026-05-04 10:00:00' is not a time in timestamp_format '%d.%m.%Y %H:%M:%S' of source export))") in str(err.value)
+
+
+def test_the_cli_prints_the_run_summary_once(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = site(tmp_path, TAGS)
+    drop(tmp_path, LINES)
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True, mode="json")
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "plantlake", "--config", str(tmp_path / "plant.yaml"), "run", "export",
+                           "--start", START.isoformat(), "--end", END.isoformat()],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("export (csv) 2026-05-04T08:00:00+00:00 .. 2026-05-04T09:00:00+00:00") == 1
+    assert "quarantined 10: source_ref: no tag mapping  (e.g. source_ref: no tag mapping ('FL1.PRESSURE'))" in done.stdout
+    assert "export (csv)" not in done.stderr and "quarantined 10" not in done.stderr
+    assert "matched no input" in done.stderr  # the warning, once, in the log

@@ -191,7 +191,8 @@ def test_future_and_ancient_timestamps_are_quarantined(setup):
     cfg = load_config(tmp / "plant.yaml")
     # an interval whose only reading is quarantined published nothing: the run fails, naming why
     with pytest.raises(NothingPublished, match=r"1 input row\(s\) .* none published — 1 quarantined "
-                                               r"\(1 x ts: before 2000\).*on_nothing_published: warn"):
+                                               r"\(1 x ts: before 2000 \(e\.g\. ts: before 2000 \(1999-12-31 00:00:00\+00:00\)\)\)"
+                                               r".*on_nothing_published: warn"):
         run_source("opcua_plant", datetime(1999, 12, 31, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC), config=cfg)
     assert Lake(tmp / "lake").read(SENSOR).num_rows == 0
     cfg = with_source(cfg, "opcua_plant", on_nothing_published="warn")

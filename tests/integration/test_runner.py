@@ -73,7 +73,7 @@ def test_quarantine_keeps_each_bad_row_with_its_reason(plant, plant_dir):
     q = pq.read_table(plant_dir / "lake" / summary.tables["sensor_readings"].quarantine_file).to_pylist()
     reasons = sorted(r["reason"] for r in q)
     assert reasons == [
-        "Zeitstempel: not a valid time in format %d.%m.%Y %H:%M:%S ('31.02.2026 00:00:00')",
+        "Zeitstempel: '31.02.2026 00:00:00' is not a time in timestamp_format '%d.%m.%Y %H:%M:%S' of source historian_export",
         "expect_tag_values_to_be_within_physical_range(asset_id, tag, value): "
         "outside the physical range the site config gives the tag (historian_export)",
         "source_ref: no tag mapping ('L3.UNKNOWN.TAG')",
