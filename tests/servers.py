@@ -22,6 +22,23 @@ def pg_bin(name: str) -> str:
 
 
 @contextmanager
+def database(server_url: str, name: str) -> Iterator:
+    """A database of its own on a PostgreSQL server (its SQLAlchemy URL), dropped afterwards."""
+    import sqlalchemy as sa
+
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    url = sa.engine.make_url(server_url).set(database=name)
+    try:
+        yield url
+    finally:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'drop database "{name}" with (force)'))
+        server.dispose()
+
+
+@contextmanager
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL on 127.0.0.1; yields a SQLAlchemy URL for database 'postgres'."""
     tmp = Path(tempfile.mkdtemp(prefix="plantlake-pg-"))

@@ -129,15 +129,10 @@ def test_a_full_pull_matches_the_erp_exactly_in_sqlite(site):
 @pytest.fixture
 def erp_database(postgres_url):
     """A database of its own on the session's PostgreSQL server, dropped afterwards."""
-    server = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(sa.text("create database plantlake_erp"))
-    url = sa.engine.make_url(postgres_url).set(database="plantlake_erp")
-    yield url.render_as_string(hide_password=False)
-    sa.create_engine(url).dispose()
-    with server.connect() as conn:
-        conn.execute(sa.text("drop database plantlake_erp with (force)"))
-    server.dispose()
+    from tests.servers import database
+
+    with database(postgres_url, "plantlake_erp") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 def postgres_erp(url: str, as_of: datetime, monkeypatch) -> ErpSimulator:

@@ -141,14 +141,10 @@ def test_sqlite_cursor_reads_each_window_for_every_stored_form(form, tmp_path, m
 @pytest.fixture
 def pg_database(postgres_url):
     """A database of its own on the session's PostgreSQL server, dropped afterwards."""
-    server = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(sa.text("create database erp_cursor"))
-    url = sa.engine.make_url(postgres_url).set(database="erp_cursor")
-    yield url
-    with server.connect() as conn:
-        conn.execute(sa.text("drop database erp_cursor with (force)"))
-    server.dispose()
+    from tests.servers import database
+
+    with database(postgres_url, "erp_cursor") as url:
+        yield url
 
 
 PG_FORMS = {
