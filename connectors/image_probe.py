@@ -27,7 +27,10 @@ from plantlake.lake import BlobStore
 
 FEATURE_SIDE = 256
 EXIF_MODEL, EXIF_IFD, EXIF_DATETIME_ORIGINAL, EXIF_EXPOSURE = 0x0110, 0x8769, 0x9003, 0x829A
-_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif"}
+#: file name endings that fit each content format; the first is the lake copy's
+SUFFIXES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",), "BMP": (".bmp",), "TIFF": (".tif", ".tiff"),
+            "WEBP": (".webp",), "GIF": (".gif",)}
+_SUFFIX = {fmt: names[0] for fmt, names in SUFFIXES.items()}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from connectors.base import Connector, Decoded, Extract, capture_regex, fill
 from connectors.files import claim
-from connectors.image_probe import Job, Probe
+from connectors.image_probe import SUFFIXES, Job, Probe
 from plantlake.lake import Interval
 from schemas.conform import Rejects
 
@@ -143,7 +143,7 @@ class ImagesConnector(Connector):
             folder = self.source.folders[rec["folder"]]
             source_file = f"{folder.path}/{rec['file']}"
             named = Path(rec["file"]).suffix.lower()
-            if rec["format"] and named and named not in _NAMES.get(rec["format"], (named,)):
+            if rec["format"] and named and named not in SUFFIXES.get(rec["format"], (named,)):
                 self.stats["format_mismatch"] += 1  # kept by its content: format and the copy's suffix
                 log.warning("source %s: %s is %s by its content, not %s as named", self.source.name,
                             source_file, rec["format"], named)
@@ -157,10 +157,11 @@ class ImagesConnector(Connector):
                 self.ingested.append(paths[0])
                 if paths[1]:
                     self.ingested.append(Path(paths[1]))
-        kept = set(out["image_id"])
+        kept: set[str] | None = None  # the image ids a row points at: this batch's and the published ones
         for rec, exc in failed:  # rejected bytes live under quarantine/, not images/ (unless a row keeps them)
-            if rec["uri"] and rec["uri"].startswith(f"{self.lake.images.prefix}/") and rec["sha256"] not in kept:
-                rec = {**rec, "uri": self._move_to_quarantine(rec["uri"], rec["sha256"])}
+            if rec["uri"] and rec["uri"].startswith(f"{self.lake.images.prefix}/"):
+                kept = kept if kept is not None else set(out["image_id"]) | self._published_ids()
+                rec = {**rec, "uri": self._move_to_quarantine(rec["uri"], rec["sha256"], rec["sha256"] in kept)}
             rejects.rows.append({"stage": "decode", "column": exc.column, "reason": str(exc),
                                  "record": json.dumps(rec, default=str, sort_keys=True)})
         repeated = _repeated_bytes(out)
@@ -250,9 +251,9 @@ class ImagesConnector(Connector):
         except ValueError:
             return None
 
-    def _move_to_quarantine(self, uri: str, digest: str) -> str:
+    def _move_to_quarantine(self, uri: str, digest: str, kept: bool) -> str:
         """Put a rejected file's copy under quarantine/_files/ and drop the images/ copy unless a
-        published row points at it; return the quarantine key."""
+        row points at it (`kept`); return the quarantine key."""
         assert self.lake is not None
         path = self.lake.root / uri
         try:
@@ -261,17 +262,15 @@ class ImagesConnector(Connector):
             return uri
         key = self.lake.quarantined_files.put(data, digest, path.suffix.lower())
         self.lake.quarantined_files.flush()
-        if not self._published(digest):
+        if not kept:
             path.unlink(missing_ok=True)
         return key
 
-    def _published(self, digest: str) -> bool:
-        import pyarrow.compute as pc
-
+    def _published_ids(self) -> set[str]:
         from schemas import get_table
 
-        ids = self.lake.read(get_table("inspection_images"), columns=["image_id"])["image_id"]
-        return bool(pc.any(pc.equal(ids, digest)).as_py()) if len(ids) else False
+        assert self.lake is not None
+        return set(self.lake.read(get_table("inspection_images"), columns=["image_id"])["image_id"].to_pylist())
 
     # ---- after publish ---------------------------------------------------------------------
 
@@ -282,11 +281,6 @@ class ImagesConnector(Connector):
         for path in self.ingested:
             path.unlink(missing_ok=True)
         self.stats["files_deleted"] = len(self.ingested)
-
-
-#: file name endings that fit each content format
-_NAMES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",), "TIFF": (".tif", ".tiff"), "BMP": (".bmp",),
-          "WEBP": (".webp",), "GIF": (".gif",)}
 
 
 def capture_id(asset_id: str, part_serial: str | None, captured_at: datetime, source_file: str) -> str:
