@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from connectors.base import Connector, Decoded, Extract
-from connectors.files import DropFile, claim
+from connectors.files import DropFile, UnsafeFile, claim, open_drop_file, printable
 from plantlake.lake import Interval
 from schemas.conform import Rejects
 
@@ -24,20 +24,27 @@ RAW_META = ["_file", "_line", "_error"]
 
 
 class ExportUnreadable(ValueError):
-    """A file that is not text in the declared encoding; the message names the file and the setting."""
+    """A file that cannot be read as the declared export; the message names the file and the setting."""
 
 
-def _not_text(path: Any, encoding: str, setting: str) -> ExportUnreadable:
+BLOCK_BYTES = 1 << 22  # pyarrow's read block: a line longer than this cannot be parsed
+
+
+def _not_text(fh: Any, name: str, encoding: str, setting: str) -> ExportUnreadable:
     """Why a file is not `encoding` text, and the encoding it does read as (the fix to name)."""
-    data = Path(path).read_bytes()[: 1 << 22]
+    fh.seek(0)
+    data = fh.read(BLOCK_BYTES)
     try:
         data.decode(encoding)
         where = "invalid text"
     except UnicodeDecodeError as exc:
         where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a byte order mark: UTF-16, which no setting reads
+        return ExportUnreadable(f"file: {name} is UTF-16 text, not {encoding}; export it as UTF-8 (plantlake reads "
+                                "utf-8, utf-8-sig, latin-1 and cp1252)")
     guess = next((e for e in ("utf-8", "cp1252", "latin-1") if e != encoding and _decodes(data, e)), None)
     hint = f"it reads as {guess}: set {setting}: {guess}" if guess else f"check {setting}"
-    return ExportUnreadable(f"file: {Path(path).name} is not {encoding} text; {hint} ({where})")
+    return ExportUnreadable(f"file: {name} is not {encoding} text; {hint} ({where})")
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
@@ -48,38 +55,69 @@ def _decodes(data: bytes, encoding: str) -> bool:
     return encoding != "cp1252" or not any(0x80 <= ord(ch) <= 0x9F for ch in text)  # C1 controls: not Windows text
 
 
-def read_header(path: Any, *, delimiter: str, encoding: str, setting: str = "encoding") -> list[str]:
-    """The column names of a CSV file (a UTF-8 BOM is dropped whatever the declared encoding)."""
+def _header(fh: Any, name: str, *, delimiter: str, encoding: str, setting: str) -> list[str]:
+    line = fh.readline(BLOCK_BYTES + 1)
+    if len(line) > BLOCK_BYTES:
+        raise ExportUnreadable(f"file: {name} has a header line longer than {BLOCK_BYTES} bytes (not an export)")
     try:
-        with open(path, encoding=encoding, newline="") as fh:
-            header = next(csv.reader([fh.readline()], delimiter=delimiter), [])
+        text = line.decode(encoding)
     except UnicodeDecodeError:
-        raise _not_text(path, encoding, setting) from None
+        raise _not_text(fh, name, encoding, setting) from None
+    header = next(csv.reader([text], delimiter=delimiter), [])
+    # a UTF-8 BOM is dropped whatever the declared encoding
     return [h.strip().removeprefix("\ufeff").removeprefix("ï»¿") for h in header]
 
 
-def read_text_csv(path: Any, *, delimiter: str, encoding: str, block_size: int = 1 << 22,
-                  setting: str = "encoding") -> pa.Table:
-    """Read a CSV file with every column as a string (nothing guessed), in the given encoding;
-    ExportUnreadable names the file and `setting` when it is not text in that encoding."""
-    names = read_header(path, delimiter=delimiter, encoding=encoding, setting=setting)
-    if not names:
-        return pa.table({})
-    try:
-        return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=block_size),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-            # only an empty field is missing; 'n/a' and friends stay text for decode to judge
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=True, null_values=[""]),
-        )
-    except UnicodeDecodeError:
-        raise _not_text(path, encoding, setting) from None
-    except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
-            raise _not_text(path, encoding, setting) from None
-        raise
+def read_header(root: Path, path: Path, *, delimiter: str, encoding: str, setting: str = "encoding",
+                max_bytes: int | None = None) -> list[str]:
+    """The column names of an export in a drop folder (opened without following links)."""
+    with open_drop_file(root, path, max_bytes=max_bytes) as fh:
+        return _header(fh, printable(Path(path).name), delimiter=delimiter, encoding=encoding, setting=setting)
+
+
+def read_text_csv(root: Path, path: Path, *, delimiter: str, encoding: str, setting: str = "encoding",
+                  max_bytes: int | None = None, block_size: int = BLOCK_BYTES) -> pa.Table:
+    """Read an export from a drop folder with every column as a string (nothing guessed), in the
+    given encoding; ExportUnreadable names the file and the setting when it is not that export,
+    UnsafeFile when it is a link, outside the folder or over `max_bytes`."""
+    name = printable(Path(path).name)
+    with open_drop_file(root, path, max_bytes=max_bytes) as fh:
+        names = _header(fh, name, delimiter=delimiter, encoding=encoding, setting=setting)
+        if not names:
+            return pa.table({})
+        fh.seek(0)
+        try:
+            return pacsv.read_csv(
+                fh,
+                read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1,
+                                               block_size=block_size),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                # only an empty field is missing; 'n/a' and friends stay text for decode to judge
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                     strings_can_be_null=True, null_values=[""]),
+            )
+        except UnicodeDecodeError:
+            raise _not_text(fh, name, encoding, setting) from None
+        except pa.ArrowInvalid as exc:
+            text = str(exc)
+            if "UTF8" in text or "utf8" in text.lower():
+                raise _not_text(fh, name, encoding, setting) from None
+            if "straddling" in text:
+                raise ExportUnreadable(f"file: {name} has a line longer than {block_size} bytes") from None
+            raise ExportUnreadable(f"file: {name} is not a {delimiter!r}-separated export ({text[:160]})") from None
+
+
+def unreadable(exc: BaseException, name: str) -> str:
+    """The quarantine reason of an export that could not be read at all (bounded, no content)."""
+    if isinstance(exc, ExportUnreadable | UnsafeFile):
+        return str(exc)[:500]
+    if isinstance(exc, FileNotFoundError):
+        return f"file: {printable(name)} vanished before it could be read"
+    return f"file: {printable(name)} cannot be read ({exc.__class__.__name__}: {str(exc)[:160]})"
+
+
+#: what reading one export may raise; each is that file's quarantine reason, never the run's end
+FILE_ERRORS = (ExportUnreadable, UnsafeFile, OSError, UnicodeError, csv.Error, pa.ArrowException)
 
 
 def unreadable_row(schema: pa.Schema, name: str, reason: str) -> pa.Table:
@@ -127,10 +165,11 @@ class CsvExportConnector(Connector):
 
     def _read(self, f: DropFile, schema: pa.Schema) -> pa.Table:
         try:
-            table = read_text_csv(f.path, delimiter=self.source.delimiter, encoding=self.source.encoding,
-                                  setting=f"encoding of source {self.source.name}")
-        except ExportUnreadable as exc:
-            return unreadable_row(schema, f.name, str(exc))
+            table = read_text_csv(self.plant.path(self.source.path), f.path, delimiter=self.source.delimiter,
+                                  encoding=self.source.encoding, setting=f"encoding of source {self.source.name}",
+                                  max_bytes=self.source.max_file_bytes)
+        except FILE_ERRORS as exc:  # one poison file is quarantined; the others publish
+            return unreadable_row(schema, f.name, unreadable(exc, f.name))
         n = table.num_rows
         cols = {}
         for field in schema:
@@ -142,9 +181,10 @@ class CsvExportConnector(Connector):
                 cols["_error"] = pa.nulls(n, pa.string())
             elif field.name in table.column_names:
                 cols[field.name] = table[field.name]
-            else:
-                raise ValueError(f"source {self.source.name}: file {f.name} has no column {field.name!r} "
-                                 f"(columns: {', '.join(table.column_names)})")
+            else:  # not this export: quarantined by name, naming the setting
+                shown = ", ".join(table.column_names)[:300] or "none"
+                return unreadable_row(schema, f.name, f"file: {printable(f.name)} has no column {field.name!r} "
+                                                      f"(set columns of source {self.source.name}; columns: {shown})")
         return pa.table(cols, schema=schema)
 
     def decode(self, raw: pa.Table) -> Decoded:

@@ -34,12 +34,14 @@ import sqlalchemy as sa
 
 from connectors.base import Connector, Decoded, Extract
 from connectors.csv_export import (
+    FILE_ERRORS,
     ExportUnreadable,
     normalize_number,
     read_header,
     read_text_csv,
     unreadable_row,
 )
+from connectors.csv_export import unreadable as unreadable_reason
 from connectors.files import claim
 from plantlake.lake import Interval
 from schemas import get_table
@@ -369,9 +371,10 @@ class ErpConnector(Connector):
         unreadable: dict[str, str] = {}
         for f in files:
             try:
-                header = read_header(f.path, delimiter=spec.delimiter, encoding=spec.encoding, setting=setting)
-            except ExportUnreadable as exc:
-                unreadable[f.name] = str(exc)
+                header = read_header(folder, f.path, delimiter=spec.delimiter, encoding=spec.encoding,
+                                     setting=setting, max_bytes=spec.max_file_bytes)
+            except FILE_ERRORS as exc:  # one poison file is quarantined; the others publish
+                unreadable[f.name] = unreadable_reason(exc, f.name)
                 continue
             missing = [c for c in needed if c not in header]
             if missing:
@@ -390,10 +393,11 @@ class ErpConnector(Connector):
                 try:
                     if f.name in unreadable:
                         raise ExportUnreadable(unreadable[f.name])
-                    table = read_text_csv(f.path, delimiter=spec.delimiter, encoding=spec.encoding, setting=setting)
-                except ExportUnreadable as exc:  # one raw row says which file and why; decode quarantines it
+                    table = read_text_csv(folder, f.path, delimiter=spec.delimiter, encoding=spec.encoding,
+                                          setting=setting, max_bytes=spec.max_file_bytes)
+                except FILE_ERRORS as exc:  # one raw row says which file and why; decode quarantines it
                     n += 1
-                    yield unreadable_row(schema, f.name, str(exc))
+                    yield unreadable_row(schema, f.name, unreadable_reason(exc, f.name))
                     continue
                 k = table.num_rows
                 data = {c: table[c] if c in table.column_names else pa.nulls(k, pa.string()) for c in cols}

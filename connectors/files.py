@@ -13,6 +13,7 @@ claim names is taken as read long ago; it is skipped, logged and counted
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -27,6 +28,56 @@ from plantlake.lake import Interval
 log = logging.getLogger(__name__)
 
 
+class UnsafeFile(ValueError):
+    """A drop-folder file plantlake will not read: a link, not a regular file, outside the folder,
+    or over its size limit. The message names the file and why, never its content."""
+
+
+def open_drop_file(root: Path, path: Path, *, max_bytes: int | None = None, setting: str = "max_file_bytes",
+                   what: str = "file") -> Any:
+    """Open a file from a folder others can write, as a binary file object: never through a link
+    (`O_NOFOLLOW` on the file, its folder resolved against `root`), only a regular file, at most
+    `max_bytes`. Raises UnsafeFile (quarantine it) or FileNotFoundError (it vanished)."""
+    root = Path(root).resolve()
+    name = _shown(path, root)
+    if not Path(path).parent.resolve().is_relative_to(root):
+        raise UnsafeFile(f"{what}: {name} lies outside the drop folder (through a linked folder)")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(f"{what}: {name} is a symbolic link; links in a drop folder are never followed") from None
+        if exc.errno == errno.ENOENT:
+            raise FileNotFoundError(name) from None
+        raise UnsafeFile(f"{what}: {name} cannot be opened ({errno.errorcode.get(exc.errno, exc.errno)})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise UnsafeFile(f"{what}: {name} is not a regular file")
+    if max_bytes is not None and st.st_size > max_bytes:
+        os.close(fd)
+        raise UnsafeFile(f"{what}: {name} is {st.st_size} bytes, over {setting} ({max_bytes})")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A file's name for a message: relative to its folder, printable, bounded."""
+    try:
+        text = Path(path).relative_to(root).as_posix()
+    except ValueError:
+        text = Path(path).name
+    text = printable(text)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def printable(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (a camera's Latin-1 name) become \\xNN escapes,
+    so the name can be stored and shown (the file itself is opened by its real path)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class DropFile:
     path: Path
@@ -39,13 +90,14 @@ class DropFile:
 
 
 def scan(folder: Path, pattern: str, ignore_suffixes: tuple[str, ...] = ()) -> list[DropFile]:
-    """Regular files under `folder` matching `pattern`; never follows a link out of it.
+    """Regular files and links under `folder` matching `pattern`; never follows a link out of it.
 
-    One lstat per file; only a link, or a file in a subfolder not seen yet, is resolved
-    (a drop folder holds thousands of files, and resolving each walks its whole path).
+    A link is listed as the link (its own size and time), and so is a file reached through a
+    linked folder: the source claims it and quarantines it when `open_drop_file` refuses it, so a
+    link someone put into a shared folder is reported, not only logged. One lstat per file (a
+    drop folder holds thousands of files); nothing is resolved here.
     """
     root = folder.resolve()
-    inside: dict[Path, bool] = {root: True}  # folder -> its real path lies under root
     found = []
     for path in sorted(root.glob(pattern)):
         if path.name.startswith(".") or path.name.lower().endswith(ignore_suffixes):
@@ -54,24 +106,9 @@ def scan(folder: Path, pattern: str, ignore_suffixes: tuple[str, ...] = ()) -> l
             st = path.lstat()
         except FileNotFoundError:  # vanished between glob and stat
             continue
-        parent = path.parent
-        if parent not in inside:
-            inside[parent] = parent.resolve().is_relative_to(root)
-        if stat.S_ISLNK(st.st_mode):
-            real = path.resolve()
-            if not (inside[parent] and real.is_relative_to(root)):
-                log.warning("skipping %s: it points outside the drop folder", path)
-                continue
-            try:
-                st = real.stat()
-            except FileNotFoundError:  # a dangling link
-                continue
-        elif not inside[parent]:
-            log.warning("skipping %s: it points outside the drop folder", path)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        found.append(DropFile(path, path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+        found.append(DropFile(path, printable(path.relative_to(root).as_posix()), st.st_size, st.st_mtime_ns))
     return found
 
 
@@ -120,6 +157,6 @@ def _end_of(key: str) -> float:
 
 def _growing(f: DropFile) -> bool:
     try:
-        return os.stat(f.path).st_size != f.size
+        return os.stat(f.path, follow_symlinks=False).st_size != f.size
     except FileNotFoundError:
         return True

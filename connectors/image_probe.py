@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from connectors.files import UnsafeFile, open_drop_file
 from plantlake.lake import BlobStore
 
 FEATURE_SIDE = 256
+SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes of JSON
 EXIF_MODEL, EXIF_IFD, EXIF_DATETIME_ORIGINAL, EXIF_EXPOSURE = 0x0110, 0x8769, 0x9003, 0x829A
 #: file name endings that fit each content format; the first is the lake copy's
 SUFFIXES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",), "BMP": (".bmp",), "TIFF": (".tif", ".tiff"),
@@ -43,6 +45,7 @@ class Job:
     size: int
     mtime_ns: int
     sidecar: str | None = None
+    root: str | None = None  # the drop folder: nothing is read through a link or from outside it
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class Probe:
     extensions: tuple[str, ...]
     max_pixels: int
     link: bool = False
+    max_file_bytes: int = 256 * 1024**2
+    #: a rejected file larger than this is not copied to quarantine/_files/ (its hash is kept)
+    max_reject_copy_bytes: int = 16 * 1024**2
 
     def __call__(self, job: Job) -> dict[str, Any]:
         return probe(job, self)
@@ -62,21 +68,27 @@ class Probe:
 def probe(job: Job, opts: Probe) -> dict[str, Any]:
     row: dict[str, Any] = {"file": job.name, "folder": job.folder, "mtime_ns": job.mtime_ns, "size": None,
                            "sha256": None, "sidecar": None, "error": None, "error_column": None, "uri": None}
+    root = Path(job.root) if job.root else Path(job.path).parent
     if job.sidecar is not None:
         try:
-            with open(job.sidecar, "rb") as fh:
-                row["sidecar"] = fh.read(1 << 20).decode("utf-8", "replace")
+            with open_drop_file(root, Path(job.sidecar), max_bytes=SIDECAR_BYTES, setting="the sidecar limit",
+                                what="sidecar") as fh:
+                row["sidecar"] = fh.read().decode("utf-8", "replace")
         except FileNotFoundError:
             pass  # decode reports the missing sidecar
+        except UnsafeFile as exc:  # a link next to the image is never read (it may point at secrets)
+            return _fail(row, "sidecar", str(exc))
     ext = os.path.splitext(job.name)[1].lower()
     if ext not in opts.extensions:
         return _fail(row, "file", f"file: unknown extension, expected one of {', '.join(opts.extensions)} "
                                   f"({job.name})")
     try:
-        with open(job.path, "rb") as fh:
+        with open_drop_file(root, Path(job.path), max_bytes=opts.max_file_bytes) as fh:
             data = fh.read()
     except FileNotFoundError:
         return _fail(row, "file", f"file: vanished before it could be read ({job.name})")
+    except UnsafeFile as exc:
+        return _fail(row, "file", str(exc))
     except OSError as exc:
         return _fail(row, "file", f"file: cannot be read ({job.name}: {exc.strerror or exc})")
     row["size"] = len(data)
@@ -87,7 +99,8 @@ def probe(job: Job, opts: Probe) -> dict[str, Any]:
     try:
         row.update(_decode(data, opts.max_pixels))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        row["uri"] = opts.rejected.put(data, digest, ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else "")
+        if len(data) <= opts.max_reject_copy_bytes:
+            row["uri"] = opts.rejected.put(data, digest, ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else "")
         return _fail(row, "image", f"image: cannot be decoded ({job.name}: {exc.__class__.__name__}: {str(exc)[:120]})")
     row["uri"] = opts.images.put(data, digest, _SUFFIX.get(row["format"], ext),
                                  link_from=Path(job.path) if opts.link else None)

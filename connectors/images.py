@@ -90,11 +90,12 @@ class ImagesConnector(Connector):
             self.stats["files_before_watermark"] += len(info["before_watermark"])
             for d in files:
                 sidecar = str(d.path.with_suffix(f.sidecar.suffix)) if f.sidecar else None
-                jobs.append(Job(str(d.path), d.name, i, d.size, d.mtime_ns, sidecar))
+                jobs.append(Job(str(d.path), d.name, i, d.size, d.mtime_ns, sidecar, str(folder)))
         self.stats["files"] = len(jobs)
         self._paths = {(j.folder, j.name): (Path(j.path), j.sidecar) for j in jobs}
         probe = Probe(self.lake.images, self.lake.quarantined_files,
-                      tuple(e.lower() for e in src.extensions), src.max_pixels, link=src.copy_mode == "link")
+                      tuple(e.lower() for e in src.extensions), src.max_pixels, link=src.copy_mode == "link",
+                      max_file_bytes=src.max_file_bytes)
         return Extract(schema=RAW_SCHEMA, batches=self._probe_all(jobs, probe),
                        state={**state, "folders": folders_state}, stats=self.stats)
 

@@ -243,6 +243,7 @@ class CsvSource(SourceBase):
     timestamp_format: str | None = None
     timezone: str | None = None
     columns: CsvColumns = Field(default_factory=CsvColumns)
+    max_file_bytes: int = Field(4 * 1024**3, ge=1, description="Larger export files are quarantined unread.")
 
 
 class OpcUaNodes(_Model):
@@ -439,6 +440,8 @@ class ImageSource(SourceBase):
     workers: int = Field(0, ge=0, le=64, description="Decode/hash processes; 0 = one per core.")
     batch_files: int = Field(500, ge=1, le=100_000, description="Files per landed raw batch.")
     max_pixels: int = Field(100_000_000, ge=1, description="Larger images are quarantined (decompression bombs).")
+    max_file_bytes: int = Field(256 * 1024**2, ge=1, description="Larger files are quarantined unread (a camera "
+                                "frame is a few MB).")
     delete_after_publish: bool = Field(False, description="Remove the operator's file once its row is published.")
     copy_mode: Literal["copy", "link"] = Field(
         "copy", description="How the lake keeps its copy: 'copy' the bytes, or 'link' (a hard link: no copy, "
@@ -456,6 +459,7 @@ class ErpCsv(_Model):
     thousands: Literal[".", ",", " ", "'"] | None = None
     encoding: Literal["utf-8", "utf-8-sig", "latin-1", "cp1252"] = "utf-8"
     datetime_format: str = Field("%d.%m.%Y %H:%M:%S", description="strptime format of time columns.")
+    max_file_bytes: int = Field(4 * 1024**3, ge=1, description="Larger export files are quarantined unread.")
     date_format: str | None = Field(None, description="strptime format of date-only values, when they occur.")
 
 

@@ -6,12 +6,14 @@ import os
 
 import pytest
 
-from connectors.files import scan
+from connectors.files import UnsafeFile, open_drop_file, scan
 
 pytestmark = pytest.mark.unit
 
 
-def test_scan_lists_regular_files_and_inner_links_never_what_lies_outside(tmp_path):
+def test_scan_lists_files_and_links_and_open_refuses_every_link(tmp_path):
+    """A link in a shared folder is listed (so it is claimed and quarantined with a reason) and never
+    read: not the one out of the folder, not the one that stays inside, not a file through a linked folder."""
     drop, outside = tmp_path / "drop", tmp_path / "outside"
     (drop / "line1").mkdir(parents=True)
     outside.mkdir()
@@ -26,11 +28,33 @@ def test_scan_lists_regular_files_and_inner_links_never_what_lies_outside(tmp_pa
     os.symlink(drop / "gone.jpg", drop / "dangling.jpg")
     (drop / "sub.jpg").mkdir()  # a folder whose name matches the pattern
 
-    found = {f.name: f.size for f in scan(drop, "**/*.jpg", ignore_suffixes=(".json",))}
+    found = {f.name: f for f in scan(drop, "**/*.jpg", ignore_suffixes=(".json",))}
+    assert sorted(found) == ["a.jpg", "dangling.jpg", "escape.jpg", "line1/alias.jpg", "line1/b.jpg"]
+    assert (found["a.jpg"].size, found["line1/b.jpg"].size) == (3, 5)
+    with open_drop_file(drop, found["a.jpg"].path) as fh:
+        assert fh.read() == b"aaa"
+    for name in ("escape.jpg", "line1/alias.jpg", "dangling.jpg"):
+        with pytest.raises(UnsafeFile, match=rf"file: {name} is a symbolic link; links in a drop folder are never followed"):
+            open_drop_file(drop, found[name].path)
+    # a pattern naming a level of subfolders enters linked folders: their files are listed, then refused
+    through = {f.name: f for f in scan(drop, "*/*.jpg")}
+    assert sorted(through) == ["line1/alias.jpg", "line1/b.jpg", "linked_dir/secret.jpg"]
+    with pytest.raises(UnsafeFile, match="lies outside the drop folder"):
+        open_drop_file(drop, through["linked_dir/secret.jpg"].path)
 
-    assert found == {"a.jpg": 3, "line1/b.jpg": 5, "line1/alias.jpg": 3}
-    # a pattern naming a level of subfolders enters linked folders: their files are still refused
-    assert {f.name for f in scan(drop, "*/*.jpg")} == {"line1/b.jpg", "line1/alias.jpg"}
+
+def test_open_refuses_what_is_not_a_regular_file_or_too_large(tmp_path):
+    os.mkfifo(tmp_path / "pipe.csv")  # would block a plain open() for ever
+    with pytest.raises(UnsafeFile, match="file: pipe.csv is not a regular file"):
+        open_drop_file(tmp_path, tmp_path / "pipe.csv")
+    (tmp_path / "big.csv").write_bytes(b"x" * 101)
+    with pytest.raises(UnsafeFile, match=r"file: big.csv is 101 bytes, over max_file_bytes \(100\)"):
+        open_drop_file(tmp_path, tmp_path / "big.csv", max_bytes=100)
+    with pytest.raises(FileNotFoundError):
+        open_drop_file(tmp_path, tmp_path / "never.csv")
+    latin = os.fsdecode(b"Pr\xfcfung.csv")  # a Latin-1 file name on a UTF-8 system
+    (tmp_path / latin).write_bytes(b"z")
+    assert [f.name for f in scan(tmp_path, "Pr*")] == ["Pr\\xfcfung.csv"]
 
 
 def test_scan_of_a_folder_reached_through_a_link_lists_its_files(tmp_path):

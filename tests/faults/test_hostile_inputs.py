@@ -1,0 +1,118 @@
+"""Hostile neighbours in shared drop folders: links to secrets are quarantined, never read; one
+poison file never stops the good files beside it. A canary secret is searched, decoded, in every
+file the lake holds."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from plantlake.config import load_config, parse_config
+from plantlake.lake import Lake
+from plantlake.runner import run_source
+from schemas import get_table
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.faults
+
+START = datetime(2026, 1, 1, 6, tzinfo=UTC)
+END = START + timedelta(hours=1)
+CANARY = "CANARY-s3cr3t-7f3a9"
+
+
+def lake_text(root: Path) -> str:
+    """Everything the lake holds, decoded: Parquet as its rows (it is compressed), other files as text."""
+    parts = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        if p.suffix == ".parquet":
+            parts.append(json.dumps(pq.read_table(p).to_pylist(), default=str))
+        else:
+            parts.append(p.read_bytes().decode("latin-1"))
+    return "\n".join(parts)
+
+
+def settle(*paths: Path) -> None:
+    for p in paths:
+        os.utime(p, (START.timestamp() + 60, START.timestamp() + 60), follow_symlinks=False)
+
+
+def jpeg(shade: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (shade, shade, shade)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def secret(tmp_path, monkeypatch):
+    """A file outside every drop folder holding what an attacker wants (like /proc/self/environ)."""
+    monkeypatch.setenv("AIRFLOW_CONN_CANARY", f"postgresql://plantlake:{CANARY}@erp:5432/erp")
+    path = tmp_path / "outside" / "environ"
+    path.parent.mkdir()
+    path.write_text(f"AIRFLOW_CONN_ERP=postgresql://plantlake:{CANARY}@erp:5432/erp\n")
+    return path
+
+
+def test_a_sidecar_that_links_to_a_secret_is_quarantined_unread(tmp_path, secret, reliability):
+    cfg = load_config(ROOT / "plant.yaml")
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["sources"] = [{"name": "cams", "kind": "images", "settle_s": 0,
+                        "folders": [{"path": "in", "pattern": "*.jpg", "sidecar": {"suffix": ".json"}}]}]
+    cfg = parse_config(data, base_dir=tmp_path)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    meta = {"station": "assembly/line1/camera1", "captured_at": "2026-01-01T06:10:00Z"}
+    for i in range(3):
+        (inbox / f"ok{i}.jpg").write_bytes(jpeg(40 * i))
+        (inbox / f"ok{i}.json").write_text(json.dumps({**meta, "part_serial": f"P{i}"}))
+    (inbox / "X.jpg").write_bytes(jpeg(200))
+    os.symlink(secret, inbox / "X.json")  # ln -s /proc/self/environ X.json
+    os.symlink(secret, inbox / "Y.jpg")   # and an "image" that is a link to it
+    settle(*inbox.iterdir())
+    s = run_source("cams", START, END, config=cfg)
+    t = s.tables["inspection_images"]
+    assert s.published == 3 and t.quarantined == 2
+    assert t.examples["sidecar: X.json is a symbolic link; links in a drop folder are never followed"]
+    assert t.examples["file: Y.jpg is a symbolic link; links in a drop folder are never followed"]
+    assert CANARY not in lake_text(tmp_path / "lake")
+    reliability("drop folder: sidecar and image linked to a secret", data_in=5, data_out=3, lost=0, duplicates=0,
+                unit="files", note="2 links quarantined unread; canary absent from every lake file")
+
+
+def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, secret, reliability):
+    cfg = load_config(ROOT / "plant.yaml")
+    drop = tmp_path / "drop" / "historian"
+    drop.mkdir(parents=True)
+    cfg = cfg.model_copy(update={"base_dir": tmp_path})
+    good = "Zeitstempel;Messstelle;Wert;Einheit;Status\n01.01.2026 14:05:00;L1.PRESS.FORCE;12,5;kN;0\n"
+    (drop / "good.csv").write_text(good, encoding="utf-8")
+    os.symlink(secret, drop / "linked.csv")                                           # a link to a secret
+    (drop / "utf16.csv").write_bytes(good.encode("utf-16"))                           # another encoding
+    (drop / "nul.csv").write_bytes(b"\0" * 64 + b"\n")                                # a NUL-only line
+    (drop / "long.csv").write_bytes(good.encode().replace(b"14:05", b"14:07")          # a 5 MiB value
+                                    + b"01.01.2026 14:06:00;L1.PRESS.FORCE;" + b"9," * (5 << 19) + b";kN;0\n")
+    (drop / "empty.csv").write_bytes(b"")                                             # nothing at all
+    settle(*drop.iterdir())
+    s = run_source("historian_export", START, END, config=cfg)
+    t = s.tables["sensor_readings"]
+    assert s.published == 2, t.reasons
+    assert t.reasons == {
+        "file: linked.csv is a symbolic link; links in a drop folder are never followed": 1,
+        "file: utf16.csv is UTF-16 text, not utf-8; export it as UTF-8": 1,
+        "file: nul.csv has no column …": 1, "file: empty.csv has no column …": 1,
+        "value: not a number as mapped for tag nip_force": 1,  # the 5 MiB value, by row
+    }, t.reasons
+    assert CANARY not in lake_text(tmp_path / "lake")
+    assert Lake(tmp_path / "lake").read(get_table("sensor_readings"))["value"].to_pylist() == [12.5, 12.5]
+    reliability("historian exports: a link to a secret, UTF-16, a NUL line, a 5 MiB line, an empty file", data_in=7,
+                data_out=2, lost=0, duplicates=0, unit="files",
+                note="the good export and the long file's good row publish; 4 files and 1 row quarantined by name; "
+                     "canary absent from every lake file")
