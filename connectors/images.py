@@ -141,6 +141,10 @@ class ImagesConnector(Connector):
             except MetadataError as exc:
                 failed.append((rec, exc))
                 continue
+            except Exception as exc:  # noqa: BLE001 - one poison file is quarantined, never the batch's end
+                failed.append((rec, MetadataError("file", f"file: metadata cannot be read ({rec['file']}: "
+                                                          f"{exc.__class__.__name__}: {str(exc)[:160]})")))
+                continue
             folder = self.source.folders[rec["folder"]]
             source_file = f"{folder.path}/{rec['file']}"
             named = Path(rec["file"]).suffix.lower()
@@ -194,6 +198,8 @@ class ImagesConnector(Connector):
                 body = json.loads(rec["sidecar"])
             except json.JSONDecodeError as exc:
                 raise MetadataError("sidecar", f"sidecar: not valid JSON ({name}: {exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # nested too deep, a 5,000-digit number
+                raise MetadataError("sidecar", f"sidecar: not valid JSON ({name}: {exc.__class__.__name__})") from None
             if not isinstance(body, dict):
                 raise MetadataError("sidecar", f"sidecar: expected a JSON object ({name})")
             asset_ref = body.get(sc.asset, asset_ref)

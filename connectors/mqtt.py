@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -40,6 +41,8 @@ RAW_SCHEMA = pa.schema([("topic", pa.string()), ("payload", pa.binary()), ("qos"
                         ("dup", pa.bool_()), ("received_at", TS)])
 BAD_NO_COMMUNICATION = 0x80310000
 _EPOCH = {"s": 1_000_000, "ms": 1_000, "us": 1}
+#: the instants a timestamp may name (years 1..9999, what Python's datetime holds), in µs since the epoch
+MIN_US, MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
 
 
 class SourceUnavailable(ConnectionError):
@@ -255,7 +258,13 @@ class MqttConnector(Connector):
                           rule_hits={})
         for rec in raw.to_pylist():
             before = len(rows["ts"])
-            problem = self._decode_one(rec, rows)
+            try:
+                problem = self._decode_one(rec, rows)
+            except Exception as exc:  # noqa: BLE001 - one poison message is quarantined, never the batch's end
+                for col in rows.values():
+                    del col[before:]
+                problem = ("payload", f"payload: cannot be decoded ({exc.__class__.__name__}: {str(exc)[:160]}) "
+                                      f"on {rec['topic'][:200]}")
             if problem:
                 column, reason = problem
                 shown = {**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")}
@@ -315,7 +324,7 @@ class MqttConnector(Connector):
         topic = rec["topic"]
         try:
             body = json.loads(rec["payload"])
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # also too deep, or a 5,000-digit number
             return "payload", f"payload: not JSON ({exc.__class__.__name__}: {str(exc)[:80]}) on {topic}"
         if not isinstance(body, dict):
             return "payload", f"payload: expected a JSON object, got {type(body).__name__} on {topic}"
@@ -359,6 +368,8 @@ class MqttConnector(Connector):
 
     def _row(self, rows: dict[str, list], ts: int, asset: str | None, tag: str, v: Any, unit: str | None,
              status: int, ref: str, msg_id: str | None) -> None:
+        if not MIN_US <= ts <= MAX_US:  # what a datetime can hold; conform judges plausibility
+            raise ValueError(f"timestamp {ts} µs is outside the years 1..9999")
         rows["ts"].append(ts)
         rows["asset_id"].append(asset)
         rows["tag"].append(tag)
@@ -481,7 +492,8 @@ def _timestamp(v: Any, epoch_unit: str) -> int | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, int | float):
-        return int(v * _EPOCH[epoch_unit])
+        us = v * _EPOCH[epoch_unit]
+        return int(us) if math.isfinite(us) and MIN_US <= us <= MAX_US else None
     if isinstance(v, str):
         try:
             dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))

@@ -117,7 +117,8 @@ class Rejects:
         return len(self.rows)
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.rows, schema=REJECT_SCHEMA)
+        rows = [{**r, "reason": r["reason"][:MAX_REASON]} if len(r["reason"]) > MAX_REASON else r for r in self.rows]
+        return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
 
     def reasons(self) -> Counter:
         """Reject counts per kind of reason (see `reason_kind`)."""
@@ -131,6 +132,8 @@ class Rejects:
         return out
 
 
+#: a quarantine reason is at most this long, a kind of reason in a summary at most MAX_KIND
+MAX_REASON, MAX_KIND = 1000, 240
 _QUOTED = re.compile(r"(?<![\w\[])(?<!, )'[^']*'(?![,\]])")
 
 
@@ -138,8 +141,8 @@ def reason_kind(reason: str) -> str:
     """A reason without its offending value, so reasons group with counts: the parenthesised tail
     goes and a quoted value becomes '…' ("ts: '3.2.' is not a time in …" -> "ts: … is not a time in …");
     quoted names inside a list stay (they name settings, not values)."""
-    head = reason.split(" (")[0]
-    return _QUOTED.sub("…", head)
+    head = _QUOTED.sub("…", reason.split(" (")[0])
+    return head if len(head) <= MAX_KIND else head[:MAX_KIND] + "…"
 
 
 def _to_json(record: dict) -> str:

@@ -116,3 +116,67 @@ def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, sec
                 data_out=2, lost=0, duplicates=0, unit="files",
                 note="the good export and the long file's good row publish; 4 files and 1 row quarantined by name; "
                      "canary absent from every lake file")
+
+
+def test_poison_messages_beside_good_ones_are_quarantined_by_name(reliability):
+    """Each of these crashed a whole drain once; now each is one quarantined message and the good
+    message beside it publishes."""
+    from connectors import sparkplug
+    from tests.unit.test_mqtt_decode import DEV, NODE, T0, connector, raw
+
+    topic = "acme/shenzhen/assembly/line1/press1/telemetry"
+    good = json.dumps({"msg_id": "good", "ts": "2026-01-01T06:00:00Z", "values": {"roll_force": 1800.0}})
+    poison = {
+        "deep": "[" * 5000 + "]" * 5000,
+        "digits": '{"msg_id": "d", "ts": "2026-01-01T06:00:00Z", "values": {"roll_force": ' + "9" * 5000 + "}}",
+        "ts_1e30": '{"msg_id": "t30", "ts": 1e30, "values": {"roll_force": 1.0}}',
+        "ts_1e400": '{"msg_id": "t400", "ts": 1e400, "values": {"roll_force": 1.0}}',
+        "huge_int": '{"msg_id": "h", "ts": "2026-01-01T06:00:00Z", "values": {"roll_force": ' + "9" * 400 + "}}",
+        "long_topic": good,
+    }
+    msgs = [(topic, good.encode())] + [(topic if k != "long_topic" else topic + "/x" * 20000, v.encode())
+                                       for k, v in poison.items()]
+    msgs += [(NODE.format("NBIRTH"), sparkplug.encode(timestamp=T0, seq=0, metrics=[])),
+             (DEV.format("DBIRTH"), sparkplug.encode(timestamp=2**64 - 1, seq=1, uuid="b", metrics=[
+                 {"name": "coolant_flow", "alias": 1, "datatype": "Double", "value": 40.0, "timestamp": 2**64 - 1}]))]
+    c = connector()
+    out = c.decode(raw(*msgs))
+    rows = out.tables["sensor_readings"].to_pylist()
+    assert [(r["message_id"], r["tag"], r["value"]) for r in rows] == [("good", "roll_force", 1800.0)]
+    reasons = [r["reason"] for r in out.rejects["sensor_readings"].rows]
+    assert len(reasons) == 7, reasons
+    assert sum("payload: not JSON (RecursionError" in r for r in reasons) == 1
+    assert sum("payload: not JSON (ValueError: Exceeds the limit" in r for r in reasons) == 1
+    assert sum(r.startswith("timestamp: field 'ts' is not a time") for r in reasons) == 2
+    assert sum("payload: cannot be decoded (OverflowError" in r for r in reasons) == 1
+    assert sum("is outside the years 1..9999" in r for r in reasons) == 1  # the Sparkplug birth of 2^64-1
+    assert sum(r.startswith("topic: no mapping") for r in reasons) == 1
+    assert max(len(r) for r in out.rejects["sensor_readings"].table()["reason"].to_pylist()) <= 1000
+    reliability("MQTT poison messages beside a good one", data_in=len(msgs), data_out=1, lost=0, duplicates=0,
+                unit="messages", note="JSON 5,000 deep, a 5,000-digit number, ts 1e30 and 1e400, a 400-digit value, "
+                                      "a 40,000-character topic, a Sparkplug birth at 2^64-1: each quarantined by name")
+
+
+def test_a_sidecar_nested_100000_deep_is_quarantined_and_the_others_publish(tmp_path, reliability):
+    cfg = load_config(ROOT / "plant.yaml")
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["sources"] = [{"name": "cams", "kind": "images", "settle_s": 0,
+                        "folders": [{"path": "in", "pattern": "*.jpg", "sidecar": {"suffix": ".json"}}]}]
+    cfg = parse_config(data, base_dir=tmp_path)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "ok.jpg").write_bytes(jpeg(10))
+    (inbox / "ok.json").write_text(json.dumps({"station": "assembly/line1/camera1", "part_serial": "P1",
+                                               "captured_at": "2026-01-01T06:10:00Z"}))
+    (inbox / "deep.jpg").write_bytes(jpeg(20))
+    (inbox / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    name = "x" * 251 + ".jpg"  # 255 bytes; its sidecar's name is 256: too long for the filesystem
+    (inbox / name).write_bytes(jpeg(30))
+    settle(*inbox.iterdir())
+    s = run_source("cams", START, END, config=cfg)
+    t = s.tables["inspection_images"]
+    assert s.published == 1 and t.quarantined == 2, t.reasons
+    assert t.reasons["sidecar: not valid JSON"] == 1
+    assert any("cannot be opened (ENAMETOOLONG)" in r for r in t.examples.values()), t.examples
+    reliability("camera: a sidecar 100,000 deep and a 255-byte file name beside a good image", data_in=3,
+                data_out=1, lost=0, duplicates=0, unit="files", note="2 quarantined by name")
