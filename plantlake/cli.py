@@ -9,6 +9,7 @@ import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from plantlake.config import ConfigError, load_config
 
@@ -55,9 +56,28 @@ def _cmd_config(args: argparse.Namespace) -> int:
         print(f"wrote {write_reference(Path(args.out))}")
         return 0
     cfg = load_config(args.config)
+    problems = _connection_problems(cfg)
+    for p in problems:
+        print(f"plantlake: {p}", file=sys.stderr)
+    if problems:
+        return 2
     print(f"ok: {len(cfg.assets())} assets, {len(cfg.sources)} source(s): "
           + ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in cfg.sources))
     return 0
+
+
+def _connection_problems(cfg: Any) -> list[str]:
+    """Each source's connection that is set in the environment and cannot be read (never its text)."""
+    from plantlake.connections import ConnectionInvalid, env_var, get_connection
+
+    out = []
+    for s in cfg.sources:
+        if s.connection_id and os.environ.get(env_var(s.connection_id)):
+            try:
+                get_connection(s.connection_id)
+            except ConnectionInvalid as exc:
+                out.append(f"source {s.name}: {exc}")
+    return out
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
@@ -310,6 +330,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"plantlake: configuration error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not _expected(exc):
+            raise
+        print(f"plantlake: {exc.__class__.__name__}: {str(exc)[:2000]}", file=sys.stderr)  # one line, no traceback
+        return 1
+
+
+def _expected(exc: BaseException) -> bool:
+    """Failures that say what a person must do (or that a retry will): one line, not a traceback."""
+    from connectors.erp import CursorMismatch, SchemaDrift
+    from connectors.erp import SourceUnavailable as ErpUnavailable
+    from connectors.mqtt import SourceUnavailable as MqttUnavailable
+    from connectors.opcua import HistoryRefused
+    from connectors.opcua import SourceUnavailable as OpcUaUnavailable
+    from plantlake.connections import ConnectionInvalid, ConnectionNotFound
+    from plantlake.runner import NothingPublished
+    from quality.audit import AuditFailed
+
+    return isinstance(exc, CursorMismatch | SchemaDrift | ErpUnavailable | MqttUnavailable | HistoryRefused
+                      | OpcUaUnavailable | ConnectionInvalid | ConnectionNotFound | NothingPublished | AuditFailed)
 
 
 if __name__ == "__main__":

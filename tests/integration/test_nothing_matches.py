@@ -130,3 +130,21 @@ def test_the_cli_prints_the_run_summary_once(tmp_path):
     assert "quarantined 10: source_ref: no tag mapping  (e.g. source_ref: no tag mapping ('FL1.PRESSURE'))" in done.stdout
     assert "export (csv)" not in done.stderr and "quarantined 10" not in done.stderr
     assert "matched no input" in done.stderr  # the warning, once, in the log
+
+
+def test_an_expected_failure_is_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = site(tmp_path, [TAGS[1]])
+    drop(tmp_path, LINES)
+    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True, mode="json")
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "plantlake", "--config", str(tmp_path / "plant.yaml"), "run", "export",
+                           "--start", START.isoformat(), "--end", END.isoformat()],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "plantlake: NothingPublished: source export: 20 input row(s)" in done.stderr

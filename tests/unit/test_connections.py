@@ -36,3 +36,43 @@ def test_unknown_connection_says_which_variable_to_set(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_NOWHERE", raising=False)
     with pytest.raises(ConnectionNotFound, match="connection 'nowhere' not found: set AIRFLOW_CONN_NOWHERE"):
         get_connection("nowhere")
+
+
+@pytest.mark.parametrize("uri", ["mqtt://plantlake:S3cr3t#HASH@broker:1883", "mqtt://plantlake:S3cr3t/HASH@broker:1883",
+                                 "mqtt://plantlake:S3cr3t?HASH@broker:1883"])
+def test_an_unencoded_character_in_a_password_names_the_connection_never_its_text(monkeypatch, uri):
+    from plantlake.connections import ConnectionInvalid
+
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", uri)
+    with pytest.raises(ConnectionInvalid) as err:
+        get_connection("plant_mqtt")
+    msg = str(err.value)
+    assert msg.startswith("connection 'plant_mqtt' (AIRFLOW_CONN_PLANT_MQTT): not a valid connection URI")
+    assert "percent-encode" in msg and "S3cr3t" not in msg and "HASH" not in msg
+
+
+def test_secrets_are_masked_in_every_log_record_even_a_protocol_librarys_debug(monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", "opcua://plantlake:t0p%23secret@10.0.0.5:4840/x")
+    with caplog.at_level(logging.DEBUG):
+        c = get_connection("plant_opcua")
+        # what asyncua logs at DEBUG when it activates a session
+        logging.getLogger("asyncua.client.ua_client").debug("ActivateSessionRequest(UserIdentityToken=UserNameIdentityToken("
+                                                            "UserName='plantlake', Password=b'%s'))", c.password)
+        logging.getLogger("t").warning("dsn postgresql://plantlake:%s@erp/erp", "t0p%23secret")
+    assert c.password == "t0p#secret"
+    assert "t0p#secret" not in caplog.text and "t0p%23secret" not in caplog.text
+    assert caplog.text.count("***") == 2
+
+
+def test_config_check_reads_each_connection_it_can_see(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from plantlake.cli import main
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", "mqtt://plantlake:pa#ss@broker:1883")
+    assert main(["--config", str(tmp_path / "plant.yaml"), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert "source mqtt_plant: connection 'plant_mqtt' (AIRFLOW_CONN_PLANT_MQTT): not a valid connection URI" in err
+    assert "pa#ss" not in err and "ss@broker" not in err
