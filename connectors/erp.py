@@ -162,9 +162,12 @@ class ErpConnector(Connector):
         except sa.exc.NoSuchTableError:
             raise SchemaDrift(f"source {self.source.name}: table {t.table!r} does not exist in the ERP database") \
                 from None
-        except sa.exc.OperationalError as exc:
-            raise SourceUnavailable(f"source {self.source.name}: ERP database unreachable "
-                                    f"({str(exc.orig).strip().splitlines()[0]})") from None
+        except sa.exc.DatabaseError as exc:
+            first = str(exc.orig).strip().splitlines()[0][:200]
+            if "not a database" in first or "malformed" in first:  # a wrong file: no retry mends it
+                raise SchemaDrift(f"source {self.source.name}: connection {self.source.connection_id!r} points at a "
+                                  f"file that is not a SQLite database ({first}); fix the connection's path") from None
+            raise SourceUnavailable(f"source {self.source.name}: ERP database unreachable ({first})") from None
         return {c["name"]: c["type"] for c in cols}
 
     def _sql(self, t: Any, interval: Interval, fingerprints: dict[str, Any]) -> tuple[pa.Schema, Iterator]:

@@ -121,6 +121,19 @@ class TagMapping(_Model):
         return self
 
 
+def _relative_glob(v: str) -> str:
+    """A file pattern stays inside its folder: relative, no '..' segment, no NUL."""
+    if v.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", v) or ".." in re.split(r"[\\/]", v) or "\0" in v:
+        raise ValueError("expected a pattern relative to the folder, without '..' (e.g. '*.csv', 'line1/*.jpg')")
+    return v
+
+
+def _sql_name(v: str | None) -> str | None:
+    if v is not None and any(ord(ch) < 32 for ch in v):
+        raise ValueError("expected a table or schema name without control characters (NUL, line breaks)")
+    return v
+
+
 def _check_unit(v: str | None) -> str | None:
     if v is None:
         return v
@@ -244,6 +257,8 @@ class CsvSource(SourceBase):
     timezone: str | None = None
     columns: CsvColumns = Field(default_factory=CsvColumns)
     max_file_bytes: int = Field(4 * 1024**3, ge=1, description="Larger export files are quarantined unread.")
+
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: _relative_glob(v)))
 
 
 class OpcUaNodes(_Model):
@@ -407,6 +422,8 @@ class ImageFolder(_Model):
                                   "as the ERP's `codes` do; a code not listed must be an asset itself.")
     captured_at_format: str | None = Field(None, description="strptime format of {captured_at} in file names.")
 
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: _relative_glob(v)))
+
     @field_validator("codes", mode="before")
     @classmethod
     def _text_codes(cls, v: Any) -> Any:
@@ -460,6 +477,8 @@ class ErpCsv(_Model):
     encoding: Literal["utf-8", "utf-8-sig", "latin-1", "cp1252"] = "utf-8"
     datetime_format: str = Field("%d.%m.%Y %H:%M:%S", description="strptime format of time columns.")
     max_file_bytes: int = Field(4 * 1024**3, ge=1, description="Larger export files are quarantined unread.")
+
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: _relative_glob(v)))
     date_format: str | None = Field(None, description="strptime format of date-only values, when they occur.")
 
 
@@ -485,6 +504,8 @@ class ErpTable(_Model):
     codes: dict[str, dict[str, str]] = Field(default_factory=dict)
     new_columns: Literal["ignore", "carry"] = Field(
         "ignore", description="A source column nobody mapped: reported and left out of raw, or carried into raw.")
+
+    _names = field_validator("table", "db_schema")(classmethod(lambda cls, v: _sql_name(v)))
 
     @field_validator("codes", mode="before")
     @classmethod
@@ -557,6 +578,9 @@ class ProductSettings(_Model):
 class PlantConfig(_Model):
     enterprise: Enterprise
     lake: LakeSettings = Field(default_factory=LakeSettings)
+    data_roots: list[str] = Field(default_factory=lambda: ["."], min_length=1, description=(
+        "Folders the sources may read files from (drop folders, exports), relative to the config file; a "
+        "source folder must lie under one of them after links are resolved (default: the config's folder)."))
     quality: QualitySettings = Field(default_factory=QualitySettings)
     products: ProductSettings = Field(default_factory=ProductSettings)
     sources: list[Source] = Field(default_factory=list)
@@ -736,7 +760,22 @@ def _format(err: dict) -> str:
     return f"{where}: got {shown!r} — {msg}"
 
 
+def _folders(src: Any) -> list[tuple[str, str]]:
+    """(field path, folder) of every folder a source reads files from."""
+    out = [("path", src.path)] if getattr(src, "kind", "") == "csv" else []
+    out += [(f"folders[{k}].path", f.path) for k, f in enumerate(getattr(src, "folders", []))]
+    out += [(f"tables[{k}].csv.path", t.csv.path) for k, t in enumerate(getattr(src, "tables", [])) if t.csv]
+    return out
+
+
 def _reference_problems(cfg: PlantConfig):
+    roots = [cfg.path(r).resolve() for r in cfg.data_roots]
+    for i, src in enumerate(cfg.sources):
+        for where, folder in _folders(src):
+            real = cfg.path(folder).resolve()  # a link to /etc resolves to /etc
+            if not any(real.is_relative_to(r) for r in roots):
+                yield (f"sources[{i}].{where}: got {folder!r} — it resolves to {real}, outside the data roots "
+                       f"({', '.join(str(r) for r in roots)}); add its folder to data_roots if it is meant")
     for i, src in enumerate(cfg.sources):
         seen: dict[str, int] = {}
         for j, tag in enumerate(src.tags):

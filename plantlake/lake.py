@@ -336,6 +336,9 @@ class Lake:
         return self._within("_staging")
 
     def ensure(self) -> Lake:
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(f"lake root {self.root} is a file, not a folder: set lake.root in the site "
+                                     "config (or LAKE_ROOT) to a folder")
         for d in ("raw", "curated", "quarantine", "products", "images", "_quality", "_state", "_staging"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return self

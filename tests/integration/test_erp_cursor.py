@@ -277,3 +277,12 @@ def test_an_export_whose_times_miss_datetime_format_is_quarantined_naming_the_se
         "updated_at: '2026-11-20T07:20:00' is not a time in datetime_format '%d.%m.%Y %H:%M:%S' "
         "(column 'Geändert am' of Auftraege_1.csv)")
     assert t.reasons["quantity_planned: cannot read … as int64"] == 1
+
+
+def test_a_connection_to_a_file_that_is_not_sqlite_fails_once_naming_the_connection(tmp_path, monkeypatch):
+    from connectors.erp import SchemaDrift
+
+    (tmp_path / "erp.sqlite").write_bytes(b"this is a CSV export, not a database\n" * 100)
+    cfg = site(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    with pytest.raises(SchemaDrift, match="connection 'foreign_erp' points at a file that is not a SQLite database"):
+        run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
