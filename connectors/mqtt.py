@@ -133,12 +133,19 @@ class MqttConnector(Connector):
             with cond:
                 cond.notify_all()
 
+        def on_disconnect(cl: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            if getattr(rc, "value", None) == 0x8E:  # MQTT 5 "session taken over": another client used our id
+                self.stats["session_taken_over"] = True
+                log.warning("source %s: the broker handed plantlake's session (client id %r) to another client during "
+                            "the drain; bind client ids to users (deploy/mosquitto/acl)", self.source.name, self.client_id)
+
         def on_message(cl: Any, userdata: Any, msg: Any) -> None:
             with cond:
                 inbox.append((msg.topic, msg.payload, msg.qos, msg.retain, msg.dup, time.time_ns() // 1000, msg.mid))
                 cond.notify_all()
 
         client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
         client.on_message = on_message
         client.on_subscribe = on_subscribe
         props = None
@@ -192,6 +199,10 @@ class MqttConnector(Connector):
         self.state = json.loads(json.dumps(state))  # decode updates it; the runner commits it after publish
         self.stats = {"messages": 0, "bytes": 0}
         client, inbox, cond = self._connect()
+        self._check_session(self.state.get("session"))
+        # what the next run checks the broker against: plantlake left this session now
+        self.state["session"] = {"client_id": self.client_id, "left_at": time.time(),
+                                 "expiry_s": self.source.session_expiry_s}
         self._chunks: list[list[tuple[int, int]]] = []
 
         def ack(i: int) -> None:
@@ -201,6 +212,20 @@ class MqttConnector(Connector):
 
         return Extract(schema=RAW_SCHEMA, batches=self._drain(inbox, cond), chunked=True, on_landed=ack,
                        state=self.state, stats=self.stats)
+
+    def _check_session(self, left: dict[str, Any] | None) -> None:
+        """Warn when the broker has no session although plantlake left one that has not expired: it
+        was taken over by another client, or the broker lost it — the messages queued for it are gone."""
+        self.stats["session_lost"] = False
+        if self.stats.get("session_present") or not left or left.get("client_id") != self.client_id:
+            return
+        age = time.time() - float(left.get("left_at", 0))
+        if age < float(left.get("expiry_s", 0)):
+            self.stats["session_lost"] = True
+            log.warning("source %s: the broker had no session for client id %r although plantlake left one %.0f s ago "
+                        "(expiry %s s): another client took it over, or the broker lost its persistence; messages "
+                        "queued since then are lost. Check the broker's ACL and persistence (deploy/mosquitto/)",
+                        self.source.name, self.client_id, age, left.get("expiry_s"))
 
     def _drain(self, inbox: deque, cond: threading.Condition) -> Iterator[pa.Table]:
         """Chunks of received messages. A chunk is handed over when it is full or when the broker

@@ -40,6 +40,9 @@ class Mosquitto:
     users: dict[str, str] | None = None
     #: serve TLS only, with a certificate for 127.0.0.1/localhost signed by a throwaway CA (`ca_cert`)
     tls: bool = False
+    #: an ACL file (e.g. the shipped deploy/mosquitto/acl) and the client id bound to the user name
+    acl_file: Path | None = None
+    username_as_clientid: bool = False
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +93,10 @@ class Mosquitto:
             pw.chmod(0o600)
             subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
             lines += ["allow_anonymous false", f"password_file {pw}"]
+            if self.acl_file:
+                lines.append(f"acl_file {self.acl_file}")
+            if self.username_as_clientid:
+                lines.append("use_username_as_clientid true")
         else:
             lines.append("allow_anonymous true")
         self.conf.write_text("\n".join(lines) + "\n")
