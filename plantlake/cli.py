@@ -160,12 +160,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+WEAK = {"admin", "airflow", "password", "changeme", "plantlake", "123456", "12345678"}
+
+
+def password_problem(user: str, password: str) -> str | None:
+    """Why a UI user or password is not good enough for a deployment (None when it is)."""
+    if not user.strip() or any(ch.isspace() or ord(ch) < 32 for ch in user):
+        return "the user name is empty or holds spaces or control characters"
+    if len(password) < 12:
+        return "the password must be at least 12 characters"
+    if password.lower() in WEAK or password.lower() == user.lower():
+        return "the password is a default or the user name"
+    return None
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
     """`deploy users`: the Airflow admin's password for the API server (simple auth manager),
     from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD; the compose init job runs it."""
     user, password = os.environ.get("AIRFLOW_ADMIN_USER", "admin"), os.environ.get("AIRFLOW_ADMIN_PASSWORD", "")
-    if not password:
-        raise ConfigError("AIRFLOW_ADMIN_PASSWORD is empty: set it in .env")
+    problem = password_problem(user, password)
+    if problem:
+        raise ConfigError(f"AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD in .env: {problem}")
     path = Path(args.file)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -377,7 +377,9 @@ class MqttSource(SourceBase):
     max_bytes: int = Field(2 * 1024**3, ge=1)
     max_duration_s: float = Field(600.0, gt=0)
     chunk_messages: int = Field(5000, ge=1, le=60000, description="Messages landed (and then acknowledged) together.")
-    max_payload_bytes: int = Field(256 * 1024, ge=1)
+    max_payload_bytes: int = Field(256 * 1024, ge=1, description="Larger payloads are quarantined. Keep it at or "
+                                   "below the broker's message_size_limit (shipped: 1 MiB): the broker drops a larger "
+                                   "message without telling anyone, so it would never reach plantlake to be counted.")
     json_topics: list[MqttJson] = Field(default_factory=list, alias="json")
     sparkplug: list[MqttSparkplug] = Field(default_factory=list)
     raw_topics: list[str] = Field(default_factory=list, description="Kept in raw only, counted, never decoded.")

@@ -165,3 +165,37 @@ def test_airflows_constraints_keep_everything_but_what_plantlake_pins():
     assert {"pandas", "pyarrow", "great-expectations", "psycopg", "paho-mqtt"} <= pinned
     text = "# Airflow 3.3.2\npandas==2.2.3\nPyArrow==19.0.1\nredis==5.2.1\nparamiko==3.5.1\npaho_mqtt==2.1.0\n"
     assert mod.filtered(text, pinned - {"apache-airflow"}) == "# Airflow 3.3.2\nredis==5.2.1\nparamiko==3.5.1\n"
+
+
+def test_the_shipped_broker_keeps_every_message_plantlake_can_quarantine():
+    """A message over the broker's message_size_limit vanishes at the broker; plantlake's own limit
+    must be lower, so an oversized message reaches quarantine instead."""
+    import re
+
+    from plantlake.config import MqttSource
+
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    limit = int(re.search(r"^message_size_limit (\d+)$", conf, re.M).group(1))
+    assert MqttSource.model_fields["max_payload_bytes"].default <= limit
+    assert "acl_file /mosquitto/config/acl" in conf and "use_username_as_clientid true" in conf
+
+
+def test_published_ports_listen_on_loopback_unless_plant_it_says_otherwise():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    ports = [p for s in compose["services"].values() for p in s.get("ports", [])]
+    assert ports and all(str(p).startswith("${BIND_ADDRESS:-127.0.0.1}:") for p in ports), ports
+
+
+@pytest.mark.parametrize("user,password,why", [
+    ("admin", "admin", "at least 12 characters"), ("", "a-long-Passw0rd!", "user name is empty"),
+    ("admin", "", "at least 12 characters"), ("plantlake-admin", "Plantlake-Admin", "default or the user name"),
+])
+def test_deploy_users_refuses_weak_or_empty_credentials(user, password, why, tmp_path, monkeypatch, capsys):
+    from plantlake.cli import main
+
+    monkeypatch.setenv("AIRFLOW_ADMIN_USER", user)
+    monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", password)
+    assert main(["deploy", "users", "--file", str(tmp_path / "p.json")]) == 2
+    assert why in capsys.readouterr().err and not (tmp_path / "p.json").exists()
