@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from asyncua import ua
 
@@ -243,3 +244,29 @@ def test_week_backfill_then_gap_detection_replays_exactly_the_missing_hours(tmp_
         assert lake.read(SENSOR).num_rows == 86 * 12 * 24 * 7
     finally:
         sim.stop_thread()
+
+
+def test_a_verbose_cli_run_writes_the_password_nowhere(setup, tmp_path):
+    """`plantlake -v run` logs asyncua's requests at DEBUG, the login among them: the password shows
+    as *** on stdout and stderr, and nowhere in the lake (Parquet decoded)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    start, tmp = setup
+    password = "Pl4nt-Secret-x9"
+    sim = start(users={"historian": password})
+    env = {**os.environ, "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://historian:{password}@127.0.0.1:{sim.port}/plantsim"}
+    done = subprocess.run([sys.executable, "-m", "plantlake", "-v", "--config", str(tmp / "plant.yaml"), "run",
+                           "opcua_plant", "--start", START.isoformat(),
+                           "--end", (START + timedelta(minutes=2)).isoformat()],
+                          capture_output=True, text=True, timeout=300, cwd=tmp, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ActivateSessionRequest" in done.stderr and "***" in done.stderr  # the login was logged, masked
+    assert password not in done.stdout and password not in done.stderr
+    for p in (tmp / "lake").rglob("*"):
+        if p.is_file():
+            text = json.dumps(pq.read_table(p).to_pylist(), default=str) if p.suffix == ".parquet" \
+                else p.read_bytes().decode("latin-1")
+            assert password not in text, p
