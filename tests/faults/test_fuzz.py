@@ -75,6 +75,15 @@ typed_value = st.one_of(
     st.tuples(st.just("Boolean"), st.none() | st.booleans()),
     st.tuples(st.just("String"), st.none() | st.text(max_size=8)),
 )
+#: the shapes that once stopped a whole drain: nesting past the recursion limit, numbers past
+#: Python's digit limit or float's range, timestamps no datetime can hold
+hostile = st.one_of(
+    st.integers(900, 5000).map(lambda n: ("[" * n + "]" * n).encode()),
+    st.integers(300, 5000).map(lambda n: ('{"msg_id": "n", "ts": "2026-01-01T06:00:00Z", "values": {"power": '
+                                          + "9" * n + "}}").encode()),
+    st.sampled_from(["1e30", "1e400", "-1e30", "18446744073709551615", "1.8e19", "-9e18"]).map(
+        lambda ts: ('{"msg_id": "t", "ts": ' + ts + ', "values": {"power": 1.0}}').encode()),
+)
 metric = st.builds(lambda tv, extra: {"datatype": tv[0], "value": tv[1], **extra}, typed_value,
                    st.fixed_dictionaries({}, optional={"name": st.text(max_size=10), "alias": st.integers(0, 5)}))
 
@@ -99,6 +108,9 @@ def conform_sensor(connector, decoded) -> tuple[int, int]:
     st.binary(max_size=64),
     st.builds(lambda seq, ms: sparkplug.encode(timestamp=1767247200000, seq=seq, metrics=ms),
               st.integers(0, 255), st.lists(metric, max_size=3)),
+    st.builds(lambda t, seq, ms: sparkplug.encode(timestamp=t, seq=seq, metrics=[{**m, "timestamp": t} for m in ms]),
+              st.integers(0, 2**64 - 1), st.integers(0, 255), st.lists(metric, max_size=2)),
+    hostile,
 )), min_size=1, max_size=12))
 def test_mqtt_payloads_are_decoded_or_quarantined(messages):
     c = MqttConnector(CFG.source("mqtt_plant"), CFG, None)
