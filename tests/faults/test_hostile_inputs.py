@@ -51,6 +51,15 @@ def jpeg(shade: int) -> bytes:
     return buf.getvalue()
 
 
+def camera_site(tmp_path: Path):
+    """A camera folder with sidecars beside the shipped hierarchy: the config and the folder."""
+    data = load_config(ROOT / "plant.yaml").model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["sources"] = [{"name": "cams", "kind": "images", "settle_s": 0,
+                        "folders": [{"path": "in", "pattern": "*.jpg", "sidecar": {"suffix": ".json"}}]}]
+    (tmp_path / "in").mkdir()
+    return parse_config(data, base_dir=tmp_path), tmp_path / "in"
+
+
 @pytest.fixture
 def secret(tmp_path, monkeypatch):
     """A file outside every drop folder holding what an attacker wants (like /proc/self/environ)."""
@@ -62,13 +71,7 @@ def secret(tmp_path, monkeypatch):
 
 
 def test_a_sidecar_that_links_to_a_secret_is_quarantined_unread(tmp_path, secret, reliability):
-    cfg = load_config(ROOT / "plant.yaml")
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    data["sources"] = [{"name": "cams", "kind": "images", "settle_s": 0,
-                        "folders": [{"path": "in", "pattern": "*.jpg", "sidecar": {"suffix": ".json"}}]}]
-    cfg = parse_config(data, base_dir=tmp_path)
-    inbox = tmp_path / "in"
-    inbox.mkdir()
+    cfg, inbox = camera_site(tmp_path)
     meta = {"station": "assembly/line1/camera1", "captured_at": "2026-01-01T06:10:00Z"}
     for i in range(3):
         (inbox / f"ok{i}.jpg").write_bytes(jpeg(40 * i))
@@ -158,13 +161,7 @@ def test_poison_messages_beside_good_ones_are_quarantined_by_name(reliability):
 
 
 def test_a_sidecar_nested_100000_deep_is_quarantined_and_the_others_publish(tmp_path, reliability):
-    cfg = load_config(ROOT / "plant.yaml")
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
-    data["sources"] = [{"name": "cams", "kind": "images", "settle_s": 0,
-                        "folders": [{"path": "in", "pattern": "*.jpg", "sidecar": {"suffix": ".json"}}]}]
-    cfg = parse_config(data, base_dir=tmp_path)
-    inbox = tmp_path / "in"
-    inbox.mkdir()
+    cfg, inbox = camera_site(tmp_path)
     (inbox / "ok.jpg").write_bytes(jpeg(10))
     (inbox / "ok.json").write_text(json.dumps({"station": "assembly/line1/camera1", "part_serial": "P1",
                                                "captured_at": "2026-01-01T06:10:00Z"}))

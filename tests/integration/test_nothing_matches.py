@@ -112,19 +112,24 @@ def test_reasons_group_by_kind_with_a_count_and_an_example(tmp_path):
             "'2026-05-04 10:00:00' is not a time in timestamp_format '%d.%m.%Y %H:%M:%S' of source export))") in str(err.value)
 
 
-def test_the_cli_prints_the_run_summary_once(tmp_path):
+def cli_run(tmp_path, tags):
+    """`plantlake run export` in a fresh process on the export of LINES, mapped by `tags`."""
     import subprocess
     import sys
 
     import yaml
 
-    cfg = site(tmp_path, TAGS)
+    cfg = site(tmp_path, tags)
     drop(tmp_path, LINES)
     data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True, mode="json")
     (tmp_path / "plant.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "plantlake", "--config", str(tmp_path / "plant.yaml"), "run", "export",
+    return subprocess.run([sys.executable, "-m", "plantlake", "--config", str(tmp_path / "plant.yaml"), "run", "export",
                            "--start", START.isoformat(), "--end", END.isoformat()],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+def test_the_cli_prints_the_run_summary_once(tmp_path):
+    done = cli_run(tmp_path, TAGS)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("export (csv) 2026-05-04T08:00:00+00:00 .. 2026-05-04T09:00:00+00:00") == 1
     assert "quarantined 10: source_ref: no tag mapping  (e.g. source_ref: no tag mapping ('FL1.PRESSURE'))" in done.stdout
@@ -133,18 +138,7 @@ def test_the_cli_prints_the_run_summary_once(tmp_path):
 
 
 def test_an_expected_failure_is_one_line_not_a_traceback(tmp_path):
-    import subprocess
-    import sys
-
-    import yaml
-
-    cfg = site(tmp_path, [TAGS[1]])
-    drop(tmp_path, LINES)
-    data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True, mode="json")
-    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "plantlake", "--config", str(tmp_path / "plant.yaml"), "run", "export",
-                           "--start", START.isoformat(), "--end", END.isoformat()],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = cli_run(tmp_path, [TAGS[1]])
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "plantlake: NothingPublished: source export: 20 input row(s)" in done.stderr
