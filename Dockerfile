@@ -8,6 +8,7 @@ ARG PYTHON_VERSION
 
 COPY --chown=airflow:root pyproject.toml README.md /opt/plantlake/
 COPY --chown=airflow:root deploy/constraints.py /opt/plantlake/deploy/constraints.py
+COPY --chown=airflow:root deploy/airflow /opt/plantlake/deploy/airflow
 COPY --chown=airflow:root plantlake /opt/plantlake/plantlake
 COPY --chown=airflow:root connectors /opt/plantlake/connectors
 COPY --chown=airflow:root schemas /opt/plantlake/schemas

@@ -160,34 +160,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-WEAK = {"admin", "airflow", "password", "changeme", "plantlake", "123456", "12345678"}
-
-
-def password_problem(user: str, password: str) -> str | None:
-    """Why a UI user or password is not good enough for a deployment (None when it is)."""
-    if not user.strip() or any(ch.isspace() or ord(ch) < 32 for ch in user):
-        return "the user name is empty or holds spaces or control characters"
-    if len(password) < 12:
-        return "the password must be at least 12 characters"
-    if password.lower() in WEAK or password.lower() == user.lower():
-        return "the password is a default or the user name"
-    return None
-
-
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    """`deploy users`: the Airflow admin's password for the API server (simple auth manager),
-    from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD; the compose init job runs it."""
-    user, password = os.environ.get("AIRFLOW_ADMIN_USER", "admin"), os.environ.get("AIRFLOW_ADMIN_PASSWORD", "")
-    problem = password_problem(user, password)
-    if problem:
-        raise ConfigError(f"AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD in .env: {problem}")
-    path = Path(args.file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({user: password}), encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    print(f"wrote the password of Airflow user {user!r} to {path}")  # never the password itself
+    """`deploy users`: the UI's users for the FAB auth manager from .env (plantlake/deploy.py);
+    the compose init job runs it."""
+    from plantlake.deploy import ui_users, write_users
+
+    for line in write_users(ui_users(os.environ)):
+        print(line)  # never a password
     return 0
 
 
@@ -305,7 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = sub.add_parser("deploy", help="deployment helpers (the compose init job): users")
     dp.add_argument("action", choices=["users"])
-    dp.add_argument("--file", required=True, help="the simple auth manager's passwords file")
     dp.set_defaults(func=_cmd_deploy)
 
     s = sub.add_parser("schemas", help="regenerate the data dictionary or the schema lock")

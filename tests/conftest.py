@@ -26,6 +26,24 @@ os.environ.pop("LAKE_ROOT", None)
 os.environ.pop("PLANTLAKE_CONFIG", None)
 
 
+def files_holding(root: Path, *secrets: str) -> list[str]:
+    """Every file under root that holds one of the secrets, searched decoded: Parquet as its rows
+    (it is compressed), every other file as bytes; [] when none does."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    found = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.is_symlink():
+            continue
+        text = p.read_bytes().decode("latin-1")
+        if p.suffix == ".parquet":
+            text += json.dumps(pq.read_table(p).to_pylist(), default=str)
+        found += [f"{p.relative_to(root)}: {s[:3]}…" for s in secrets if s in text]
+    return found
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 

@@ -2,7 +2,8 @@
 the simulators and the real Airflow components (api-server, scheduler, dag-processor,
 triggerer) as processes configured the way docker-compose.yml configures the services — with
 LocalExecutor, and with CeleryExecutor, a Redis broker and a Celery worker as in the compose file. The DAGs are unpaused and triggered through Airflow's REST API with the admin login
-the init job writes; the curated Parquet is then checked, and the data-aware products DAG must
+the init job writes for the FAB auth manager (a wrong password, a request without a token and
+a viewer's trigger are refused); the curated Parquet is then checked, and the data-aware products DAG must
 have run on its own. Every process the test starts is stopped."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,22 +24,24 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from plantlake.demo import write_historian_export
 from plantlake.lake import Lake
 from schemas import get_table
 from simulators.broker import Mosquitto
 from simulators.net import free_port, wait_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, files_holding
 from tests.servers import postgres_server
 
 pytestmark = pytest.mark.deploy
 
+COMPOSE_ENV = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-airflow-common"]["environment"]
 INGEST = ("plantlake_ingest_historian_export", "plantlake_ingest_opcua_plant", "plantlake_ingest_erp")
 
 
 class Api:
-    """Airflow's public REST API with a JWT from the simple auth manager's token endpoint."""
+    """Airflow's public REST API with a JWT from the FAB auth manager's token endpoint."""
 
     def __init__(self, base: str, user: str, password: str) -> None:
         self.base, self.user, self.password, self.token = base, user, password, None
@@ -55,6 +59,27 @@ class Api:
                                               **({"Authorization": f"Bearer {self.token}"} if auth else {})})
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - our own local server
             return json.loads(resp.read() or b"{}")
+
+
+def _status(call) -> int:
+    try:
+        call()
+    except urllib.error.HTTPError as e:
+        return e.code
+    return 200
+
+
+def refused_as_it_should(api: Api, viewer_password: str) -> None:
+    """The FAB auth manager: a wrong password gets no token, the API answers nothing without one,
+    and a Viewer reads DAGs but can neither trigger nor unpause one."""
+    wrong = Api(api.base, api.user, "not-" + api.password)
+    assert _status(lambda: wrong.call("GET", "/api/v2/dags")) == 401
+    assert _status(lambda: api._request("GET", "/api/v2/dags", None, auth=False)) == 401
+    viewer = Api(api.base, "line-viewer", viewer_password)
+    assert viewer.call("GET", "/api/v2/dags?limit=100")["total_entries"] >= 0
+    dag = "plantlake_ingest_erp"
+    assert _status(lambda: viewer.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None})) == 403
+    assert _status(lambda: viewer.call("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})) == 403
 
 
 def _wait(what: str, check, timeout: float, procs: dict) -> object:
@@ -108,7 +133,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             con.execute("create database airflow")
             con.execute("create database erp")
         api_port, opcua_port, health_port = free_port(), free_port(), free_port()
-        password = secrets.token_urlsafe(16)
+        password, viewer_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(tmp_path / "airflow"),
@@ -121,14 +146,16 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__CORE__FERNET_KEY": "",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "auth" / "passwords.json"),
+            "AIRFLOW__CORE__AUTH_MANAGER": COMPOSE_ENV["AIRFLOW__CORE__AUTH_MANAGER"],
+            "AIRFLOW__FAB__CONFIG_FILE": str(ROOT / "deploy" / "airflow" / "webserver_config.py"),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(health_port),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW_ADMIN_USER": "admin",
             "AIRFLOW_ADMIN_PASSWORD": password,
+            "AIRFLOW_USERS": "line-viewer:Viewer",
+            "AIRFLOW_PASSWORD_LINE_VIEWER": viewer_password,
             "PLANTLAKE_CONFIG": str(tmp_path / "plant.yaml"),
             "LAKE_ROOT": str(tmp_path / "lake"),
             "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://127.0.0.1:{opcua_port}/plantsim",
@@ -141,11 +168,11 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = "2"
         # the init job: migrate, check the site config, write the admin's password
         for cmd in (["airflow", "db", "migrate"], ["plantlake", "config", "check"],
-                    ["plantlake", "deploy", "users", "--file", str(tmp_path / "auth" / "passwords.json")]):
+                    ["plantlake", "deploy", "users"]):
             done = subprocess.run([sys.executable, "-m", *cmd], env=env, cwd=tmp_path, capture_output=True,
                                   text=True, timeout=600)
             assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr[-2000:]}"
-            assert password not in done.stdout + done.stderr
+            assert password not in done.stdout + done.stderr and viewer_password not in done.stdout + done.stderr
         try:
             # the simulators, as the compose services run them
             procs["simulators"] = subprocess.Popen(
@@ -168,6 +195,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                 d["dag_id"] for d in api.call("GET", "/api/v2/dags?limit=100")["dags"]} >= {
                 *INGEST, "plantlake_products", "plantlake_quality"} and api.call("GET", "/api/v2/dags?limit=100"), 240, procs)
             assert all(d["is_paused"] for d in dags["dags"])  # paused at creation, like the compose setting
+            refused_as_it_should(api, viewer_password)
             for dag_id in (*INGEST, "plantlake_products"):
                 api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             runs = {}
@@ -201,6 +229,8 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                     proc.wait(timeout=10)
     assert all(p.poll() is not None for p in procs.values())
 
+    # no file the deployment wrote (lake, logs, Airflow's home, the broker's data) holds a password
+    assert files_holding(tmp_path, password, viewer_password) == []
     lake = Lake(tmp_path / "lake")
     readings = lake.read(get_table("sensor_readings")).to_pylist()
     by_source = {}

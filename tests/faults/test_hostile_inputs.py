@@ -10,7 +10,6 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -18,26 +17,13 @@ from plantlake.config import load_config, parse_config
 from plantlake.lake import Lake
 from plantlake.runner import run_source
 from schemas import get_table
-from tests.conftest import ROOT
+from tests.conftest import ROOT, files_holding
 
 pytestmark = pytest.mark.faults
 
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
 END = START + timedelta(hours=1)
 CANARY = "CANARY-s3cr3t-7f3a9"
-
-
-def lake_text(root: Path) -> str:
-    """Everything the lake holds, decoded: Parquet as its rows (it is compressed), other files as text."""
-    parts = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file():
-            continue
-        if p.suffix == ".parquet":
-            parts.append(json.dumps(pq.read_table(p).to_pylist(), default=str))
-        else:
-            parts.append(p.read_bytes().decode("latin-1"))
-    return "\n".join(parts)
 
 
 def settle(*paths: Path) -> None:
@@ -85,7 +71,7 @@ def test_a_sidecar_that_links_to_a_secret_is_quarantined_unread(tmp_path, secret
     assert s.published == 3 and t.quarantined == 2
     assert t.examples["sidecar: X.json is a symbolic link; links in a drop folder are never followed"]
     assert t.examples["file: Y.jpg is a symbolic link; links in a drop folder are never followed"]
-    assert CANARY not in lake_text(tmp_path / "lake")
+    assert files_holding(tmp_path / "lake", CANARY) == []
     reliability("drop folder: sidecar and image linked to a secret", data_in=5, data_out=3, lost=0, duplicates=0,
                 unit="files", note="2 links quarantined unread; canary absent from every lake file")
 
@@ -113,7 +99,7 @@ def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, sec
         "file: nul.csv has no column …": 1, "file: empty.csv has no column …": 1,
         "value: not a number as mapped for tag nip_force": 1,  # the 5 MiB value, by row
     }, t.reasons
-    assert CANARY not in lake_text(tmp_path / "lake")
+    assert files_holding(tmp_path / "lake", CANARY) == []
     assert Lake(tmp_path / "lake").read(get_table("sensor_readings"))["value"].to_pylist() == [12.5, 12.5]
     reliability("historian exports: a link to a secret, UTF-16, a NUL line, a 5 MiB line, an empty file", data_in=7,
                 data_out=2, lost=0, duplicates=0, unit="files",

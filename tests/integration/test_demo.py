@@ -12,12 +12,16 @@ import pytest
 from plantlake.demo import HOURS, run_demo
 from simulators import truth
 from simulators.story import Plant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, files_holding
 
 pytestmark = pytest.mark.integration
+CANARY = "CANARY-demo-5e1b"
 
 
 def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monkeypatch):
+    # a canary secret in the environment, as a deployment holds connection passwords
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_SPARE", f"postgresql://erp:{CANARY}@127.0.0.1:1/erp")
+    monkeypatch.setenv("PLANTLAKE_CANARY", CANARY)
     summaries = run_demo(plant, config_path=plant_dir / "plant.yaml", now=datetime(2026, 3, 2, 12, 30, tzinfo=UTC))
     by_source = {}
     for s in summaries:
@@ -129,3 +133,5 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     snippet = readme.split("## For analysts", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(plant_dir)
     exec(compile(snippet, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+    # no file the demo wrote (lake, drop folders, catalog, report) holds the environment's secret
+    assert files_holding(plant_dir, CANARY) == []

@@ -192,10 +192,46 @@ def test_published_ports_listen_on_loopback_unless_plant_it_says_otherwise():
     ("admin", "admin", "at least 12 characters"), ("", "a-long-Passw0rd!", "user name is empty"),
     ("admin", "", "at least 12 characters"), ("plantlake-admin", "Plantlake-Admin", "default or the user name"),
 ])
-def test_deploy_users_refuses_weak_or_empty_credentials(user, password, why, tmp_path, monkeypatch, capsys):
+def test_deploy_users_refuses_weak_or_empty_credentials(user, password, why, monkeypatch, capsys):
     from plantlake.cli import main
 
     monkeypatch.setenv("AIRFLOW_ADMIN_USER", user)
     monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", password)
-    assert main(["deploy", "users", "--file", str(tmp_path / "p.json")]) == 2
-    assert why in capsys.readouterr().err and not (tmp_path / "p.json").exists()
+    assert main(["deploy", "users"]) == 2  # refused before FAB's tables are touched
+    err = capsys.readouterr().err
+    assert "AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD" in err and why in err
+    assert not password or password not in err
+
+
+def test_more_ui_users_come_with_a_role_and_their_own_password_variable():
+    from plantlake.config import ConfigError
+    from plantlake.deploy import ui_users
+
+    env = {"AIRFLOW_ADMIN_USER": "plant-admin", "AIRFLOW_ADMIN_PASSWORD": "Adm1n-long-enough",
+           "AIRFLOW_USERS": "line.viewer:Viewer, shift-op:Op, analyst", "AIRFLOW_PASSWORD_LINE_VIEWER": "V1ewer-long-enough",
+           "AIRFLOW_PASSWORD_SHIFT_OP": "0perator-long-enough", "AIRFLOW_PASSWORD_ANALYST": "Analyst-long-enough"}
+    assert [(u.name, u.role) for u in ui_users(env)] == [
+        ("plant-admin", "Admin"), ("line.viewer", "Viewer"), ("shift-op", "Op"), ("analyst", "Viewer")]
+    assert "long-enough" not in repr(ui_users(env))
+    with pytest.raises(ConfigError) as e:
+        ui_users({**env, "AIRFLOW_USERS": "boss:Superuser, shift-op:Op, plant-admin:Viewer",
+                  "AIRFLOW_PASSWORD_SHIFT_OP": "short", "AIRFLOW_PASSWORD_PLANT_ADMIN": "Adm1n-long-enough"})
+    msg = str(e.value)
+    assert "role 'Superuser' of user 'boss' is not one of Admin, Op, User, Viewer" in msg
+    assert "AIRFLOW_USERS / AIRFLOW_PASSWORD_SHIFT_OP: the password must be at least 12 characters" in msg
+    assert "user 'plant-admin' is declared twice" in msg and "short" not in msg.replace("shift", "")
+
+
+def test_the_ui_uses_the_fab_auth_manager_with_its_shipped_settings():
+    env = COMPOSE["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    assert "SIMPLE_AUTH_MANAGER" not in COMPOSE_TEXT
+    config = env["AIRFLOW__FAB__CONFIG_FILE"]
+    assert config == "/opt/plantlake/deploy/airflow/webserver_config.py" and "COPY --chown=airflow:root deploy/airflow" in DOCKERFILE
+    settings: dict = {}
+    exec(compile((ROOT / "deploy" / "airflow" / "webserver_config.py").read_text(), "webserver_config.py", "exec"), settings)  # noqa: S102
+    from flask_appbuilder.const import AUTH_DB
+
+    assert settings["AUTH_TYPE"] == AUTH_DB and settings["AUTH_USER_REGISTRATION"] is False
+    assert settings["AUTH_ROLE_PUBLIC"] is None and settings["AUTH_RATE_LIMITED"] is True
+    assert "plantlake deploy users" in " ".join(COMPOSE["services"]["airflow-init"]["command"])
