@@ -5,6 +5,7 @@ next drain reads every message; a session plantlake left and the broker lost is 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -75,3 +76,60 @@ def test_a_session_the_broker_lost_is_reported(tmp_path, monkeypatch, caplog):
         s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
         assert s.stats["session_present"] is False and s.stats["session_lost"] is True
         assert "the broker had no session for client id 'plantlake-mqtt-plant' although plantlake left one" in caplog.text
+
+
+def test_the_shipped_broker_config_with_its_tls_listener_serves_plantlake_over_tls_only(tmp_path, monkeypatch):
+    """deploy/mosquitto/mosquitto.conf as shipped, with MOSQUITTO_CONF_D=./deploy/mosquitto/tls:
+    only the container paths and ports are rewritten. plantlake drains over mqtts:// with the
+    site's CA; a plain MQTT client on the TLS port gets no session, and the ACL holds there too."""
+    import getpass
+    import subprocess
+
+    from simulators.broker import MOSQUITTO, write_test_ca
+    from simulators.mqtt_publisher import MqttPublisher
+    from simulators.net import free_port, wait_port
+    from simulators.story import Plant
+
+    conf_d, data = tmp_path / "conf.d", tmp_path / "data"
+    conf_d.mkdir()
+    data.mkdir()
+    write_test_ca(conf_d, hosts=("127.0.0.1", "localhost"))
+    (conf_d / "passwd").write_text("".join(f"{u}:{p}\n" for u, p in {**USERS, "plantsim": "sim-Pw-4"}.items()))
+    subprocess.run(["mosquitto_passwd", "-U", str(conf_d / "passwd")], check=True)
+    plain, tls = free_port(), free_port()
+    shipped = ROOT / "deploy" / "mosquitto"
+    for src, dst in ((shipped / "mosquitto.conf", tmp_path / "mosquitto.conf"),
+                     (shipped / "tls" / "listener-8883.conf", conf_d / "listener-8883.conf")):
+        text = (src.read_text().replace("/mosquitto/config/conf.d/", f"{conf_d}/")
+                .replace("/mosquitto/config/conf.d", str(conf_d))
+                .replace("/mosquitto/config/passwd", str(conf_d / "passwd"))
+                .replace("/mosquitto/config/acl", str(shipped / "acl"))
+                .replace("/mosquitto/data/", f"{data}/")
+                .replace("listener 1883", f"listener {plain} 127.0.0.1").replace("listener 8883", f"listener {tls} 127.0.0.1"))
+        assert not re.search(r"(?m)^[^#]* /mosquitto/", text), src  # every container path rewritten
+        dst.write_text(text)
+    (tmp_path / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n" + (tmp_path / "mosquitto.conf").read_text())
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(tmp_path / "mosquitto.conf")], stderr=subprocess.PIPE)
+    try:
+        wait_port("127.0.0.1", tls)
+        shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+        cfg = load_config(tmp_path / "plant.yaml")
+        ca = conf_d / "ca.pem"
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtts://plantlake:{USERS['plantlake']}@127.0.0.1:{tls}?ca_certs={ca}")
+        assert run_source("mqtt_plant", START - timedelta(hours=1), START, config=cfg).raw_rows == 0  # the session
+        sent = MqttPublisher(Plant(seed=42), port=tls, username="plantsim", password="sim-Pw-4",
+                             ca_certs=str(ca)).publish(START, START + timedelta(minutes=5))
+        # a plain MQTT client on the TLS port: no CONNACK
+        raw = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plantlake", protocol=mqtt.MQTTv5)
+        raw.username_pw_set("plantlake", USERS["plantlake"])
+        with pytest.raises((OSError, ConnectionError)):
+            raw.connect("127.0.0.1", tls)
+            for _ in range(20):
+                raw.loop(0.1)
+            raise ConnectionError("no CONNACK") if not raw.is_connected() else AssertionError("plain MQTT got a session")
+        s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert s.stats["session_present"] is True and s.quarantined == 0
+    assert s.stats["messages"] == len(sent) > 0
