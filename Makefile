@@ -17,13 +17,14 @@ test: system venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Debian packages the tests start themselves: Mosquitto, a PostgreSQL server, Redis (the Celery
-# broker of the deployment test) and Chromium (the report is checked as a browser renders it).
+# broker of the deployment test), nginx (its TLS proxy) and Chromium (the report is checked as a browser renders it).
 system:
 	@missing=""; \
 	[ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install:$$missing)" >&2; exit 1; fi; \

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -43,8 +44,8 @@ INGEST = ("plantlake_ingest_historian_export", "plantlake_ingest_opcua_plant", "
 class Api:
     """Airflow's public REST API with a JWT from the FAB auth manager's token endpoint."""
 
-    def __init__(self, base: str, user: str, password: str) -> None:
-        self.base, self.user, self.password, self.token = base, user, password, None
+    def __init__(self, base: str, user: str, password: str, context: ssl.SSLContext | None = None) -> None:
+        self.base, self.user, self.password, self.token, self.context = base, user, password, None, context
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         if self.token is None:
@@ -57,7 +58,7 @@ class Api:
                                      data=None if body is None else json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json",
                                               **({"Authorization": f"Bearer {self.token}"} if auth else {})})
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - our own local server
+        with urllib.request.urlopen(req, timeout=30, context=self.context) as resp:  # noqa: S310 - our own local server
             return json.loads(resp.read() or b"{}")
 
 
@@ -112,6 +113,53 @@ def redis_server(tmp: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextmanager
+def tls_proxy(tmp: Path, api_port: int):
+    """deploy/proxy/nginx.conf as shipped, with only the upstream, the ports and the certificate
+    paths rewritten, in front of the api-server; yields (https port, http port, the CA's path)."""
+    from simulators.broker import write_test_ca
+
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(exe).exists(), "nginx is not installed: make test installs it (Debian package nginx)"
+    certs = tmp / "proxy-tls"
+    write_test_ca(certs, hosts=("127.0.0.1", "localhost"))
+    https, http = free_port(), free_port()
+    conf = ((ROOT / "deploy" / "proxy" / "nginx.conf").read_text()
+            .replace("airflow-apiserver:8080", f"127.0.0.1:{api_port}")
+            .replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;").replace("listen 80;", f"listen 127.0.0.1:{http};")
+            .replace("/etc/nginx/tls/", f"{certs}/").replace("/tmp/nginx.pid", str(tmp / "nginx.pid")))
+    (tmp / "nginx.conf").write_text(conf)
+    (tmp / "nginx").mkdir()
+    proc = subprocess.Popen([exe, "-p", str(tmp / "nginx"), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "nginx.log", "w"))
+    try:
+        wait_port("127.0.0.1", https)
+        yield https, http, certs / "ca.pem"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def through_the_proxy(tmp: Path, api_port: int, password: str) -> None:
+    """The UI and API over TLS: a token and the DAG list through nginx with the site's CA; plain
+    HTTP only redirects to HTTPS; a client that does not trust the certificate gets nothing."""
+    with tls_proxy(tmp, api_port) as (https, http, ca):
+        api = Api(f"https://localhost:{https}", "admin", password, ssl.create_default_context(cafile=str(ca)))
+        assert api.call("GET", "/api/v2/dags?limit=100")["total_entries"] >= 0
+        assert _status(lambda: Api(api.base, "admin", "not-" + password, api.context).call("GET", "/api/v2/dags")) == 401
+        redirect = urllib.request.Request(f"http://127.0.0.1:{http}/api/v2/dags")
+
+        class NoFollow(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):  # noqa: ARG002
+                return None
+
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.build_opener(NoFollow).open(redirect, timeout=30)
+        assert e.value.code == 301 and e.value.headers["Location"].startswith("https://")
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            Api(api.base, "admin", password, ssl.create_default_context()).call("GET", "/api/v2/version")
 
 
 @pytest.mark.parametrize("executor", ["LocalExecutor", "CeleryExecutor"])
@@ -196,6 +244,8 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                 *INGEST, "plantlake_products", "plantlake_quality"} and api.call("GET", "/api/v2/dags?limit=100"), 240, procs)
             assert all(d["is_paused"] for d in dags["dags"])  # paused at creation, like the compose setting
             refused_as_it_should(api, viewer_password)
+            if not celery:  # the TLS proxy once, in front of the LocalExecutor deployment
+                through_the_proxy(tmp_path, api_port, password)
             for dag_id in (*INGEST, "plantlake_products"):
                 api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             runs = {}
