@@ -1,4 +1,5 @@
-"""Real servers the tests start and stop themselves: PostgreSQL (as the postgres user)."""
+"""Real servers the tests start and stop themselves: PostgreSQL (as the postgres user), and
+shipped server configs rewritten for loopback."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from simulators.net import free_port, wait_port
+
+
+def shipped_config(path: Path, replacements: dict[str, str]) -> str:
+    """A shipped config file with container paths, hosts and ports replaced for a test; each
+    replacement must match, so a changed shipped file fails here instead of testing defaults."""
+    text = path.read_text()
+    for old, new in replacements.items():
+        assert old in text, f"{path.name} no longer holds {old!r}: update the test's rewrite"
+        text = text.replace(old, new)
+    return text
 
 
 def pg_bin(name: str) -> str:

@@ -33,7 +33,7 @@ from schemas import get_table
 from simulators.broker import Mosquitto
 from simulators.net import free_port, wait_port
 from tests.conftest import ROOT, files_holding
-from tests.servers import postgres_server
+from tests.servers import postgres_server, shipped_config
 
 pytestmark = pytest.mark.deploy
 
@@ -126,10 +126,9 @@ def tls_proxy(tmp: Path, api_port: int):
     certs = tmp / "proxy-tls"
     write_test_ca(certs, hosts=("127.0.0.1", "localhost"))
     https, http = free_port(), free_port()
-    conf = ((ROOT / "deploy" / "proxy" / "nginx.conf").read_text()
-            .replace("airflow-apiserver:8080", f"127.0.0.1:{api_port}")
-            .replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;").replace("listen 80;", f"listen 127.0.0.1:{http};")
-            .replace("/etc/nginx/tls/", f"{certs}/").replace("/tmp/nginx.pid", str(tmp / "nginx.pid")))
+    conf = shipped_config(ROOT / "deploy" / "proxy" / "nginx.conf", {
+        "airflow-apiserver:8080": f"127.0.0.1:{api_port}", "listen 443 ssl;": f"listen 127.0.0.1:{https} ssl;",
+        "listen 80;": f"listen 127.0.0.1:{http};", "/etc/nginx/tls/": f"{certs}/", "/tmp/nginx.pid": str(tmp / "nginx.pid")})
     (tmp / "nginx.conf").write_text(conf)
     (tmp / "nginx").mkdir()
     proc = subprocess.Popen([exe, "-p", str(tmp / "nginx"), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],

@@ -19,6 +19,7 @@ from plantlake.config import load_config
 from plantlake.runner import run_source
 from simulators.broker import Mosquitto
 from tests.conftest import ROOT
+from tests.servers import shipped_config
 
 pytestmark = pytest.mark.integration
 
@@ -98,14 +99,14 @@ def test_the_shipped_broker_config_with_its_tls_listener_serves_plantlake_over_t
     subprocess.run(["mosquitto_passwd", "-U", str(conf_d / "passwd")], check=True)
     plain, tls = free_port(), free_port()
     shipped = ROOT / "deploy" / "mosquitto"
-    for src, dst in ((shipped / "mosquitto.conf", tmp_path / "mosquitto.conf"),
-                     (shipped / "tls" / "listener-8883.conf", conf_d / "listener-8883.conf")):
-        text = (src.read_text().replace("/mosquitto/config/conf.d/", f"{conf_d}/")
-                .replace("/mosquitto/config/conf.d", str(conf_d))
-                .replace("/mosquitto/config/passwd", str(conf_d / "passwd"))
-                .replace("/mosquitto/config/acl", str(shipped / "acl"))
-                .replace("/mosquitto/data/", f"{data}/")
-                .replace("listener 1883", f"listener {plain} 127.0.0.1").replace("listener 8883", f"listener {tls} 127.0.0.1"))
+    for src, dst, rewrite in (
+            (shipped / "mosquitto.conf", tmp_path / "mosquitto.conf", {
+                "/mosquitto/data/": f"{data}/", "/mosquitto/config/passwd": str(conf_d / "passwd"),
+                "/mosquitto/config/acl": str(shipped / "acl"), "include_dir /mosquitto/config/conf.d": f"include_dir {conf_d}",
+                "listener 1883": f"listener {plain} 127.0.0.1"}),
+            (shipped / "tls" / "listener-8883.conf", conf_d / "listener-8883.conf", {
+                "/mosquitto/config/conf.d/": f"{conf_d}/", "listener 8883": f"listener {tls} 127.0.0.1"})):
+        text = shipped_config(src, rewrite)
         assert not re.search(r"(?m)^[^#]* /mosquitto/", text), src  # every container path rewritten
         dst.write_text(text)
     (tmp_path / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n" + (tmp_path / "mosquitto.conf").read_text())
