@@ -101,7 +101,9 @@ def probe(job: Job, opts: Probe) -> dict[str, Any]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         if len(data) <= opts.max_reject_copy_bytes:
             row["uri"] = opts.rejected.put(data, digest, ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else "")
-        return _fail(row, "image", f"image: cannot be decoded ({job.name}: {exc.__class__.__name__}: {str(exc)[:120]})")
+        # Pillow names the in-memory buffer by its address: left out, one broken file gives one reason
+        detail = re.sub(r" <[^<>]* at 0x[0-9a-f]+>", "", str(exc))[:120]
+        return _fail(row, "image", f"image: cannot be decoded ({job.name}: {exc.__class__.__name__}: {detail})")
     row["uri"] = opts.images.put(data, digest, _SUFFIX.get(row["format"], ext),
                                  link_from=Path(job.path) if opts.link else None)
     return row

@@ -12,6 +12,7 @@ import pytest
 from plantlake.demo import HOURS, run_demo
 from simulators import truth
 from simulators.story import Plant
+from tests import golden
 from tests.conftest import ROOT, files_holding
 
 pytestmark = pytest.mark.integration
@@ -135,3 +136,5 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     exec(compile(snippet, "README.md", "exec"), {})  # noqa: S102 - our own documentation
     # no file the demo wrote (lake, drop folders, catalog, report) holds the environment's secret
     assert files_holding(plant_dir, CANARY) == []
+    # and every table holds what it held before the last refactor (tests/golden.py)
+    golden.check(plant_dir / "lake", ROOT / "tests" / "data" / "golden" / "demo.json")
