@@ -42,6 +42,7 @@ $(VENV)/.installed: pyproject.toml
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: system venv
 	$(PY) -m pip install -q -e ".[dev,bench]"

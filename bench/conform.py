@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 
 from connectors.base import Extract
 from connectors.opcua import RAW_SCHEMA, OpcUaConnector
-from plantlake.config import load_config, with_source
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import load_config, with_source
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 
 from harness import Contender, PeakRSS, Result, arguments, measure, report
 

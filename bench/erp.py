@@ -59,9 +59,9 @@ def make_table(path: Path, rows: int) -> None:
 
 
 def plantlake(db: Path, out: Path, rows: int) -> int:
-    from plantlake.config import load_config, parse_config
-    from plantlake.lake import Lake
-    from plantlake.runner import run_source
+    from plantlake.core.config import load_config, parse_config
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.runner import run_source
 
     cfg = load_config(ROOT / "plant.yaml")
     data = cfg.model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)

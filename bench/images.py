@@ -70,9 +70,9 @@ def bare_pool(folder: Path, workers: int) -> int:
 
 
 def connector(cfg, lake: Path, end: datetime, workers: int, copy_mode: str = "copy") -> tuple[int, int]:
-    from plantlake.config import with_source
-    from plantlake.lake import Lake
-    from plantlake.runner import run_source
+    from plantlake.core.config import with_source
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.runner import run_source
 
     shutil.rmtree(lake, ignore_errors=True)
     variant = with_source(cfg, "camera_images", workers=workers, copy_mode=copy_mode)
@@ -81,7 +81,7 @@ def connector(cfg, lake: Path, end: datetime, workers: int, copy_mode: str = "co
 
 
 def main() -> None:
-    from plantlake.config import load_config
+    from plantlake.core.config import load_config
     from simulators.camera import Camera
     from simulators.story import Plant
 

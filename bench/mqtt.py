@@ -83,7 +83,7 @@ def bare_drain(port: int, topics: list[str], expected: int, *, connect_only: boo
 def connector(cfg, port: int, lake_root: Path, max_messages: int):
     """The plantlake connector for the site's MQTT source, pointed at the bench broker."""
     from connectors.mqtt import MqttConnector
-    from plantlake.connections import Connection
+    from plantlake.core.connections import Connection
 
     src = cfg.source("mqtt_plant").model_copy(update={"client_id": "bench-connector", "max_messages": max_messages})
     return MqttConnector(src, cfg, Connection("bench", "mqtt", "127.0.0.1", port))
@@ -91,8 +91,8 @@ def connector(cfg, port: int, lake_root: Path, max_messages: int):
 
 def connector_drain(cfg, port: int, lake_root: Path, expected: int, run: int) -> int:
     """Drain, land (fsynced raw Parquet per chunk) and acknowledge, as `run_source` does."""
-    from plantlake.lake import Interval, Lake
-    from plantlake.runner import land
+    from plantlake.core.lake import Interval, Lake
+    from plantlake.pipeline.runner import land
 
     c = connector(cfg, port, lake_root, expected)
     try:
@@ -104,7 +104,7 @@ def connector_drain(cfg, port: int, lake_root: Path, expected: int, run: int) ->
 
 
 def main() -> None:
-    from plantlake.config import load_config
+    from plantlake.core.config import load_config
     from simulators.broker import Mosquitto
 
     args = arguments(__doc__, messages=100_000, repeat=3).parse_args()

@@ -54,15 +54,15 @@ async def bare(endpoint: str, start: datetime, end: datetime) -> int:
 
 def connector(port: int, lines: int, start: datetime, end: datetime) -> int:
     from connectors.opcua import OpcUaConnector
-    from plantlake.config import load_config
-    from plantlake.connections import Connection
-    from plantlake.lake import Interval
+    from plantlake.core.config import load_config
+    from plantlake.core.connections import Connection
+    from plantlake.core.lake import Interval
 
     cfg = load_config(ROOT / "plant.yaml")
     extra_lines = [{"id": f"line{i}", "cells": [{"id": f"{r}{i}"} for r in ("coater", "press", "welder", "camera")]}
                    for i in range(3, lines + 1)]
     areas = cfg.enterprise.sites[0].areas[0]
-    from plantlake.config import parse_config
+    from plantlake.core.config import parse_config
 
     data = cfg.model_dump(exclude={"base_dir"})
     data["enterprise"]["sites"][0]["areas"][0]["lines"] = [ln.model_dump() for ln in areas.lines] + extra_lines

@@ -10,9 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from plantlake.config import PlantConfig
-from plantlake.connections import Connection
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import PlantConfig
+from plantlake.core.connections import Connection
+from plantlake.core.lake import Interval, Lake
 from schemas.conform import Rejects, TagRule, UnitRule
 from schemas.units import canonical_unit
 

@@ -43,7 +43,7 @@ from connectors.csv_export import (
 )
 from connectors.csv_export import unreadable as unreadable_reason
 from connectors.files import claim
-from plantlake.lake import Interval
+from plantlake.core.lake import Interval
 from schemas import get_table
 from schemas.conform import Rejects
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from plantlake.lake import Interval
+from plantlake.core.lake import Interval
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from connectors.files import UnsafeFile, open_drop_file
-from plantlake.lake import BlobStore
+from plantlake.core.lake import BlobStore
 
 FEATURE_SIDE = 256
 SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes of JSON

@@ -30,7 +30,7 @@ import pyarrow as pa
 from connectors.base import Connector, Decoded, Extract, capture_regex, fill
 from connectors.files import claim
 from connectors.image_probe import SUFFIXES, Job, Probe
-from plantlake.lake import Interval
+from plantlake.core.lake import Interval
 from schemas.conform import Rejects
 
 log = logging.getLogger(__name__)

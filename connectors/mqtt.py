@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from connectors import sparkplug
 from connectors.base import Connector, Decoded, Extract, capture_regex, fill, tag_name
-from plantlake.lake import Interval
+from plantlake.core.lake import Interval
 from schemas.conform import Rejects
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import Connector, Decoded, Extract, fill, tag_name
-from plantlake.lake import Interval
+from plantlake.core.lake import Interval
 from schemas.conform import Rejects
 from schemas.units import from_eu_information
 

@@ -1,13 +1,13 @@
 """Airflow: one ingest DAG per source configured in the site config (plant.yaml); the quality
 and products DAGs the ingest DAGs' published Assets trigger; the daily compaction.
 
-Orchestration only: the DAGs are built by plantlake.orchestration, the work runs in
-plantlake.runner inside the task.
+Orchestration only: the DAGs are built by plantlake.app.orchestration, the work runs in
+plantlake.pipeline.runner inside the task.
 """
 
 from __future__ import annotations
 
-from plantlake.orchestration import (
+from plantlake.app.orchestration import (
     build_compaction_dag,
     build_ingest_dags,
     build_products_dag,

@@ -1,7 +1,10 @@
 """plantlake: one audited Parquet lake from a plant's OPC UA, MQTT, camera and ERP silos.
 
-This package is the core: site config, lake store, pipeline runner, DAG factory,
-products and CLI. It stays light to import; heavy libraries load inside functions.
+Its floors, bottom up (each imports only the floors below it; `lint-imports` checks):
+`schemas` (tables, units, conform) < `plantlake.core` (site config, connections, lake store,
+errors) < `connectors` | `quality` < `plantlake.pipeline` (runner, publish, products) | `simulators`
+< `plantlake.app` (CLI, DAG factories, demo). It stays light to import; heavy libraries load
+inside functions.
 """
 
 from __future__ import annotations

@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from plantlake.cli import main
+from plantlake.app.cli import main
 
 sys.exit(main())

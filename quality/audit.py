@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from plantlake.lake import Staged, write_parquet
+from plantlake.core.lake import Staged, write_parquet
 from schemas.conform import REJECT_SCHEMA, count_duplicate_keys
 from schemas.model import META_TABLE, META_VERSION, Table
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from plantlake.config import PlantConfig
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import PlantConfig
+from plantlake.core.lake import Interval, Lake
 from quality.suites import Spec
 from schemas import get_table
 
@@ -71,7 +71,7 @@ def specs(cfg: PlantConfig) -> list[Spec]:
 
 def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa.Table:
     """The check rows for one interval (DuckDB over the curated tables)."""
-    from plantlake.views import connect
+    from plantlake.core.views import connect
 
     last_day = (interval.end - timedelta(microseconds=1)).date()
     span = (interval.start.date(), last_day)

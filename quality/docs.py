@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from plantlake.config import PlantConfig
-from plantlake.lake import Lake
+from plantlake.core.config import PlantConfig
+from plantlake.core.lake import Lake
 from quality.results import results_dir
 
 SITE = "plantlake"

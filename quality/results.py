@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from plantlake.lake import Interval, Lake, write_json_atomic
+from plantlake.core.lake import Interval, Lake, write_json_atomic
 
 
 def results_dir(lake: Lake) -> Path:

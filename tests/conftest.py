@@ -57,7 +57,7 @@ def plant_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def plant(plant_dir: Path):
-    from plantlake.config import load_config
+    from plantlake.core.config import load_config
 
     return load_config(plant_dir / "plant.yaml")
 

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.demo import write_historian_export
+from plantlake.app.demo import write_historian_export
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.dags
@@ -119,7 +119,7 @@ def test_dag_test_run_publishes_the_interval(dagbag, plant, plant_dir):
 
 
 def test_opcua_dag_reads_a_past_hour_exactly_as_historized(dagbag, plant_dir, monkeypatch):
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
     from schemas import get_table
     from simulators.opcua_server import OpcUaSimulator
     from tests.integration.test_opcua import END, PLANT, START, assert_matches_truth
@@ -140,8 +140,8 @@ def test_opcua_dag_reads_a_past_hour_exactly_as_historized(dagbag, plant_dir, mo
 def test_mqtt_dag_drains_the_durable_session_into_curated(dagbag, plant, plant_dir, monkeypatch, tmp_path):
     """dag.test() of the MQTT DAG: every message the broker queued while no run was active lands once."""
     import connectors
-    from plantlake.connections import get_connection
-    from plantlake.lake import Lake
+    from plantlake.core.connections import get_connection
+    from plantlake.core.lake import Lake
     from schemas import get_table
     from simulators import truth
     from simulators.broker import Mosquitto
@@ -169,7 +169,7 @@ def test_mqtt_dag_drains_the_durable_session_into_curated(dagbag, plant, plant_d
 
 
 def test_images_dag_publishes_the_hours_camera_files(dagbag, plant_dir):
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
     from schemas import get_table
     from simulators import truth
     from simulators.camera import Camera
@@ -188,7 +188,7 @@ def test_images_dag_publishes_the_hours_camera_files(dagbag, plant_dir):
 
 
 def test_erp_dag_upserts_the_erps_tables(dagbag, plant_dir, monkeypatch):
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
     from schemas import get_table
     from simulators.erp import ErpSimulator
     from simulators.story import Plant
@@ -226,7 +226,7 @@ def test_erp_dag_with_injected_bad_rows_quarantines_them_and_a_blocked_batch_fai
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
     from schemas import get_table
     from simulators.erp import ErpSimulator
     from simulators.story import Plant
@@ -287,8 +287,8 @@ def test_erp_dag_with_injected_bad_rows_quarantines_them_and_a_blocked_batch_fai
 
 
 def test_compaction_dag_compacts_the_previous_day(dagbag, plant, plant_dir):
-    from plantlake.lake import Lake
-    from plantlake.runner import run_source
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.runner import run_source
     from schemas import get_table
 
     start = datetime(2026, 3, 1, 9, tzinfo=UTC)

@@ -27,8 +27,8 @@ import psycopg
 import pytest
 import yaml
 
-from plantlake.demo import write_historian_export
-from plantlake.lake import Lake
+from plantlake.app.demo import write_historian_export
+from plantlake.core.lake import Lake
 from schemas import get_table
 from simulators.broker import Mosquitto
 from simulators.net import free_port, wait_port

@@ -23,7 +23,7 @@ WRITER = f"""
 import sys
 from datetime import UTC, datetime, timedelta
 import pyarrow as pa
-from plantlake.lake import Interval, Lake
+from plantlake.core.lake import Interval, Lake
 from schemas import get_table
 sys.path.insert(0, {str(ROOT)!r})
 from tests.unit.test_lake import readings

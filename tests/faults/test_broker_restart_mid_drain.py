@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from plantlake.config import load_config, with_source
-from plantlake.runner import run_source
+from plantlake.core.config import load_config, with_source
+from plantlake.pipeline.runner import run_source
 from simulators.mqtt_publisher import MqttPublisher
 from tests.conftest import ROOT
 from tests.integration.test_mqtt import PLANT, START, check_curated, raw_ids

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.lake import Interval, Lake
+from plantlake.core.lake import Interval, Lake
 from schemas import get_table
 from tests.conftest import ROOT
 from tests.unit.test_lake import readings
@@ -28,8 +28,8 @@ PER_HOUR = 20_000
 COMPACT = """
 import sys
 from datetime import date
-from plantlake.compaction import compact_day
-from plantlake.lake import Lake
+from plantlake.pipeline.compaction import compact_day
+from plantlake.core.lake import Lake
 from schemas import get_table
 while True:
     compact_day(Lake(sys.argv[1]), get_table("sensor_readings"), date(2026, 3, 1))

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plantlake.config import load_config
-from plantlake.demo import write_historian_export
-from plantlake.runner import run_source
+from plantlake.app.demo import write_historian_export
+from plantlake.core.config import load_config
+from plantlake.pipeline.runner import run_source
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.faults

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from plantlake.config import with_source
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import with_source
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from tests.integration.test_erp import (  # noqa: F401 - fixtures
     INSPECTIONS,
     PLANT,

@@ -16,8 +16,8 @@ from connectors.csv_export import CsvExportConnector
 from connectors.image_probe import Job, Probe, probe
 from connectors.images import ImagesConnector, MetadataError
 from connectors.mqtt import RAW_SCHEMA, MqttConnector
-from plantlake.config import load_config
-from plantlake.lake import BlobStore
+from plantlake.core.config import load_config
+from plantlake.core.lake import BlobStore
 from schemas import get_table
 from schemas.conform import ConformContext, conform
 from tests.conftest import ROOT

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from plantlake.config import with_source
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import with_source
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from quality.audit import AuditFailed
 from schemas import get_table
 from tests.integration.test_audit import T0, _break_order, site  # noqa: F401 - fixture

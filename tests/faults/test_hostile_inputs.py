@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from plantlake.config import load_config, parse_config
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import load_config, parse_config
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from tests.conftest import ROOT, files_holding
 

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from simulators.mqtt_publisher import MqttPublisher
 from tests.conftest import ROOT
 from tests.integration.test_mqtt import KILLER, PLANT, SENSOR, START, check_curated, raw_ids, site  # noqa: F401

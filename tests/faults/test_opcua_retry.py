@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from connectors.opcua import SourceUnavailable
-from plantlake.config import load_config
-from plantlake.runner import run_source
+from plantlake.core.config import load_config
+from plantlake.pipeline.runner import run_source
 from simulators.net import free_port
 from tests.conftest import ROOT
 from tests.integration.test_opcua import END, START, assert_matches_truth, curated, setup  # noqa: F401 - fixture

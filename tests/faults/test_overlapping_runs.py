@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.demo import write_historian_export
+from plantlake.app.demo import write_historian_export
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.faults

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from plantlake.config import load_config
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import load_config
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators.erp import ErpSimulator
 from simulators.story import Plant

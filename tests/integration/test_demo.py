@@ -9,7 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.demo import HOURS, run_demo
+from plantlake.app.demo import HOURS, run_demo
 from simulators import truth
 from simulators.story import Plant
 from tests import golden
@@ -85,7 +85,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     assert orders[0] == orders[1] > 0
 
     # each hour was checked across sources, and the Data Docs show every audit
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
     from schemas import get_table
 
     lake = Lake(plant_dir / "lake")
@@ -124,7 +124,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     assert started == {c["order_id"] for c in contexts if start <= c["actual_start"] < end}
     assert all(c["sensor"] for c in contexts if c["order_id"] in started)
     # the catalog answers like the Parquet, and the report was written
-    from plantlake.catalog import query
+    from plantlake.pipeline.catalog import query
 
     assert query(lake, "select count(*) as n from image_training_set").to_pylist() == [{"n": len(training)}]
     assert (plant_dir / "lake" / "_report" / "index.html").exists()

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.erp import SchemaDrift, SourceUnavailable
-from plantlake.config import load_config
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import load_config
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators.erp import STATUS_CODES, ErpSimulator
 from simulators.story import Plant

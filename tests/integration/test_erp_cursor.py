@@ -21,10 +21,10 @@ import sqlalchemy as sa
 import yaml
 
 from connectors.erp import CursorMismatch, ErpConnector
-from plantlake.config import parse_config
-from plantlake.connections import get_connection
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import parse_config
+from plantlake.core.connections import get_connection
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 
 pytestmark = pytest.mark.integration
@@ -230,7 +230,7 @@ def test_raw_keeps_the_erps_values_and_a_non_number_is_quarantined_by_column_and
 
 @pytest.mark.parametrize("policy", ["enforce", "warn", "off"])
 def test_orders_without_a_materials_table_follow_the_reference_policy(policy, tmp_path, monkeypatch):
-    from plantlake.runner import NothingPublished
+    from plantlake.pipeline.runner import NothingPublished
 
     db = tmp_path / "erp.sqlite"
     engine = sa.create_engine(f"sqlite:///{db}")

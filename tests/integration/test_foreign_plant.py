@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plantlake.config import load_config
-from plantlake.lake import Lake
+from plantlake.core.config import load_config
+from plantlake.core.lake import Lake
 from schemas import get_table
 from simulators import foreign_plant
 from tests.conftest import ROOT

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from plantlake.config import load_config, parse_config, with_source
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import load_config, parse_config, with_source
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators import truth
 from simulators.camera import Camera

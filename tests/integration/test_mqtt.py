@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors import sparkplug
-from plantlake.config import load_config
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.core.config import load_config
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from schemas.units import affine, canonical_unit
 from simulators import truth
@@ -71,9 +71,9 @@ KILLER = """
 import os, signal, sys
 from datetime import UTC, datetime, timedelta
 import connectors
-from plantlake.config import load_config
-from plantlake.connections import get_connection
-from plantlake.lake import Interval
+from plantlake.core.config import load_config
+from plantlake.core.connections import get_connection
+from plantlake.core.lake import Interval
 cfg = load_config(sys.argv[1])
 src = cfg.source("mqtt_plant")
 c = connectors.load("mqtt")(src, cfg, get_connection(src.connection_id))
@@ -161,7 +161,7 @@ def test_v311_session_with_a_small_inflight_window_drains_everything(site, mosqu
     """MQTT 3.1.1 brokers send only max_inflight_messages unacknowledged messages: the drain lands
     and acknowledges what it has when the broker goes quiet instead of stalling until idle."""
     cfg, tmp = site
-    from plantlake.config import with_source
+    from plantlake.core.config import with_source
 
     cfg311 = with_source(cfg, "mqtt_plant", protocol="v311", client_id="plantlake-v311")
     run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg311)  # opens the 3.1.1 session

@@ -15,8 +15,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from plantlake.config import load_config
-from plantlake.runner import run_source
+from plantlake.core.config import load_config
+from plantlake.pipeline.runner import run_source
 from simulators.broker import Mosquitto
 from tests.conftest import ROOT
 from tests.servers import shipped_config

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.config import parse_config
-from plantlake.lake import Lake
-from plantlake.runner import NothingPublished, run_source
+from plantlake.core.config import parse_config
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import NothingPublished, run_source
 from schemas import get_table
 
 pytestmark = pytest.mark.integration

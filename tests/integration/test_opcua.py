@@ -13,9 +13,9 @@ import pytest
 from asyncua import ua
 
 from connectors.opcua import HistoryRefused, SourceUnavailable
-from plantlake.config import load_config, with_source
-from plantlake.lake import Lake
-from plantlake.runner import NothingPublished, run_source
+from plantlake.core.config import load_config, with_source
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import NothingPublished, run_source
 from schemas import get_table
 from schemas.units import affine
 from simulators import truth
@@ -209,7 +209,7 @@ def test_week_backfill_then_gap_detection_replays_exactly_the_missing_hours(tmp_
     import subprocess
     import sys
 
-    from plantlake.gaps import find_gaps
+    from plantlake.pipeline.gaps import find_gaps
 
     coarse = Plant(seed=42, sample_s=300)
     week0 = datetime(2026, 1, 5, tzinfo=UTC)

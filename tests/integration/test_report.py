@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from PIL import Image
 
-from plantlake.config import load_config
-from plantlake.products import build_day
-from plantlake.report import THUMBS, build_report
+from plantlake.core.config import load_config
+from plantlake.pipeline.products import build_day
+from plantlake.pipeline.report import THUMBS, build_report
 from quality.cross_source import run_checks
 from tests.conftest import ROOT
 from tests.unit.test_cross_source import IV, T
@@ -71,7 +71,7 @@ def test_the_report_renders_every_section_plot_and_thumbnail(lake, tmp_path):  #
 
 
 def test_the_report_of_an_empty_lake_says_so(tmp_path):
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
 
     index = build_report(Lake(tmp_path / "lake").ensure())
     dom = _chromium(tmp_path, index.as_uri(), "--dump-dom").stdout

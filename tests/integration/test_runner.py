@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.demo import write_historian_export
-from plantlake.lake import Lake
-from plantlake.runner import run_source
+from plantlake.app.demo import write_historian_export
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from tests.conftest import ROOT
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.config import with_source
-from plantlake.demo import write_historian_export
-from plantlake.lake import Interval, Lake
-from plantlake.runner import run_source
+from plantlake.app.demo import write_historian_export
+from plantlake.core.config import with_source
+from plantlake.core.lake import Interval, Lake
+from plantlake.pipeline.runner import run_source
 from quality.audit import AuditFailed
 from schemas import get_table
 

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.config import TagMapping
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import TagMapping
+from plantlake.core.lake import Interval, Lake
 from quality.audit import AuditFailed, audit_staged
 from schemas import get_table
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import yaml
 
-from plantlake.config import ConfigError, load_config, parse_config
+from plantlake.core.config import ConfigError, load_config, parse_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -127,7 +127,7 @@ def test_unknown_source_lists_configured_ones():
 
 
 def test_configuration_reference_is_generated_from_the_models():
-    from plantlake.config_docs import reference
+    from plantlake.app.config_docs import reference
 
     committed = (ROOT / "docs" / "configuration.md").read_text()
     assert committed == reference(), "run: plantlake config docs"

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from plantlake.connections import Connection, ConnectionNotFound, get_connection
+from plantlake.core.connections import Connection, ConnectionNotFound, get_connection
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,7 @@ def test_unknown_connection_says_which_variable_to_set(monkeypatch):
 @pytest.mark.parametrize("uri", ["mqtt://plantlake:S3cr3t#HASH@broker:1883", "mqtt://plantlake:S3cr3t/HASH@broker:1883",
                                  "mqtt://plantlake:S3cr3t?HASH@broker:1883"])
 def test_an_unencoded_character_in_a_password_names_the_connection_never_its_text(monkeypatch, uri):
-    from plantlake.connections import ConnectionInvalid
+    from plantlake.core.connections import ConnectionInvalid
 
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", uri)
     with pytest.raises(ConnectionInvalid) as err:
@@ -67,7 +67,7 @@ def test_secrets_are_masked_in_every_log_record_even_a_protocol_librarys_debug(m
 def test_config_check_reads_each_connection_it_can_see(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from plantlake.cli import main
+    from plantlake.app.cli import main
     from tests.conftest import ROOT
 
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")

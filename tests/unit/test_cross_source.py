@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from plantlake.config import load_config
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import load_config
+from plantlake.core.lake import Interval, Lake
 from quality.cross_source import run_checks
 from schemas import get_table
 from tests.conftest import ROOT

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from plantlake.config import load_config
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import load_config
+from plantlake.core.lake import Interval, Lake
 from quality.audit import audit_staged
 from quality.cross_source import run_checks
 from quality.docs import build_data_docs

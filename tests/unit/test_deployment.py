@@ -83,7 +83,7 @@ def test_every_service_command_exists_in_airflow_or_plantlake():
     import subprocess
     import sys
 
-    from plantlake.cli import build_parser
+    from plantlake.app.cli import build_parser
 
     airflow_args, checked = [], 0
     for name, service in COMPOSE["services"].items():
@@ -174,7 +174,7 @@ def test_the_shipped_broker_keeps_every_message_plantlake_can_quarantine():
     must be lower, so an oversized message reaches quarantine instead."""
     import re
 
-    from plantlake.config import MqttSource
+    from plantlake.core.config import MqttSource
 
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     limit = int(re.search(r"^message_size_limit (\d+)$", conf, re.M).group(1))
@@ -195,7 +195,7 @@ def test_published_ports_listen_on_loopback_unless_plant_it_says_otherwise():
     ("admin", "", "at least 12 characters"), ("plantlake-admin", "Plantlake-Admin", "default or the user name"),
 ])
 def test_deploy_users_refuses_weak_or_empty_credentials(user, password, why, monkeypatch, capsys):
-    from plantlake.cli import main
+    from plantlake.app.cli import main
 
     monkeypatch.setenv("AIRFLOW_ADMIN_USER", user)
     monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", password)
@@ -206,8 +206,8 @@ def test_deploy_users_refuses_weak_or_empty_credentials(user, password, why, mon
 
 
 def test_more_ui_users_come_with_a_role_and_their_own_password_variable():
-    from plantlake.config import ConfigError
-    from plantlake.deploy import ui_users
+    from plantlake.app.deploy import ui_users
+    from plantlake.core.config import ConfigError
 
     env = {"AIRFLOW_ADMIN_USER": "plant-admin", "AIRFLOW_ADMIN_PASSWORD": "Adm1n-long-enough",
            "AIRFLOW_USERS": "line.viewer:Viewer, shift-op:Op, analyst", "AIRFLOW_PASSWORD_LINE_VIEWER": "V1ewer-long-enough",

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake.lake import Interval, Lake
+from plantlake.core.lake import Interval, Lake
 from schemas import get_table
 from schemas.model import META_VERSION
 

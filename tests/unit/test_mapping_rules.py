@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import fill, slug
-from plantlake.config import ConfigError, parse_config
+from plantlake.core.config import ConfigError, parse_config
 
 pytestmark = pytest.mark.unit
 
@@ -67,7 +67,7 @@ def test_sql_names_with_control_characters_are_refused(tmp_path):
 
 
 def test_a_lake_root_that_is_a_file_says_so(tmp_path):
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
 
     (tmp_path / "lake").write_text("oops")
     with pytest.raises(NotADirectoryError, match="lake root .* is a file, not a folder: set lake.root"):

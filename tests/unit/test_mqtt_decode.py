@@ -9,7 +9,7 @@ import pytest
 
 from connectors import sparkplug
 from connectors.mqtt import RAW_SCHEMA, MqttConnector, TopicPattern
-from plantlake.config import load_config
+from plantlake.core.config import load_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -87,7 +87,7 @@ def test_topic_patterns_capture_levels_and_build_subscriptions():
 
 def json_device_connector(**rule) -> MqttConnector:
     """A broker of JSON devices as a new user configures it from docs/configuration.md."""
-    from plantlake.config import parse_config
+    from plantlake.core.config import parse_config
 
     cfg = parse_config({
         "enterprise": {"id": "nord", "sites": [{"id": "werk1", "areas": [{"id": "abfuellung", "lines": [
@@ -129,7 +129,7 @@ def test_a_device_whose_fields_all_fall_outside_include_is_quarantined_with_the_
 
 
 def test_an_mqtt_tag_ref_in_another_form_than_topic_field_fails_the_config_check():
-    from plantlake.config import ConfigError, parse_config
+    from plantlake.core.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match=r"an MQTT ref is <topic>#<field>"):
         parse_config({

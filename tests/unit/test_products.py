@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from plantlake import compaction
-from plantlake.catalog import build_catalog, query
-from plantlake.config import load_config
-from plantlake.lake import Interval, Lake
-from plantlake.products import build_day, days_touched
+from plantlake.core.config import load_config
+from plantlake.core.lake import Interval, Lake
+from plantlake.pipeline import compaction
+from plantlake.pipeline.catalog import build_catalog, query
+from plantlake.pipeline.products import build_day, days_touched
 from schemas import get_table
 from tests.conftest import ROOT
 from tests.unit.test_audit_tables import _image, _inspection, _order, _sensor

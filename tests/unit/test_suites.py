@@ -75,7 +75,7 @@ def _validate(table, rows, source=None):
 
 
 def test_site_rules_bound_each_tag_to_its_physical_range_and_require_tags():
-    from plantlake.config import TagMapping
+    from plantlake.core.config import TagMapping
 
     src = type("Src", (), {"name": "line1", "tags": [
         TagMapping(ref="a", asset="acme/s/l1/press", tag="force", min=0, max=50),

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from plantlake.config import PlantConfig, load_config
-from plantlake.lake import STALE_STAGING_S, Interval, Lake, Staged
+from plantlake.core.config import PlantConfig, load_config
+from plantlake.core.lake import STALE_STAGING_S, Interval, Lake, Staged
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     import pyarrow.compute as pc
 
     import connectors
-    from plantlake.connections import get_connection
+    from plantlake.core.connections import get_connection
     from quality.audit import audit_staged
     from quality.results import keep_audit
     from schemas import get_table

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from plantlake.lake import Lake
+from plantlake.core.lake import Lake
 
 CATALOG = "catalog.duckdb"
 

@@ -4,7 +4,7 @@
 them, or the date= partitions `days` names for it — so DuckDB scans only what a query needs
 (projection and filters pushed down) and no file path is ever spliced into SQL. With a site
 config it adds `lines`: each asset of the readings and images with its line. The analyst
-catalog (`plantlake.catalog`) is the persistent counterpart.
+catalog (`plantlake.pipeline.catalog`) is the persistent counterpart.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from plantlake.lake import Lake
+from plantlake.core.lake import Lake
 
 
 def files(lake: Lake, table: str, first: date | None = None, last: date | None = None) -> list[str]:

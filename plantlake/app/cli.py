@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plantlake.config import ConfigError, load_config
+from plantlake.core.config import ConfigError, load_config
 
 log = logging.getLogger("plantlake")
 #: printed by the demo for the analyst to try, never executed here
@@ -27,7 +27,7 @@ def _when(text: str) -> datetime:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from plantlake.runner import run_source
+    from plantlake.pipeline.runner import run_source
 
     summary = run_source(args.source, args.start, args.end, config=load_config(args.config))
     print(json.dumps(summary.as_dict(), indent=2, default=str) if args.json else summary.describe())
@@ -35,7 +35,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_gaps(args: argparse.Namespace) -> int:
-    from plantlake.gaps import fill_gaps, find_gaps
+    from plantlake.pipeline.gaps import fill_gaps, find_gaps
 
     cfg = load_config(args.config)
     if args.fill:
@@ -51,7 +51,7 @@ def _cmd_gaps(args: argparse.Namespace) -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     if args.action == "docs":
-        from plantlake.config_docs import write_reference
+        from plantlake.app.config_docs import write_reference
 
         print(f"wrote {write_reference(Path(args.out))}")
         return 0
@@ -68,7 +68,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _connection_problems(cfg: Any) -> list[str]:
     """Each source's connection that is set in the environment and cannot be read (never its text)."""
-    from plantlake.connections import ConnectionInvalid, env_var, get_connection
+    from plantlake.core.connections import ConnectionInvalid, env_var, get_connection
 
     out = []
     for s in cfg.sources:
@@ -81,7 +81,7 @@ def _connection_problems(cfg: Any) -> list[str]:
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
-    from plantlake.lake import Interval, Lake
+    from plantlake.core.lake import Interval, Lake
 
     cfg = load_config(args.config)
     lake = Lake(cfg.lake_root()).ensure()
@@ -107,9 +107,9 @@ def _day(text: str) -> date:
 
 
 def _cmd_products(args: argparse.Namespace) -> int:
-    from plantlake.catalog import build_catalog
-    from plantlake.lake import Lake
-    from plantlake.products import build_day
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.catalog import build_catalog
+    from plantlake.pipeline.products import build_day
 
     cfg = load_config(args.config)
     lake = Lake(cfg.lake_root()).ensure()
@@ -121,8 +121,8 @@ def _cmd_products(args: argparse.Namespace) -> int:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    from plantlake.compaction import compact_day
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.compaction import compact_day
     from schemas import get_table
 
     lake = Lake(load_config(args.config).lake_root()).ensure()
@@ -134,8 +134,8 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    from plantlake.catalog import build_catalog, query
-    from plantlake.lake import Lake
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.catalog import build_catalog, query
 
     lake = Lake(load_config(args.config).lake_root()).ensure()
     build_catalog(lake)
@@ -153,17 +153,17 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from plantlake.lake import Lake
-    from plantlake.report import build_report
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.report import build_report
 
     print(f"report: {build_report(Lake(load_config(args.config).lake_root()).ensure())}")
     return 0
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    """`deploy users`: the UI's users for the FAB auth manager from .env (plantlake/deploy.py);
+    """`deploy users`: the UI's users for the FAB auth manager from .env (plantlake/app/deploy.py);
     the compose init job runs it."""
-    from plantlake.deploy import ui_users, write_users
+    from plantlake.app.deploy import ui_users, write_users
 
     for line in write_users(ui_users(os.environ)):
         print(line)  # never a password
@@ -183,15 +183,15 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from plantlake.config import default_config_path
-    from plantlake.demo import airflow_env, run_demo
+    from plantlake.app.demo import airflow_env, run_demo
+    from plantlake.core.config import default_config_path
 
     config_path = Path(args.config or default_config_path()).resolve()
     cfg = load_config(config_path)
     root = cfg.lake_root()
     airflow_env(cfg.path("demo-plant"))  # before anything imports Airflow
     if not args.verbose:  # the demo prints a line a run; the runner's and Airflow's narration is for --verbose
-        for name in ("plantlake.runner", "airflow", "plantlake.products", "plantlake.report"):
+        for name in ("plantlake.pipeline.runner", "airflow", "plantlake.pipeline.products", "plantlake.pipeline.report"):
             logging.getLogger(name).setLevel(logging.WARNING)
     summaries = run_demo(cfg, config_path=config_path, progress=lambda msg: print(f"  {msg}", flush=True))
     print()
@@ -337,8 +337,8 @@ def _expected(exc: BaseException) -> bool:
     from connectors.mqtt import SourceUnavailable as MqttUnavailable
     from connectors.opcua import HistoryRefused
     from connectors.opcua import SourceUnavailable as OpcUaUnavailable
-    from plantlake.connections import ConnectionInvalid, ConnectionNotFound
-    from plantlake.runner import NothingPublished
+    from plantlake.core.connections import ConnectionInvalid, ConnectionNotFound
+    from plantlake.pipeline.runner import NothingPublished
     from quality.audit import AuditFailed
 
     return isinstance(exc, CursorMismatch | SchemaDrift | ErpUnavailable | MqttUnavailable | HistoryRefused

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from plantlake.config import PlantConfig
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import PlantConfig
+from plantlake.core.lake import Interval, Lake
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def publish(lake: Lake, table_name: str, day: date, data: Any, run_id: str, *, s
         lake.discard(staged)
         audit.raise_for_failures()
     if audit.rejects is not None:
-        from plantlake.runner import with_lineage
+        from plantlake.pipeline.runner import with_lineage
 
         lake.write_quarantine(table_name, source, interval, with_lineage([audit.rejects], source, interval, run_id))
         run.quarantined = audit.set_aside
@@ -84,7 +84,7 @@ def publish_assets(lake: Lake, cfg: PlantConfig, run_id: str) -> ProductRun:
 def build_day(lake: Lake, cfg: PlantConfig, day: date, run_id: str,
               products: tuple[str, ...] = tuple(PRODUCTS)) -> list[ProductRun]:
     """Build the products of one UTC day (a rerun replaces them)."""
-    from plantlake.products import order_context, training_set
+    from plantlake.pipeline.products import order_context, training_set
 
     builders = {"order_context": order_context.build, "image_training_set": training_set.build}
     runs = [publish_assets(lake, cfg, run_id)]

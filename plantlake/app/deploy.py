@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from plantlake.config import ConfigError
+from plantlake.core.config import ConfigError
 
 ROLES = ("Admin", "Op", "User", "Viewer")
 WEAK = {"admin", "airflow", "password", "changeme", "plantlake", "123456", "12345678"}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from plantlake.lake import Lake, exchange_dirs, write_json_atomic, write_parquet
+from plantlake.core.lake import Lake, exchange_dirs, write_json_atomic, write_parquet
 from schemas.model import Table
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from plantlake.lake import Lake
-from plantlake.views import connect
+from plantlake.core.lake import Lake
+from plantlake.core.views import connect
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from plantlake.config import PlantConfig
-from plantlake.lake import Lake
-from plantlake.products import day_interval
-from plantlake.views import connect
+from plantlake.core.config import PlantConfig
+from plantlake.core.lake import Lake
+from plantlake.core.views import connect
+from plantlake.pipeline.products import day_interval
 
 SQL = """
 with i as (

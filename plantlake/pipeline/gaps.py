@@ -13,8 +13,8 @@ from datetime import datetime
 
 import numpy as np
 
-from plantlake.config import PlantConfig
-from plantlake.lake import Interval, Lake
+from plantlake.core.config import PlantConfig
+from plantlake.core.lake import Interval, Lake
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def find_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lak
 
 
 def fill_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lake: Lake | None = None) -> list:
-    from plantlake.runner import run_source
+    from plantlake.pipeline.runner import run_source
 
     out = []
     for iv in find_gaps(cfg, source, start, end, lake):

@@ -678,7 +678,7 @@ def default_config_path() -> Path:
     here = Path.cwd() / "plant.yaml"
     if here.exists():
         return here
-    return Path(__file__).resolve().parent.parent / "plant.yaml"
+    return Path(__file__).resolve().parents[2] / "plant.yaml"
 
 
 def load_config(path: str | Path | None = None) -> PlantConfig:

@@ -21,15 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plantlake.config import PlantConfig, default_config_path, load_config
-from plantlake.lake import Lake
-from plantlake.runner import RunSummary
+from plantlake.core.config import PlantConfig, default_config_path, load_config
+from plantlake.core.lake import Lake
+from plantlake.pipeline.runner import RunSummary
 
 log = logging.getLogger(__name__)
 
 HOURS = 3
 STEP_S = 10
-DAGS = Path(__file__).resolve().parent.parent / "dags"
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 def write_historian_export(folder: Path, start: datetime, hours: int = HOURS) -> list[Path]:
@@ -117,7 +117,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
     """Start the virtual plant, then run every enabled source's ingest DAG with `dag.test()` for each
     of the past HOURS hours, the quality DAG for each hour, the products DAG, and the report."""
     import connectors
-    from plantlake.connections import get_connection
+    from plantlake.core.connections import get_connection
     from simulators.run import VirtualPlant
     from simulators.story import Plant
 
@@ -173,7 +173,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
             say(f"plantlake_quality {s:%H:%M}: {run.state} (cross-source checks, Data Docs)")
         run = bag.dags["plantlake_products"].test(run_conf=window)
         say(f"plantlake_products: {run.state} (order_context, image_training_set, catalog)")
-    from plantlake.report import build_report
+    from plantlake.pipeline.report import build_report
 
     say(f"report: {build_report(lake)}")
     return summaries

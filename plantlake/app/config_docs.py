@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from plantlake import config as c
+from plantlake.core import config as c
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", c.PlantConfig),
@@ -44,7 +44,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 
 def _type(annotation: Any) -> str:
     text = str(annotation).replace("typing.", "").replace("NoneType", "None")
-    for name in ("plantlake.config.", "pathlib._local.", "pathlib.", "datetime."):
+    for name in ("plantlake.core.config.", "pathlib._local.", "pathlib.", "datetime."):
         text = text.replace(name, "")
     text = re.sub(r"Annotated\[(.*?), FieldInfo\(.*?\)\]", r"\1", text)  # the source kinds' union
     if text.startswith("<class '"):
@@ -72,7 +72,7 @@ def reference() -> str:
     lines = [
         "# Site configuration reference",
         "",
-        "Generated from `plantlake/config.py` by `plantlake config docs`; do not edit by hand.",
+        "Generated from `plantlake/core/config.py` by `plantlake config docs`; do not edit by hand.",
         "`plant.yaml` is checked with `plantlake config check`: errors name the field path, the",
         "value found and what was expected. Secrets never go here: sources name an Airflow",
         "connection id (`connection_id`), resolved from `AIRFLOW_CONN_<ID>` or Airflow itself.",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plantlake.config import PlantConfig, default_config_path, load_config
+from plantlake.core.config import PlantConfig, default_config_path, load_config
 
 DAG_PREFIX = "plantlake_ingest_"
 QUALITY_DAG = "plantlake_quality"
@@ -72,7 +72,7 @@ def ingest_dag(src: Any, config_path: str) -> Any:
     def ingest_source() -> None:
         @task(task_id="ingest", outlets=outlets)
         def ingest(**context: Any) -> dict[str, Any]:
-            from plantlake.runner import run_source
+            from plantlake.pipeline.runner import run_source
 
             summary = run_source(
                 source_name,
@@ -98,7 +98,7 @@ def published_intervals(context: dict[str, Any]) -> list[Any]:
     extra (the ingest task sets it), plus the `start`/`end` params of a manual run."""
     from datetime import datetime
 
-    from plantlake.lake import Interval
+    from plantlake.core.lake import Interval
 
     spans = set()
     for events in (context.get("triggering_asset_events") or {}).values():
@@ -125,7 +125,7 @@ def data_docs_task(path: str) -> Any:
 
     @task(task_id="data_docs")
     def docs() -> str:
-        from plantlake.lake import Lake
+        from plantlake.core.lake import Lake
         from quality.docs import build_data_docs
 
         cfg = load_config(path)
@@ -158,7 +158,7 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
     def quality() -> None:
         @task(task_id="cross_source_checks")
         def checks(**context: Any) -> dict[str, Any]:
-            from plantlake.lake import Lake
+            from plantlake.core.lake import Lake
             from quality.cross_source import run_checks
 
             cfg = load_config(path)
@@ -176,7 +176,7 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
     publish of the curated tables they read touched (data-aware), then the analyst catalog."""
     from airflow.sdk import AssetAny, dag, task
 
-    from plantlake.products import PRODUCTS
+    from plantlake.pipeline.products import PRODUCTS
 
     path = str(Path(config_path or default_config_path()).resolve())
     reads = sorted({t for tables in PRODUCTS.values() for t in tables})
@@ -196,8 +196,8 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
     def products() -> None:
         @task(task_id="build_products", outlets=[asset_for(p, "products") for p in PRODUCTS])
         def build(**context: Any) -> dict[str, Any]:
-            from plantlake.lake import Lake
-            from plantlake.products import build_day, days_touched
+            from plantlake.core.lake import Lake
+            from plantlake.pipeline.products import build_day, days_touched
 
             cfg = load_config(path)
             lake = Lake(cfg.lake_root()).ensure()
@@ -210,8 +210,8 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
 
         @task(task_id="catalog")
         def catalog() -> str:
-            from plantlake.catalog import build_catalog
-            from plantlake.lake import Lake
+            from plantlake.core.lake import Lake
+            from plantlake.pipeline.catalog import build_catalog
 
             return str(build_catalog(Lake(load_config(path).lake_root()).ensure()))
 
@@ -239,8 +239,8 @@ def build_compaction_dag(config_path: str | Path | None = None) -> Any:
     def compaction() -> None:
         @task(task_id="compact", outlets=[asset_for("sensor_readings")])
         def compact(**context: Any) -> dict[str, Any]:
-            from plantlake.compaction import compact_day
-            from plantlake.lake import Lake
+            from plantlake.core.lake import Lake
+            from plantlake.pipeline.compaction import compact_day
             from schemas import get_table
 
             lake = Lake(load_config(path).lake_root()).ensure()
