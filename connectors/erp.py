@@ -43,6 +43,7 @@ from connectors.csv_export import (
 )
 from connectors.csv_export import unreadable as unreadable_reason
 from connectors.files import claim
+from plantlake.core.errors import CursorMismatch, SchemaDrift, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas import get_table
 from schemas.conform import Rejects
@@ -56,18 +57,6 @@ META = ("_file", "_line", "_error")
 SQLALCHEMY_SQLITE_TS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 #: rows of the cursor column read back in Python when a window reads nothing (the silent-nothing check)
 CURSOR_CHECK_ROWS = 1_000_000
-
-
-class SourceUnavailable(ConnectionError):
-    """The ERP database cannot be reached: retriable."""
-
-
-class SchemaDrift(ValueError):
-    """A mapped source column is gone or changed type: the mapping needs a person."""
-
-
-class CursorMismatch(ValueError):
-    """A window read nothing while the table holds rows changed in it: the cursor compares unlike forms."""
 
 
 def _family(sa_type: Any) -> str:

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from connectors import sparkplug
 from connectors.base import Connector, Decoded, Extract, capture_regex, fill, tag_name
+from plantlake.core.errors import SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas.conform import Rejects
 
@@ -43,10 +44,6 @@ BAD_NO_COMMUNICATION = 0x80310000
 _EPOCH = {"s": 1_000_000, "ms": 1_000, "us": 1}
 #: the instants a timestamp may name (years 1..9999, what Python's datetime holds), in µs since the epoch
 MIN_US, MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
-
-
-class SourceUnavailable(ConnectionError):
-    """The broker cannot be reached or refused the session: retriable."""
 
 
 class TopicPattern:

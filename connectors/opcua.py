@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import Connector, Decoded, Extract, fill, tag_name
+from plantlake.core.errors import HistoryRefused, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas.conform import Rejects
 from schemas.units import from_eu_information
@@ -39,14 +40,6 @@ NUMERIC = {"Boolean", "SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "In
 TEXT = {"String", "LocalizedText", "ByteString", "XmlElement", "Guid", "NodeId", "QualifiedName", "DateTime"}
 HISTORY_REFUSED = {"BadHistoryOperationUnsupported", "BadHistoryOperationInvalid", "BadNotReadable",
                    "BadUserAccessDenied", "BadNotSupported", "BadNotImplemented"}
-
-
-class SourceUnavailable(ConnectionError):
-    """The server cannot be reached or timed out: retriable, Airflow retries the task."""
-
-
-class HistoryRefused(RuntimeError):
-    """The server does not serve history for the selected nodes: use poll mode."""
 
 
 @dataclass

@@ -28,13 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from plantlake.core.errors import AuditFailed
 from plantlake.core.lake import Staged, write_parquet
 from schemas.conform import REJECT_SCHEMA, count_duplicate_keys
 from schemas.model import META_TABLE, META_VERSION, Table
-
-
-class AuditFailed(RuntimeError):
-    """A staged batch failed a batch-level check; nothing was published."""
 
 
 @dataclass

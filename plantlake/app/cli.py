@@ -332,17 +332,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _expected(exc: BaseException) -> bool:
     """Failures that say what a person must do (or that a retry will): one line, not a traceback."""
-    from connectors.erp import CursorMismatch, SchemaDrift
-    from connectors.erp import SourceUnavailable as ErpUnavailable
-    from connectors.mqtt import SourceUnavailable as MqttUnavailable
-    from connectors.opcua import HistoryRefused
-    from connectors.opcua import SourceUnavailable as OpcUaUnavailable
-    from plantlake.core.connections import ConnectionInvalid, ConnectionNotFound
-    from plantlake.pipeline.runner import NothingPublished
-    from quality.audit import AuditFailed
+    from plantlake.core.errors import PlantlakeError
 
-    return isinstance(exc, CursorMismatch | SchemaDrift | ErpUnavailable | MqttUnavailable | HistoryRefused
-                      | OpcUaUnavailable | ConnectionInvalid | ConnectionNotFound | NothingPublished | AuditFailed)
+    return isinstance(exc, PlantlakeError)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ and the protocol libraries load inside the task.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,21 @@ PRODUCTS_DAG = "plantlake_products"
 COMPACTION_DAG = "plantlake_compaction"
 #: the curated tables the cross-source checks read: a publish of any of them triggers the checks
 CHECKED_TABLES = ("sensor_readings", "inspection_images", "production_orders", "quality_inspections")
+
+
+@contextmanager
+def fail_terminal() -> Iterator[None]:
+    """A task body whose terminal errors (plantlake.core.errors.Terminal: config, drift, refused
+    history, a failed audit, nothing published) fail the task at once: a retry would repeat them.
+    Transient errors (the source did not answer) and anything unforeseen take the task's retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from plantlake.core.errors import Terminal
+
+    try:
+        yield
+    except Terminal as exc:
+        raise AirflowFailException(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def asset_for(table: str, layer: str = "curated") -> Any:
@@ -74,13 +91,14 @@ def ingest_dag(src: Any, config_path: str) -> Any:
         def ingest(**context: Any) -> dict[str, Any]:
             from plantlake.pipeline.runner import run_source
 
-            summary = run_source(
-                source_name,
-                context["data_interval_start"],
-                context["data_interval_end"],
-                config=load_config(config_path),
-                run_id=context["run_id"],
-            )
+            with fail_terminal():
+                summary = run_source(
+                    source_name,
+                    context["data_interval_start"],
+                    context["data_interval_end"],
+                    config=load_config(config_path),
+                    run_id=context["run_id"],
+                )
             for table, ts in summary.tables.items():
                 context["outlet_events"][asset_for(table)].extra = {
                     "rows": ts.published, "quarantined": ts.quarantined, "files": ts.files,
@@ -128,8 +146,9 @@ def data_docs_task(path: str) -> Any:
         from plantlake.core.lake import Lake
         from quality.docs import build_data_docs
 
-        cfg = load_config(path)
-        return str(build_data_docs(Lake(cfg.lake_root()).ensure(), cfg))
+        with fail_terminal():
+            cfg = load_config(path)
+            return str(build_data_docs(Lake(cfg.lake_root()).ensure(), cfg))
 
     return docs()
 
@@ -151,6 +170,7 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
         max_active_runs=1,
         tags=["plantlake", "quality"],
         params=_interval_params(),
+        default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
         doc_md="Checks every interval the ingest DAGs publish across sources (images without an ERP "
         "inspection, orders without sensor coverage, Bad/Uncertain share per line) into "
         "`_quality/cross_source_checks/`, then brings the Data Docs under `_quality/docs/` up to date.",
@@ -161,10 +181,11 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
             from plantlake.core.lake import Lake
             from quality.cross_source import run_checks
 
-            cfg = load_config(path)
-            lake = Lake(cfg.lake_root()).ensure()
-            return {iv.key: run_checks(lake, cfg, iv, context["run_id"]).failures()
-                    for iv in published_intervals(context)}
+            with fail_terminal():
+                cfg = load_config(path)
+                lake = Lake(cfg.lake_root()).ensure()
+                return {iv.key: run_checks(lake, cfg, iv, context["run_id"]).failures()
+                        for iv in published_intervals(context)}
 
         checks() >> data_docs_task(path)
 
@@ -199,11 +220,12 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
             from plantlake.core.lake import Lake
             from plantlake.pipeline.products import build_day, days_touched
 
-            cfg = load_config(path)
-            lake = Lake(cfg.lake_root()).ensure()
             out: dict[str, Any] = {}
-            for day in days_touched(lake, cfg, published_intervals(context)):
-                out[day.isoformat()] = {r.product: r.rows for r in build_day(lake, cfg, day, context["run_id"])}
+            with fail_terminal():
+                cfg = load_config(path)
+                lake = Lake(cfg.lake_root()).ensure()
+                for day in days_touched(lake, cfg, published_intervals(context)):
+                    out[day.isoformat()] = {r.product: r.rows for r in build_day(lake, cfg, day, context["run_id"])}
             for name in PRODUCTS:
                 context["outlet_events"][asset_for(name, "products")].extra = {"days": sorted(out)}
             return out
@@ -213,7 +235,8 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
             from plantlake.core.lake import Lake
             from plantlake.pipeline.catalog import build_catalog
 
-            return str(build_catalog(Lake(load_config(path).lake_root()).ensure()))
+            with fail_terminal():
+                return str(build_catalog(Lake(load_config(path).lake_root()).ensure()))
 
         build() >> [catalog(), data_docs_task(path)]
 
@@ -243,8 +266,9 @@ def build_compaction_dag(config_path: str | Path | None = None) -> Any:
             from plantlake.pipeline.compaction import compact_day
             from schemas import get_table
 
-            lake = Lake(load_config(path).lake_root()).ensure()
-            done = compact_day(lake, get_table("sensor_readings"), context["data_interval_start"].date())
+            with fail_terminal():
+                lake = Lake(load_config(path).lake_root()).ensure()
+                done = compact_day(lake, get_table("sensor_readings"), context["data_interval_start"].date())
             return {} if done is None else vars(done)
 
         compact()

@@ -26,16 +26,14 @@ from pydantic import (
     model_validator,
 )
 
+from plantlake.core.errors import ConfigError
+
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 SECRET_KEYS = re.compile(r"pass(word|wd)?$|secret|token|api_?key|private_key", re.I)
 
 CONFIG_ENV = "PLANTLAKE_CONFIG"
 LAKE_ENV = "LAKE_ROOT"
-
-
-class ConfigError(ValueError):
-    """A site config that cannot be used; the message names file, field path and value."""
 
 
 class _Model(BaseModel):

@@ -16,15 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from plantlake.core.errors import ConnectionInvalid, ConnectionNotFound
+
 SECRET_EXTRAS = ("password", "passphrase", "private_key_password", "token", "secret", "api_key")
-
-
-class ConnectionNotFound(LookupError):
-    pass
-
-
-class ConnectionInvalid(ValueError):
-    """A connection whose text cannot be read; the message names the connection, never its text."""
 
 
 # ---- secrets never reach a log -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from plantlake.core.config import PlantConfig, load_config
+from plantlake.core.errors import NothingPublished
 from plantlake.core.lake import STALE_STAGING_S, Interval, Lake, Staged
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ class TableSummary:
     checks: int = 0
     #: older versions of rows this run's rows replaced (upserted tables)
     superseded: int = 0
-
-
-class NothingPublished(RuntimeError):
-    """A run had input and published none of it: every row was quarantined or matched no mapping."""
 
 
 @dataclass

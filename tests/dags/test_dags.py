@@ -36,6 +36,9 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
     assert [a.name for t in products.tasks for a in t.outlets] == [
         "plantlake.products.order_context", "plantlake.products.image_training_set"]
     assert isinstance(dagbag.dags["plantlake_compaction"].timetable, CronDataIntervalTimetable)
+    for dag_id, dag in dagbag.dags.items():  # a transient failure gets retried in every DAG
+        for t in dag.tasks:
+            assert t.retries >= 2, f"{dag_id}.{t.task_id} retries {t.retries}"
     for dag_id, dag in dagbag.dags.items():
         if not dag_id.startswith("plantlake_ingest_"):
             continue
@@ -43,8 +46,6 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
         assert "plantlake" in dag.tags
         assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
         assert dag.max_active_runs == 1
-        for t in dag.tasks:
-            assert t.retries >= 2, f"{dag_id}.{t.task_id} retries {t.retries}"
         outlets = [a.name for t in dag.tasks for a in t.outlets]
         tables = {"plantlake_ingest_camera_images": ["inspection_images"],
                   "plantlake_ingest_erp": ["materials", "production_orders", "quality_inspections"]}
@@ -264,6 +265,8 @@ def test_erp_dag_with_injected_bad_rows_quarantines_them_and_a_blocked_batch_fai
     strict = DagBag(dag_folder=str(ROOT / "dags")).dags["plantlake_ingest_erp"]
     blocked = strict.test(logical_date=start + timedelta(hours=2))
     assert str(blocked.state) == "failed"
+    # a failed audit needs a person, not a retry: the task failed on its first try
+    assert [(str(ti.state), ti.try_number) for ti in blocked.get_task_instances()] == [("failed", 1)]
     with create_session() as session:
         assert session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == blocked.run_id)).all() == []
     assert {p: p.read_bytes() for p in (lake.root / "curated").rglob("*.parquet")} == before
@@ -306,3 +309,20 @@ def test_compaction_dag_compacts_the_previous_day(dagbag, plant, plant_dir):
     key = [(k, "ascending") for k in table.primary_key]
     assert after.drop_columns(["ingested_at", "run_id"]).sort_by(key).equals(
         before.drop_columns(["ingested_at", "run_id"]).sort_by(key))
+
+
+def test_an_unreachable_source_is_retried_and_a_config_problem_is_not(dagbag, plant_dir, monkeypatch):
+    """Transient (the ERP's database refuses connections) takes the source's retries; terminal
+    (a connection id nothing defines) fails on the first try with the setting that fixes it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    cfg = plant_dir / "plant.yaml"
+    cfg.write_text(cfg.read_text().replace("    kind: erp\n", "    kind: erp\n    retries: 2\n    retry_delay_s: 1\n", 1))
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_ERP", "postgresql://erp:pw@127.0.0.1:1/erp")  # nothing listens on port 1
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["plantlake_ingest_erp"]
+    unreachable = dag.test(logical_date=datetime(2026, 1, 2, 7, tzinfo=UTC))
+    assert [(str(ti.state), ti.try_number) for ti in unreachable.get_task_instances()] == [("failed", 3)]
+
+    monkeypatch.delenv("AIRFLOW_CONN_PLANT_ERP")
+    missing = dag.test(logical_date=datetime(2026, 1, 2, 8, tzinfo=UTC))
+    assert [(str(ti.state), ti.try_number) for ti in missing.get_task_instances()] == [("failed", 1)]
