@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from datetime import timedelta
 
@@ -155,3 +156,32 @@ def test_the_catalog_has_a_documented_view_per_table_returning_the_parquet_rows(
                           "and column_name = 'inspection_pass_rate'").fetchone()[0]
     assert comment == "Share of inspections that passed."
     assert query(lake, "select count(*) as n from sensor_readings").to_pylist() == [{"n": 30}]
+
+
+def test_a_rebuilt_product_day_without_bad_rows_drops_the_days_old_quarantine(tmp_path):
+    """A product rebuild goes through the runner's write-audit-publish path: its quarantine file for
+    the day is replaced, and removed when the rebuild sets nothing aside."""
+    from datetime import UTC, date, datetime
+
+    from plantlake.pipeline.products import publish
+
+    lake = Lake(tmp_path / "lake").ensure()
+    table = get_table("order_context")
+    day = date(2026, 1, 2)
+
+    def rows(rate: float):
+        now = datetime(2026, 1, 2, 8, tzinfo=UTC)
+        return pa.Table.from_pylist([
+            {"order_id": "PO1", "line_id": "acme/l1", "actual_start": now, "inspection_pass_rate": 0.5,
+             "ingested_at": now, "run_id": "r"},
+            {"order_id": "PO2", "line_id": "acme/l1", "actual_start": now, "inspection_pass_rate": rate,
+             "ingested_at": now, "run_id": "r"}], schema=table.arrow_schema())
+
+    first = publish(lake, "order_context", day, rows(1.5), "run-1")  # a pass rate above 1: set aside
+    assert (first.rows, first.quarantined) == (1, 1)
+    quarantine = list((lake.root / "quarantine" / "order_context").rglob("*.parquet"))
+    assert [json.loads(r["record"])["order_id"] for f in quarantine for r in pq.read_table(f).to_pylist()] == ["PO2"]
+    again = publish(lake, "order_context", day, rows(0.75), "run-2")
+    assert (again.rows, again.quarantined) == (2, 0)
+    assert list((lake.root / "quarantine" / "order_context").rglob("*.parquet")) == []
+    assert sorted(lake.read(table)["order_id"].to_pylist()) == ["PO1", "PO2"]

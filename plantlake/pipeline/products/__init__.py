@@ -43,27 +43,14 @@ def day_interval(day: date) -> Interval:
 def publish(lake: Lake, table_name: str, day: date, data: Any, run_id: str, *, source: str = SOURCE,
             interval: Interval | None = None) -> ProductRun:
     """Stage, audit with the table's suite, publish; rows failing its expectations are quarantined."""
-    from quality.audit import audit_staged
-    from quality.results import keep_audit
+    from plantlake.pipeline.publish import WriteAuditPublish
     from schemas import get_table
 
     table = get_table(table_name)
-    interval = interval or day_interval(day)
-    run = ProductRun(table_name, day.isoformat(), rows=data.num_rows)
-    staged = lake.stage(table, source, interval, data.cast(table.arrow_schema()))
-    audit = audit_staged(table, staged)
-    keep_audit(lake, source, interval, run_id, audit)
-    if not audit.passed:
-        lake.discard(staged)
-        audit.raise_for_failures()
-    if audit.rejects is not None:
-        from plantlake.pipeline.runner import with_lineage
-
-        lake.write_quarantine(table_name, source, interval, with_lineage([audit.rejects], source, interval, run_id))
-        run.quarantined = audit.set_aside
-    run.rows = staged.rows
-    run.files = [str(p.relative_to(lake.root)) for p in lake.publish(staged)]
-    return run
+    wap = WriteAuditPublish(lake, source, interval or day_interval(day), run_id, [table_name])
+    wap.stage(table, data.cast(table.arrow_schema()))
+    done = wap.publish()[table_name]
+    return ProductRun(table_name, day.isoformat(), rows=done.rows, quarantined=done.quarantined, files=done.files)
 
 
 def publish_assets(lake: Lake, cfg: PlantConfig, run_id: str) -> ProductRun:

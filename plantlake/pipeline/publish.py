@@ -1,0 +1,118 @@
+"""Write → audit → publish: the one path by which rows become visible in the lake.
+
+A source run and a product build both stage their rows under `_staging/` (in any number of
+tables and slices), audit each staged batch with its table's suite, and only then publish:
+each table's quarantine file is written (replacing the interval's old one, or removed when this
+run has no rejects) and the staged files are renamed into place. A failed batch-level check
+discards everything staged so far and raises `AuditFailed`; nothing already published changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from plantlake.core.lake import Interval, Lake, Staged
+
+
+@dataclass
+class Published:
+    """What a publish made visible for one table."""
+
+    rows: int = 0
+    quarantined: int = 0
+    set_aside: int = 0  # of the quarantined: rows the audit's row-level expectations took out
+    superseded: int = 0  # older versions of keys the rows replaced (upserted tables)
+    files: list[str] = field(default_factory=list)
+    quarantine_file: str | None = None
+
+
+class WriteAuditPublish:
+    """Staged batches of one source and interval, published together by `publish()`."""
+
+    def __init__(self, lake: Lake, source: str, interval: Interval, run_id: str, tables: Iterable[str]) -> None:
+        """`tables`: what the run writes; each one's quarantine file for the interval is replaced on
+        publish (removed when the run has no rejects), so a rerun never keeps a stale one."""
+        self.lake, self.source, self.interval, self.run_id = lake, source, interval, run_id
+        self.staged: dict[str, Staged] = {}
+        self.rejects: dict[str, list[Any]] = {t: [] for t in tables}
+        self.set_aside: dict[str, int] = {}
+        self.rows_in: dict[str, int] = {}  # rows staged per table (before the audit set any aside)
+        self.timings_s: dict[str, float] = {"stage": 0.0, "audit": 0.0}
+
+    def reject(self, table: str, rejects: Any) -> None:
+        """Rows of `table` that will not be published (a `REJECT_SCHEMA` table): quarantined on publish."""
+        self.rejects.setdefault(table, []).append(rejects)
+
+    def stage(self, table: Any, data: Any, *, part: str = "", replace_all: bool = False,
+              rules: Any = None, max_bad_share: float = 0.5) -> Any:
+        """Stage `data` (upserted for key_scope 'latest' tables), audit it, keep the audit's
+        results and set its bad rows aside; returns the audit. A failed batch-level check
+        discards every batch staged so far and raises `AuditFailed`."""
+        from quality.audit import audit_staged
+        from quality.results import keep_audit
+
+        t0 = time.perf_counter()
+        if table.key_scope == "latest":
+            staged = self.lake.stage_merge(table, self.source, self.interval, data, replace_all=replace_all)
+        else:
+            before = self.staged.get(table.name)
+            staged = self.lake.stage(table, self.source, self.interval, data, part=part,
+                                     token=before.token if before else None)
+        self.rows_in[table.name] = self.rows_in.get(table.name, 0) + data.num_rows
+        t1 = time.perf_counter()
+        audit = audit_staged(table, staged, source=rules, max_bad_share=max_bad_share)
+        keep_audit(self.lake, self.source, self.interval, self.run_id, audit, part=part)
+        self.timings_s["stage"] += t1 - t0
+        self.timings_s["audit"] += time.perf_counter() - t1
+        if audit.rejects is not None:
+            self.reject(table.name, audit.rejects)
+            self.set_aside[table.name] = self.set_aside.get(table.name, 0) + audit.set_aside
+        if not audit.passed:
+            self.lake.discard(staged)
+            self.discard()
+            audit.raise_for_failures()
+        if table.name in self.staged:
+            self.staged[table.name].files.extend(staged.files)
+        else:
+            self.staged[table.name] = staged
+        return audit
+
+    def discard(self) -> None:
+        for staged in self.staged.values():
+            self.lake.discard(staged)
+        self.staged.clear()
+
+    def publish(self) -> dict[str, Published]:
+        """Quarantine then publish every table this run touched; per table what became visible."""
+        out: dict[str, Published] = {}
+        for name, parts in self.rejects.items():
+            rejects = with_lineage(parts, self.source, self.interval, self.run_id)
+            path = self.lake.write_quarantine(name, self.source, self.interval, rejects)
+            out[name] = Published(quarantined=rejects.num_rows, set_aside=self.set_aside.get(name, 0),
+                                  quarantine_file=str(path.relative_to(self.lake.root)) if path else None)
+        for name, staged in self.staged.items():
+            p = out.setdefault(name, Published())
+            p.rows = self.rows_in[name] - p.set_aside if staged.merge else staged.rows
+            p.superseded = staged.superseded
+            p.files = [str(f.relative_to(self.lake.root)) for f in self.lake.publish(staged)]
+        self.staged.clear()
+        return out
+
+
+def with_lineage(parts: list, source: str, interval: Interval, run_id: str) -> Any:
+    """Quarantine rows with the run that set them aside: source, run id, interval, when."""
+    import pyarrow as pa
+
+    from schemas.conform import REJECT_SCHEMA, constant
+
+    data = pa.concat_tables([p.cast(REJECT_SCHEMA) for p in parts]) if parts else REJECT_SCHEMA.empty_table()
+    n = data.num_rows
+    ts = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    return (data.append_column("source", constant(source, n))
+                .append_column("run_id", constant(run_id, n))
+                .append_column("interval_start", pa.array([interval.start] * n, pa.timestamp("us", tz="UTC")))
+                .append_column("quarantined_at", pa.array([ts.as_py()] * n, pa.timestamp("us", tz="UTC"))))
