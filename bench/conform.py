@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.base import Extract
-from connectors.opcua import RAW_SCHEMA, OpcUaConnector
+from connectors.opcua.connector import RAW_SCHEMA, OpcUaConnector
 from plantlake.core.config import load_config, with_source
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source

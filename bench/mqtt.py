@@ -82,7 +82,7 @@ def bare_drain(port: int, topics: list[str], expected: int, *, connect_only: boo
 
 def connector(cfg, port: int, lake_root: Path, max_messages: int):
     """The plantlake connector for the site's MQTT source, pointed at the bench broker."""
-    from connectors.mqtt import MqttConnector
+    from connectors.mqtt.connector import MqttConnector
     from plantlake.core.connections import Connection
 
     src = cfg.source("mqtt_plant").model_copy(update={"client_id": "bench-connector", "max_messages": max_messages})

@@ -53,7 +53,7 @@ async def bare(endpoint: str, start: datetime, end: datetime) -> int:
 
 
 def connector(port: int, lines: int, start: datetime, end: datetime) -> int:
-    from connectors.opcua import OpcUaConnector
+    from connectors.opcua.connector import OpcUaConnector
     from plantlake.core.config import load_config
     from plantlake.core.connections import Connection
     from plantlake.core.lake import Interval

@@ -1,4 +1,4 @@
-"""Source connectors: one module per source kind.
+"""Source connectors: one folder per source kind (connectors/<kind>/), shared helpers beside them.
 
 A connector knows its protocol and nothing about Parquet paths or GX: it reads a
 source for one data interval and returns raw Arrow rows plus a cursor, and decodes
@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 #: kind -> (module, curated tables it feeds)
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "csv": ("connectors.csv_export", ("sensor_readings",)),
-    "opcua": ("connectors.opcua", ("sensor_readings",)),
-    "mqtt": ("connectors.mqtt", ("sensor_readings",)),
-    "images": ("connectors.images", ("inspection_images",)),
+    "csv": ("connectors.csv.connector", ("sensor_readings",)),
+    "opcua": ("connectors.opcua.connector", ("sensor_readings",)),
+    "mqtt": ("connectors.mqtt.connector", ("sensor_readings",)),
+    "images": ("connectors.images.connector", ("inspection_images",)),
     # materials first: orders reference them
-    "erp": ("connectors.erp", ("materials", "production_orders", "quality_inspections")),
+    "erp": ("connectors.erp.connector", ("materials", "production_orders", "quality_inspections")),
 }
 
 

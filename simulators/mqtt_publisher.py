@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from connectors import sparkplug
+from connectors.mqtt import sparkplug
 from simulators.story import ENTERPRISE, Machine, Plant, TagSpec
 
 log = logging.getLogger(__name__)

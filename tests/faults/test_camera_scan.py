@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.images import ImagesConnector
+from connectors.images.connector import ImagesConnector
 from plantlake.core.config import load_config, with_source
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source

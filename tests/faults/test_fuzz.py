@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors import sparkplug
-from connectors.csv_export import CsvExportConnector
-from connectors.image_probe import Job, Probe, probe
-from connectors.images import ImagesConnector, MetadataError
-from connectors.mqtt import RAW_SCHEMA, MqttConnector
+from connectors.csv.connector import CsvExportConnector
+from connectors.images.connector import ImagesConnector, MetadataError
+from connectors.images.probe import Job, Probe, probe
+from connectors.mqtt import sparkplug
+from connectors.mqtt.connector import RAW_SCHEMA, MqttConnector
 from plantlake.core.config import load_config
 from plantlake.core.lake import BlobStore
 from schemas import get_table

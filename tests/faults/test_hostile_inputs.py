@@ -110,7 +110,7 @@ def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, sec
 def test_poison_messages_beside_good_ones_are_quarantined_by_name(reliability):
     """Each of these crashed a whole drain once; now each is one quarantined message and the good
     message beside it publishes."""
-    from connectors import sparkplug
+    from connectors.mqtt import sparkplug
     from tests.unit.test_mqtt_decode import DEV, NODE, T0, connector, raw
 
     topic = "acme/shenzhen/assembly/line1/press1/telemetry"

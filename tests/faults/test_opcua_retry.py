@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.opcua import SourceUnavailable
+from connectors.opcua.connector import SourceUnavailable
 from plantlake.core.config import load_config
 from plantlake.pipeline.runner import run_source
 from simulators.net import free_port

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from connectors.erp import SchemaDrift, SourceUnavailable
+from connectors.erp.connector import SchemaDrift, SourceUnavailable
 from plantlake.core.config import load_config
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from connectors.erp import CursorMismatch, ErpConnector
+from connectors.erp.connector import CursorMismatch, ErpConnector
 from plantlake.core.config import parse_config
 from plantlake.core.connections import get_connection
 from plantlake.core.lake import Lake
@@ -280,7 +280,7 @@ def test_an_export_whose_times_miss_datetime_format_is_quarantined_naming_the_se
 
 
 def test_a_connection_to_a_file_that_is_not_sqlite_fails_once_naming_the_connection(tmp_path, monkeypatch):
-    from connectors.erp import SchemaDrift
+    from connectors.erp.connector import SchemaDrift
 
     (tmp_path / "erp.sqlite").write_bytes(b"this is a CSV export, not a database\n" * 100)
     cfg = site(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'erp.sqlite'}")

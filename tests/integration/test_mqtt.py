@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pyarrow.parquet as pq
 import pytest
 
-from connectors import sparkplug
+from connectors.mqtt import sparkplug
 from plantlake.core.config import load_config
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
@@ -131,7 +131,7 @@ def test_malformed_payloads_are_kept_raw_and_quarantined_with_reasons(site, mosq
 def test_tls_and_credentials_come_from_the_airflow_connection(tmp_path, monkeypatch):
     """A TLS-only broker with a password file: the connection's URI and extra carry everything,
     a wrong password or a missing CA fails with a clear error that never shows the password."""
-    from connectors.mqtt import SourceUnavailable
+    from connectors.mqtt.connector import SourceUnavailable
     from simulators.broker import Mosquitto
 
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 from asyncua import ua
 
-from connectors.opcua import HistoryRefused, SourceUnavailable
+from connectors.opcua.connector import HistoryRefused, SourceUnavailable
 from plantlake.core.config import load_config, with_source
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import NothingPublished, run_source

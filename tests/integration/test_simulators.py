@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from asyncua import Client, ua
 from PIL import Image
 
-from connectors import sparkplug
+from connectors.mqtt import sparkplug
 from simulators import truth
 from simulators.camera import Camera, render
 from simulators.erp import ErpSimulator

@@ -11,17 +11,17 @@ pytestmark = pytest.mark.unit
 
 
 def test_each_error_is_defined_once_and_is_transient_or_terminal():
-    import connectors.erp
-    import connectors.mqtt
-    import connectors.opcua
+    import connectors.erp.connector
+    import connectors.mqtt.connector
+    import connectors.opcua.connector
     import plantlake.core.config
     import plantlake.core.connections
     import plantlake.pipeline.runner
     import quality.audit
 
-    assert connectors.erp.SourceUnavailable is connectors.mqtt.SourceUnavailable \
-        is connectors.opcua.SourceUnavailable is errors.SourceUnavailable
-    terminal = {connectors.erp.SchemaDrift, connectors.erp.CursorMismatch, connectors.opcua.HistoryRefused,
+    assert connectors.erp.connector.SourceUnavailable is connectors.mqtt.connector.SourceUnavailable \
+        is connectors.opcua.connector.SourceUnavailable is errors.SourceUnavailable
+    terminal = {connectors.erp.connector.SchemaDrift, connectors.erp.connector.CursorMismatch, connectors.opcua.connector.HistoryRefused,
                 quality.audit.AuditFailed, plantlake.pipeline.runner.NothingPublished, plantlake.core.config.ConfigError,
                 plantlake.core.connections.ConnectionInvalid, plantlake.core.connections.ConnectionNotFound}
     assert all(issubclass(e, errors.Terminal) and not issubclass(e, errors.Transient) for e in terminal)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from connectors import sparkplug
-from connectors.mqtt import RAW_SCHEMA, MqttConnector, TopicPattern
+from connectors.mqtt import sparkplug
+from connectors.mqtt.connector import RAW_SCHEMA, MqttConnector, TopicPattern
 from plantlake.core.config import load_config
 from tests.conftest import ROOT
 

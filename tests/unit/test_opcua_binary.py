@@ -8,7 +8,7 @@ import pytest
 from asyncua import ua
 from asyncua.ua.ua_binary import nodeid_to_binary, struct_to_binary
 
-from connectors.opcua_binary import Unsupported, decode_results
+from connectors.opcua.binary import Unsupported, decode_results
 
 pytestmark = pytest.mark.unit
 

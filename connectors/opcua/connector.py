@@ -264,7 +264,7 @@ class OpcUaConnector(Connector):
     async def _history(self, client: Any, nodes: list[ResolvedNode], interval: Interval, cols: Columns) -> None:
         from asyncua import ua
 
-        from connectors.opcua_binary import NodeHistory, history_read
+        from connectors.opcua.binary import NodeHistory, history_read
 
         # HistoryRead's end is inclusive; the interval is half-open
         end = interval.end - timedelta(microseconds=1)
@@ -380,7 +380,7 @@ def _from_result(res: Any) -> Any:
 
 
 def _from_datavalues(status: int, dvs: list[Any]) -> Any:
-    from connectors.opcua_binary import NodeHistory
+    from connectors.opcua.binary import NodeHistory
 
     h = NodeHistory(status, None)
     for dv in dvs:

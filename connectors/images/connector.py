@@ -2,7 +2,7 @@
 
 Extract claims the interval's files in each configured folder (settled, never read
 twice, a rerun reads the same ones), then reads them in a process pool
-(`connectors.image_probe`: sha256, full decode, EXIF, features, content-addressed copy
+(`connectors.images.probe`: sha256, full decode, EXIF, features, content-addressed copy
 into the lake) and lands one raw row per file in batches, so memory stays flat however
 many files there are. Decode turns raw rows into table rows: station, part serial,
 order and capture time come from a sidecar JSON or the file name, as the site config
@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from connectors.base import Connector, Decoded, Extract, capture_regex, fill
 from connectors.files import claim
-from connectors.image_probe import SUFFIXES, Job, Probe
+from connectors.images.probe import SUFFIXES, Job, Probe
 from plantlake.core.lake import Interval
 from schemas.conform import Rejects
 

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from connectors.base import Connector, Decoded, Extract
-from connectors.csv_export import (
+from connectors.csv.connector import (
     FILE_ERRORS,
     ExportUnreadable,
     normalize_number,
@@ -41,7 +41,7 @@ from connectors.csv_export import (
     read_text_csv,
     unreadable_row,
 )
-from connectors.csv_export import unreadable as unreadable_reason
+from connectors.csv.connector import unreadable as unreadable_reason
 from connectors.files import claim
 from plantlake.core.errors import CursorMismatch, SchemaDrift, SourceUnavailable
 from plantlake.core.lake import Interval

@@ -29,8 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from connectors import sparkplug
 from connectors.base import Connector, Decoded, Extract, capture_regex, fill, tag_name
+from connectors.mqtt import sparkplug
 from plantlake.core.errors import SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas.conform import Rejects

@@ -1,0 +1,1 @@
+"""Source kind `csv`: historian CSV exports dropped in a folder (`connector`)."""
