@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from plantlake.core.config import PlantConfig
 from plantlake.core.connections import Connection
+from plantlake.core.kinds import source_kind
 from plantlake.core.lake import Interval, Lake
 from schemas.conform import Rejects, TagRule, UnitRule
 from schemas.units import canonical_unit
@@ -75,10 +76,8 @@ class Decoded:
 
 
 class Connector(ABC):
-    """Reads one configured source. Subclasses set `kind` and `tables`."""
+    """Reads one configured source; its kind's declaration (plantlake.core.kinds) names the tables."""
 
-    kind: str = ""
-    tables: tuple[str, ...] = ()
     #: a raw column whose value decides the series of a row's key, when decode treats each
     #: row on its own: the runner may then decode a large interval in slices of whole series
     slice_column: str | None = None
@@ -124,6 +123,15 @@ class Connector(ABC):
         """The source's unit rules by pattern (first match wins), for readings no tag mapping sets."""
         return [UnitRule(tag=u.tag, asset=u.asset, ref=u.ref, unit=u.unit, quantity=u.quantity,
                          canonical_unit=u.canonical_unit) for u in self.source.units]
+
+    @property
+    def kind(self) -> str:
+        return self.source.kind
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The curated tables the source feeds, in publish order."""
+        return source_kind(self.source.kind).tables
 
     @property
     def timezone(self) -> str:

@@ -135,6 +135,11 @@ def expectations(table: Table, source: Any = None) -> list[Spec]:
                                                                "max_value": c.max}))
         if c.allowed:
             specs.append(Spec("ExpectColumnValuesToBeInSet", {"column": c.name, "value_set": list(c.allowed)}))
+        if c.kinds:
+            from plantlake.core.kinds import kinds_feeding
+
+            specs.append(Spec("ExpectColumnValuesToBeInSet", {"column": c.name,
+                                                              "value_set": list(kinds_feeding(table.name))}))
         if pa.types.is_timestamp(c.type) and c.name not in table.lineage:
             specs.append(Spec("ExpectColumnValuesToBeBetween", {"column": c.name, "min_value": TS_MIN,
                                                                "max_value": TS_MAX}, "plausible time"))

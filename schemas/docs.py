@@ -19,6 +19,8 @@ def _rule(c) -> str:
     parts = []
     if c.allowed:
         parts.append("one of " + ", ".join(f"`{a}`" for a in c.allowed))
+    if c.kinds:
+        parts.append("a source kind that feeds this table (docs/configuration.md)")
     if c.min is not None:
         parts.append(f"≥ {c.min:g}")
     if c.max is not None:

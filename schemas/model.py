@@ -27,6 +27,9 @@ class Column:
     min: float | None = None
     max: float | None = None
     allowed: tuple[str, ...] | None = None
+    #: the values are source kinds: those whose sources feed this table (the kind registry,
+    #: plantlake.core.kinds, knows which; the audit expects exactly those)
+    kinds: bool = False
     #: "table.column" this column's values must exist in (e.g. an order's material)
     references: str | None = None
 

@@ -16,7 +16,6 @@ F64 = pa.float64()
 I64 = pa.int64()
 
 QUALITIES = ("good", "uncertain", "bad")
-SOURCES = ("opcua", "mqtt", "csv")
 ORDER_STATUSES = ("planned", "released", "running", "completed", "cancelled")
 ASSET_LEVELS = ("enterprise", "site", "area", "line", "cell")
 
@@ -42,7 +41,7 @@ SENSOR_READINGS = Table(
         Column("unit", STR, "Canonical unit of `value` (pint-parseable); empty for dimensionless or text."),
         Column("quality", STR, "Data quality derived from the status code.", nullable=False, allowed=QUALITIES),
         Column("status_code", I64, "Raw OPC UA StatusCode, or the mapped code for other sources.", nullable=False, min=0),
-        Column("source", STR, "Source kind the value came from.", nullable=False, allowed=SOURCES),
+        Column("source", STR, "Source kind the value came from.", nullable=False, kinds=True),
         Column("source_ref", STR, "Node id with namespace URI, MQTT topic or export column the value came from.", nullable=False),
         *_lineage(),
         Column("message_id", STR, "Id of the message that carried the value (MQTT msg id, Sparkplug uuid), when the source has one."),

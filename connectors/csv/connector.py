@@ -138,8 +138,6 @@ def normalize_number(text: pa.Array, *, decimal: str, thousands: str | None) -> 
 
 
 class CsvExportConnector(Connector):
-    kind = "csv"
-    tables = ("sensor_readings",)
 
     @property
     def slice_column(self) -> str:
@@ -218,5 +216,3 @@ class CsvExportConnector(Connector):
         cols["source"] = pa.array(["csv"] * raw.num_rows, pa.string())
         return Decoded({"sensor_readings": pa.table(cols)}, {"sensor_readings": rejects})
 
-
-CONNECTOR = CsvExportConnector

@@ -69,8 +69,6 @@ def _family(sa_type: Any) -> str:
 
 
 class ErpConnector(Connector):
-    kind = "erp"
-    tables = ("materials", "production_orders", "quality_inspections")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -482,5 +480,3 @@ class ErpConnector(Connector):
         mapped = pc.take(pa.array(list(resolved.values()), pa.string()), pc.index_in(text, value_set=keys))
         return mapped, pc.and_(pc.is_valid(text), pc.is_null(mapped))
 
-
-CONNECTOR = ErpConnector

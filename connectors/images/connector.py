@@ -58,8 +58,6 @@ class MetadataError(ValueError):
 
 
 class ImagesConnector(Connector):
-    kind = "images"
-    tables = ("inspection_images",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -304,5 +302,3 @@ def _repeated_bytes(out: dict[str, list]) -> int:
         owners.setdefault(digest, set()).add((asset, part))
     return sum(len(o) for o in owners.values() if len(o) > 1)
 
-
-CONNECTOR = ImagesConnector

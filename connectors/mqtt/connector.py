@@ -72,8 +72,6 @@ class TopicPattern:
 
 
 class MqttConnector(Connector):
-    kind = "mqtt"
-    tables = ("sensor_readings",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -525,5 +523,3 @@ def _timestamp(v: Any, epoch_unit: str) -> int | None:
         return int(dt.timestamp()) * 1_000_000 + dt.microsecond
     return None
 
-
-CONNECTOR = MqttConnector

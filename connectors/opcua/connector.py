@@ -76,8 +76,6 @@ def _run(coro: Any) -> Any:
 
 
 class OpcUaConnector(Connector):
-    kind = "opcua"
-    tables = ("sensor_readings",)
     slice_column = "source_ref"  # decode is per row; a reference is one series
 
     # ---- connection --------------------------------------------------------------------
@@ -425,5 +423,3 @@ def _parse_ref(ref: str, index: dict[str, int]) -> Any:
         return ua.NodeId.from_string(f"ns={index[uri]};{ident}")
     return ua.NodeId.from_string(ref)
 
-
-CONNECTOR = OpcUaConnector

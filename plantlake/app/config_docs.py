@@ -26,27 +26,40 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("lake", c.LakeSettings),
     ("sources[].tags[] (every kind)", c.TagMapping),
     ("sources[].units[] (every kind)", c.UnitRule),
-    ("sources[] kind: csv", c.CsvSource),
-    ("sources[] kind: csv → columns", c.CsvColumns),
-    ("sources[] kind: opcua", c.OpcUaSource),
-    ("sources[] kind: opcua → nodes[]", c.OpcUaNodes),
-    ("sources[] kind: mqtt", c.MqttSource),
-    ("sources[] kind: mqtt → json[]", c.MqttJson),
-    ("sources[] kind: mqtt → sparkplug[]", c.MqttSparkplug),
-    ("sources[] kind: images", c.ImageSource),
-    ("sources[] kind: images → folders[]", c.ImageFolder),
-    ("sources[] kind: images → folders[].sidecar", c.ImageSidecar),
-    ("sources[] kind: erp", c.ErpSource),
-    ("sources[] kind: erp → tables[]", c.ErpTable),
-    ("sources[] kind: erp → tables[].csv", c.ErpCsv),
 ]
+
+
+def sections() -> list[tuple[str, type[BaseModel]]]:
+    """The fixed sections, then per installed source kind its model and the models inside it."""
+    from plantlake.core.kinds import source_kinds
+
+    c.bind_source_kinds()
+    out = list(SECTIONS)
+    for kind in source_kinds().values():
+        out.append((f"sources[] kind: {kind.name}", kind.config))
+        out += _nested(kind.config, f"sources[] kind: {kind.name} → ", {c.TagMapping, c.UnitRule})
+    return out
+
+
+def _nested(model: type[BaseModel], prefix: str, seen: set) -> list[tuple[str, type[BaseModel]]]:
+    out = []
+    for name, field in model.model_fields.items():
+        for arg in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and arg not in seen:
+                many = typing.get_origin(field.annotation) is list
+                title = f"{prefix}{field.alias or name}{'[]' if many else ''}"
+                seen.add(arg)
+                out += [(title, arg), *_nested(arg, title + ".", seen)]
+    return out
 
 
 def _type(annotation: Any) -> str:
     text = str(annotation).replace("typing.", "").replace("NoneType", "None")
+    text = re.sub(r"connectors\.\w+\.config\.", "", text)
     for name in ("plantlake.core.config.", "pathlib._local.", "pathlib.", "datetime."):
         text = text.replace(name, "")
     text = re.sub(r"Annotated\[(.*?), FieldInfo\(.*?\)\]", r"\1", text)  # the source kinds' union
+    text = re.sub(r"Union\[([\w, ]+)\]", lambda m: m.group(1).replace(", ", " | "), text)
     if text.startswith("<class '"):
         text = text[8:-2]
     origin = typing.get_origin(annotation)
@@ -72,13 +85,14 @@ def reference() -> str:
     lines = [
         "# Site configuration reference",
         "",
-        "Generated from `plantlake/core/config.py` by `plantlake config docs`; do not edit by hand.",
+        "Generated from `plantlake/core/config.py` and each source kind's `connectors/<kind>/config.py`",
+        "by `plantlake config docs`; do not edit by hand.",
         "`plant.yaml` is checked with `plantlake config check`: errors name the field path, the",
         "value found and what was expected. Secrets never go here: sources name an Airflow",
         "connection id (`connection_id`), resolved from `AIRFLOW_CONN_<ID>` or Airflow itself.",
         "",
     ]
-    for title, model in SECTIONS:
+    for title, model in sections():
         doc = " ".join((model.__doc__ or "").split())
         lines += [f"## {title}", "", doc, ""] if doc else [f"## {title}", ""]
         lines += ["| field | type | default | description |", "|---|---|---|---|"]

@@ -116,8 +116,8 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
              progress: Callable[[str], None] | None = None) -> list[RunSummary]:
     """Start the virtual plant, then run every enabled source's ingest DAG with `dag.test()` for each
     of the past HOURS hours, the quality DAG for each hour, the products DAG, and the report."""
-    import connectors
     from plantlake.core.connections import get_connection
+    from plantlake.core.kinds import source_kind
     from simulators.run import VirtualPlant
     from simulators.story import Plant
 
@@ -146,7 +146,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
             """The broker queues for a durable session only once it exists: open it before the plant publishes."""
             for src in cfg.sources:
                 if src.kind == "mqtt":
-                    connectors.load("mqtt")(src, cfg, get_connection(src.connection_id)).open_session()
+                    source_kind("mqtt").load()(src, cfg, get_connection(src.connection_id)).open_session()
 
         counts = plant.produce(start, end, mqtt_before_publish=open_mqtt_sessions)
         say(f"virtual plant: OPC UA server at {plant.opcua.endpoint} with history for {start:%H:%M}–{end:%H:%M} UTC; "

@@ -64,9 +64,9 @@ def ingest_dag(src: Any, config_path: str) -> Any:
     """The ingest DAG of one source: one task that runs the pipeline for the data interval."""
     from airflow.sdk import dag, task
 
-    import connectors
+    from plantlake.core.kinds import source_kind
 
-    outlets = [asset_for(t) for t in connectors.tables_for(src.kind)]
+    outlets = [asset_for(t) for t in source_kind(src.kind).tables]
     source_name = src.name
 
     @dag(

@@ -174,11 +174,11 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
 
 
 def _connector(src: Any, cfg: PlantConfig) -> Any:
-    import connectors
     from plantlake.core.connections import get_connection
+    from plantlake.core.kinds import source_kind
 
     connection = get_connection(src.connection_id) if src.connection_id else None
-    return connectors.load(src.kind)(src, cfg, connection)
+    return source_kind(src.kind).load()(src, cfg, connection)
 
 
 class _Conform:

@@ -140,8 +140,8 @@ def test_opcua_dag_reads_a_past_hour_exactly_as_historized(dagbag, plant_dir, mo
 
 def test_mqtt_dag_drains_the_durable_session_into_curated(dagbag, plant, plant_dir, monkeypatch, tmp_path):
     """dag.test() of the MQTT DAG: every message the broker queued while no run was active lands once."""
-    import connectors
     from plantlake.core.connections import get_connection
+    from plantlake.core.kinds import source_kind
     from plantlake.core.lake import Lake
     from schemas import get_table
     from simulators import truth
@@ -154,7 +154,7 @@ def test_mqtt_dag_drains_the_durable_session_into_curated(dagbag, plant, plant_d
     with Mosquitto(data_dir=tmp_path / "mosquitto") as broker:
         monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{broker.port}")
         src = plant.source("mqtt_plant")
-        assert connectors.load("mqtt")(src, plant, get_connection(src.connection_id)).open_session() is False
+        assert source_kind("mqtt").load()(src, plant, get_connection(src.connection_id)).open_session() is False
         sent = MqttPublisher(story, port=broker.port).publish(start, start + timedelta(hours=1))
         run = dagbag.dags["plantlake_ingest_mqtt_plant"].test(logical_date=start + timedelta(hours=1))
     assert str(run.state) == "success"

@@ -173,9 +173,9 @@ def test_bad_files_and_metadata_are_quarantined_with_reasons_and_the_run_goes_on
         os.utime(p, (START.timestamp() + 60, START.timestamp() + 60))
 
     # a file that vanishes between the scan and the read
-    import connectors
+    from plantlake.core.kinds import source_kind
 
-    real_claim = connectors.load("images").extract
+    real_claim = source_kind("images").load().extract
 
     def extract_then_vanish(self, interval, state):
         out = real_claim(self, interval, state)
@@ -183,7 +183,7 @@ def test_bad_files_and_metadata_are_quarantined_with_reasons_and_the_run_goes_on
         return out
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(connectors.load("images"), "extract", extract_then_vanish)
+    mp.setattr(source_kind("images").load(), "extract", extract_then_vanish)
     try:
         s = run_source("cams", START, START + timedelta(hours=1), config=cfg)
     finally:

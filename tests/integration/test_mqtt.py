@@ -70,13 +70,13 @@ def check_curated(lake_root, start, end) -> None:
 KILLER = """
 import os, signal, sys
 from datetime import UTC, datetime, timedelta
-import connectors
+from plantlake.core.kinds import source_kind
 from plantlake.core.config import load_config
 from plantlake.core.connections import get_connection
 from plantlake.core.lake import Interval
 cfg = load_config(sys.argv[1])
 src = cfg.source("mqtt_plant")
-c = connectors.load("mqtt")(src, cfg, get_connection(src.connection_id))
+c = source_kind("mqtt").load()(src, cfg, get_connection(src.connection_id))
 start = datetime(2026, 1, 1, 6, tzinfo=UTC)
 ex = c.extract(Interval(start, start + timedelta(hours=1)), {})
 batch = next(iter(ex.batches))            # received ...

@@ -174,7 +174,7 @@ def test_the_shipped_broker_keeps_every_message_plantlake_can_quarantine():
     must be lower, so an oversized message reaches quarantine instead."""
     import re
 
-    from plantlake.core.config import MqttSource
+    from connectors.mqtt.config import MqttSource
 
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     limit = int(re.search(r"^message_size_limit (\d+)$", conf, re.M).group(1))

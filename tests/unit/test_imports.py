@@ -18,10 +18,20 @@ def test_package_comes_from_this_project(name):
     assert Path(module.__file__).resolve().parent == ROOT / name
 
 
-def test_connector_registry_loads_lazily():
-    import connectors
+def test_the_kind_registry_comes_from_the_entry_points_and_loads_connectors_lazily():
+    import subprocess
+    import sys
 
-    cls = connectors.load("csv")
-    assert cls.kind == "csv" and cls.tables == ("sensor_readings",)
-    with pytest.raises(ValueError, match="unknown source kind 'ftp'"):
-        connectors.load("ftp")
+    from plantlake.core.kinds import source_kind, source_kinds
+
+    assert {k: v.tables for k, v in source_kinds().items()} == {
+        "csv": ("sensor_readings",), "erp": ("materials", "production_orders", "quality_inspections"),
+        "images": ("inspection_images",), "mqtt": ("sensor_readings",), "opcua": ("sensor_readings",)}
+    assert source_kind("csv").load().__name__ == "CsvExportConnector"
+    with pytest.raises(ValueError, match="unknown source kind 'ftp'; known: csv, erp, images, mqtt, opcua"):
+        source_kind("ftp")
+    # a site config is read without importing a protocol library or Arrow
+    code = ("import sys; from plantlake.core.config import load_config; load_config('plant.yaml');"
+            "print([m for m in ('asyncua', 'paho', 'sqlalchemy', 'PIL', 'pyarrow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
