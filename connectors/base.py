@@ -14,7 +14,8 @@ from plantlake.core.config import PlantConfig
 from plantlake.core.connections import Connection
 from plantlake.core.kinds import source_kind
 from plantlake.core.lake import Interval, Lake
-from schemas.conform import Rejects, TagRule, UnitRule
+from schemas.conform import TagRule, UnitRule
+from schemas.rejects import Rejects
 from schemas.units import canonical_unit
 
 

@@ -20,7 +20,6 @@ in the validation result as that expectation's outcome.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +29,9 @@ import pyarrow.parquet as pq
 
 from plantlake.core.errors import AuditFailed
 from plantlake.core.lake import Staged, write_parquet
-from schemas.conform import REJECT_SCHEMA, count_duplicate_keys
+from schemas.keys import count_duplicate_keys
 from schemas.model import META_TABLE, META_VERSION, Table
+from schemas.rejects import REJECT_SCHEMA, record_json
 
 
 @dataclass
@@ -245,5 +245,5 @@ def _set_aside(data: pa.Table, bad: dict[int, tuple[str, str]], staged: Staged) 
         f.rows = write_parquet(f.staged, [whole.filter(pa.array(mine))], whole.schema)
     return pa.Table.from_pylist([
         {"stage": "audit", "column": bad[i][0], "reason": bad[i][1],
-         "record": json.dumps(records[i], default=str, sort_keys=True)} for i in sorted(bad)
+         "record": record_json(records[i])} for i in sorted(bad)
     ], schema=REJECT_SCHEMA)

@@ -10,7 +10,6 @@ column and the reason; they never fail the run.
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import re
 from collections import Counter
@@ -24,17 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas import units
+from schemas.keys import dedupe
 from schemas.model import Table
-
-#: Rejected rows: what the quarantine stores for each row (the runner adds lineage).
-REJECT_SCHEMA = pa.schema(
-    [
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("column", pa.string()),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("record", pa.string(), nullable=False),
-    ]
-)
+from schemas.rejects import Rejects
 
 UTC_US = pa.timestamp("us", tz="UTC")
 _EPOCH_TEXT = re.compile(r"-?\d{9,}(\.\d+)?")
@@ -83,75 +74,6 @@ class ConformContext:
     tag_rules: Mapping[str, TagRule] = field(default_factory=dict)
     timezone: str = "UTC"
     unit_rules: Sequence[UnitRule] = ()
-
-
-#: A reject reason: fixed text, or built from the rejected record.
-Reason = Callable[[dict], str] | str
-
-
-@dataclass
-class Rejects:
-    """Collects rejected rows as JSON records with a reason."""
-
-    stage: str = "conform"
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def record(self, data: pa.Table, mask: pa.Array | np.ndarray, column: str | None, reason: Reason) -> bool:
-        """Record the rows of `data` selected by `mask`; True when there were any."""
-        mask = pc.fill_null(pa.array(mask, pa.bool_()) if isinstance(mask, np.ndarray) else mask, False)
-        if not pc.any(mask).as_py():
-            return False
-        for rec in data.filter(mask).to_pylist():
-            text = reason(rec) if callable(reason) else reason
-            self.rows.append({"stage": self.stage, "column": column, "reason": text, "record": _to_json(rec)})
-        return True
-
-    def add(self, data: pa.Table, mask: pa.Array | np.ndarray, column: str | None, reason: Reason) -> pa.Table:
-        """Move the rows selected by `mask` out of `data` into the rejects; return the rest."""
-        mask = pc.fill_null(pa.array(mask, pa.bool_()) if isinstance(mask, np.ndarray) else mask, False)
-        if not self.record(data, mask, column, reason):
-            return data
-        return data.filter(pc.invert(mask))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def table(self) -> pa.Table:
-        rows = [{**r, "reason": r["reason"][:MAX_REASON]} if len(r["reason"]) > MAX_REASON else r for r in self.rows]
-        return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
-
-    def reasons(self) -> Counter:
-        """Reject counts per kind of reason (see `reason_kind`)."""
-        return Counter(reason_kind(r["reason"]) for r in self.rows)
-
-    def examples(self) -> dict[str, str]:
-        """The first full reason of each kind."""
-        out: dict[str, str] = {}
-        for r in self.rows:
-            out.setdefault(reason_kind(r["reason"]), r["reason"])
-        return out
-
-
-#: a quarantine reason is at most this long, a kind of reason in a summary at most MAX_KIND
-MAX_REASON, MAX_KIND = 1000, 240
-_QUOTED = re.compile(r"(?<![\w\[])(?<!, )'[^']*'(?![,\]])")
-
-
-def reason_kind(reason: str) -> str:
-    """A reason without its offending value, so reasons group with counts: the parenthesised tail
-    goes and a quoted value becomes '…' ("ts: '3.2.' is not a time in …" -> "ts: … is not a time in …");
-    quoted names inside a list stay (they name settings, not values)."""
-    head = _QUOTED.sub("…", reason.split(" (")[0])
-    return head if len(head) <= MAX_KIND else head[:MAX_KIND] + "…"
-
-
-def _to_json(record: dict) -> str:
-    def default(v: Any) -> Any:
-        return v.hex() if isinstance(v, bytes) else str(v)
-
-    clean = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in record.items() if not k.startswith("__")}
-    return json.dumps(clean, default=default, sort_keys=True)
 
 
 @dataclass
@@ -332,23 +254,6 @@ def check_references(data: pa.Table, column: str, known: pa.Array, target: str, 
     return rejects.add(data, unknown, column, lambda r: f"{column}: unknown in {target} ({r[column]!r})")
 
 
-def keep_latest(data: pa.Table, key: tuple[str, ...], version: str) -> tuple[pa.Table, int]:
-    """The newest version of each key by `version`; on a tie the later row wins. Rows come out
-    sorted by key, so the same input always gives the same file."""
-    if data.num_rows == 0:
-        return data, 0
-    keys = _sort_keys(data, key)
-    ver = pc.cast(pc.fill_null(data[version], pa.scalar(0, data.schema.field(version).type)), pa.int64()).to_numpy()
-    order = np.lexsort((np.arange(data.num_rows), ver, *keys[::-1]))
-    # a row is superseded when the next row in key order has the same key in every column
-    same_key = np.ones(len(order) - 1, dtype=bool)
-    for k in keys:
-        sk = k[order]
-        same_key &= sk[1:] == sk[:-1]
-    last = np.append(~same_key, True)
-    return data.take(pa.array(order[last])), int((~last).sum())
-
-
 def constant(value: str, n: int) -> pa.Array:
     """A string column of one repeated value, built without a Python list of n items."""
     return pc.cast(pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])), pa.string())
@@ -360,98 +265,6 @@ def _nullable_schema(table: Table) -> pa.Schema:
 
 def _us(dt: datetime) -> int:
     return int(pa.scalar(dt, UTC_US).value)
-
-
-def _sort_keys(data: pa.Table, key: tuple[str, ...]) -> list[np.ndarray]:
-    """Each key column as integers that sort like the column (strings by lexicographic rank)."""
-    out = []
-    for name in key:
-        col = data[name]
-        if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            enc = (col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)).combine_chunks()
-            if isinstance(enc, pa.ChunkedArray):
-                enc = enc.chunk(0) if enc.num_chunks else pa.array([], col.type)
-            rank = np.empty(len(enc.dictionary), dtype=np.int64)
-            rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
-            out.append(rank[enc.indices.to_numpy(zero_copy_only=False)])
-        elif pa.types.is_timestamp(col.type):
-            out.append(pc.cast(col, pa.int64()).to_numpy())
-        else:
-            out.append(np.asarray(col.to_numpy()))
-    return out
-
-
-def _fold(keys: list[np.ndarray]) -> np.ndarray | None:
-    """All key columns folded into one int64 that sorts the same way, when the ranges fit."""
-    spans = []
-    capacity = 1
-    for k in keys:
-        lo, hi = int(k.min()), int(k.max())
-        spans.append((lo, hi - lo + 1))
-        capacity *= hi - lo + 1
-        if capacity >= 2**62:
-            return None
-    folded = np.zeros(len(keys[0]), dtype=np.int64)
-    for k, (lo, span) in zip(keys, spans, strict=True):  # in place: no temporary arrays per key
-        folded *= span
-        folded += k
-        folded -= lo
-    return folded
-
-
-def _key_order(data: pa.Table, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(order, last): `last[i]` marks the last arrival of its key among rows `order[i]`.
-
-    When every key is unique, `order` is the identity and `last` all true.
-    """
-    keys = _sort_keys(data, key)
-    folded = _fold(keys)
-    if folded is not None:
-        if np.all(folded[1:] > folded[:-1]):  # already sorted and unique: the common case
-            return np.arange(len(folded)), np.ones(len(folded), dtype=bool)
-        sk = np.sort(folded)  # fast unstable sort answers "any duplicates?"
-        if np.all(sk[1:] != sk[:-1]):
-            return np.arange(len(folded)), np.ones(len(folded), dtype=bool)
-        order = np.argsort(folded, kind="stable")  # duplicates: arrival order decides the winner
-        sk = folded[order]
-        same_as_next = sk[1:] == sk[:-1]
-    else:
-        order = np.lexsort(keys[::-1])  # lexsort takes the primary key last; it is stable
-        same_as_next = np.ones(len(order) - 1, dtype=bool)
-        for k in keys:
-            sk = k[order]
-            same_as_next &= sk[1:] == sk[:-1]
-    return order, np.append(~same_as_next, True)
-
-
-def count_duplicate_keys(data: pa.Table, key: tuple[str, ...]) -> int:
-    if data.num_rows < 2 or not key:
-        return 0
-    _, last = _key_order(data, key)
-    return int((~last).sum())
-
-
-def dedupe(data: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
-    """Keep the last arrival of each primary key; rows stay in arrival order."""
-    if data.num_rows < 2 or not key:
-        return data, 0
-    order, last = _key_order(data, key)
-    if last.all():
-        return data, 0  # unique already: keep the arrival order, skip the copy
-    return data.take(pa.array(np.sort(order[last]))), int((~last).sum())
-
-
-def drop_known(data: pa.Table, known: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
-    """Remove rows whose key is in `known` (published before); rows keep their order."""
-    if data.num_rows == 0 or known.num_rows == 0:
-        return data, 0
-    marked = data.select(list(key)).append_column("__row", pa.array(np.arange(data.num_rows)))
-    hits = marked.join(known, keys=list(key), join_type="left semi", use_threads=False)["__row"].to_numpy()
-    if len(hits) == 0:
-        return data, 0
-    keep = np.ones(data.num_rows, dtype=bool)
-    keep[hits] = False
-    return data.filter(pa.array(keep)), int(len(hits))
 
 
 # --------------------------------------------------------------------------- sensor readings

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 from connectors.base import Connector, Decoded, Extract
 from connectors.files import DropFile, UnsafeFile, claim, open_drop_file, printable
 from plantlake.core.lake import Interval
-from schemas.conform import Rejects
+from schemas.rejects import Rejects
 
 RAW_META = ["_file", "_line", "_error"]
 

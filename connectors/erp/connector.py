@@ -46,7 +46,7 @@ from connectors.files import claim
 from plantlake.core.errors import CursorMismatch, SchemaDrift, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas import get_table
-from schemas.conform import Rejects
+from schemas.rejects import Rejects
 
 log = logging.getLogger(__name__)
 

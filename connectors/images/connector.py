@@ -31,7 +31,7 @@ from connectors.base import Connector, Decoded, Extract, capture_regex, fill
 from connectors.files import claim
 from connectors.images.probe import SUFFIXES, Job, Probe
 from plantlake.core.lake import Interval
-from schemas.conform import Rejects
+from schemas.rejects import Rejects, record_json
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class ImagesConnector(Connector):
                 kept = kept if kept is not None else set(out["image_id"]) | self._published_ids()
                 rec = {**rec, "uri": self._move_to_quarantine(rec["uri"], rec["sha256"], rec["sha256"] in kept)}
             rejects.rows.append({"stage": "decode", "column": exc.column, "reason": str(exc),
-                                 "record": json.dumps(rec, default=str, sort_keys=True)})
+                                 "record": record_json(rec)})
         repeated = _repeated_bytes(out)
         self.stats["repeated_frames"] = repeated
         if repeated:

@@ -33,7 +33,7 @@ from connectors.base import Connector, Decoded, Extract, capture_regex, fill, ta
 from connectors.mqtt import sparkplug
 from plantlake.core.errors import SourceUnavailable
 from plantlake.core.lake import Interval
-from schemas.conform import Rejects
+from schemas.rejects import Rejects, record_json
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class MqttConnector(Connector):
                 column, reason = problem
                 shown = {**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")}
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
-                                     "record": json.dumps(shown, default=str, sort_keys=True)})
+                                     "record": record_json(shown)})
             elif len(rows["ts"]) > before:
                 self.stats["decoded_messages"] += 1
             elif not self._raw_only(rec["topic"]):

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from connectors.base import Connector, Decoded, Extract, fill, tag_name
 from plantlake.core.errors import HistoryRefused, SourceUnavailable
 from plantlake.core.lake import Interval
-from schemas.conform import Rejects
+from schemas.rejects import Rejects
 from schemas.units import from_eu_information
 
 log = logging.getLogger(__name__)

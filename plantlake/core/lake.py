@@ -398,7 +398,7 @@ class Lake:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from schemas.conform import keep_latest
+        from schemas.keys import keep_latest
 
         assert table.version_column is not None
         staged = Staged(table.name, source, interval, merge=True, replace_all=replace_all)

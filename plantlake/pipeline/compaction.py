@@ -54,7 +54,7 @@ def compact_day(lake: Lake, table: Table, day: date) -> Compaction | None:
     """Compact one date= partition of `table` (None when it has no files)."""
     import pyarrow.parquet as pq
 
-    from schemas.conform import dedupe
+    from schemas.keys import dedupe
 
     part = f"date={day.isoformat()}"
     live = lake.table_dir(table) / part

@@ -107,7 +107,8 @@ def with_lineage(parts: list, source: str, interval: Interval, run_id: str) -> A
     """Quarantine rows with the run that set them aside: source, run id, interval, when."""
     import pyarrow as pa
 
-    from schemas.conform import REJECT_SCHEMA, constant
+    from schemas.conform import constant
+    from schemas.rejects import REJECT_SCHEMA
 
     data = pa.concat_tables([p.cast(REJECT_SCHEMA) for p in parts]) if parts else REJECT_SCHEMA.empty_table()
     n = data.num_rows

@@ -199,7 +199,7 @@ class _Conform:
         self.series: set[tuple] = set()
 
     def slice(self, decoded: Any, *, part: str, rules: Any, timer: _Timer) -> None:
-        from schemas.conform import Rejects
+        from schemas.rejects import Rejects
 
         conformed: dict[str, Any] = {}  # this slice's rows per table, for references between them
         for table in self.tables:
@@ -224,7 +224,9 @@ class _Conform:
     def _conform(self, table: Any, rows: Any, ts: TableSummary, conformed: dict[str, Any]) -> Any:
         import pyarrow.compute as pc
 
-        from schemas.conform import Rejects, check_references, conform, drop_known
+        from schemas.conform import check_references, conform
+        from schemas.keys import drop_known
+        from schemas.rejects import Rejects
 
         if "source_ref" in rows.column_names:
             self.refs.update(v for v in pc.unique(rows["source_ref"]).to_pylist() if v is not None)
