@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -490,12 +490,12 @@ class Lake:
 
         key = list(table.primary_key)
         schema = pa.schema([table.arrow_schema().field(k) for k in key])
-        folder = self.state_dir / "published" / _safe(table.name)
-        if table.key_scope in ("interval", "latest") or data.num_rows == 0 or not folder.exists():
+        if table.key_scope in ("interval", "latest") or data.num_rows == 0:
             return schema.empty_table()
-        own = self.manifest_path(table.name, source, interval).name
-        glob = f"{_safe(source)}__*.json" if table.key_scope == "source" else "*.json"
-        files = sorted({f for m in folder.glob(glob) if m.name != own for f in json.loads(m.read_text())["files"]})
+        own = self.manifest_path(table.name, source, interval)
+        files = sorted({f for m, manifest in self.published_manifests(table.name,
+                                                                       source if table.key_scope == "source" else None)
+                        if m != own for f in manifest["files"]})
         if table.partition_column in key:
             days = {p for p, _ in split_partitions(table, data.select([table.partition_column]))}
             files = [f for f in files if Path(f).parent.name in days]
@@ -515,6 +515,17 @@ class Lake:
 
     def merge_manifest_path(self, table: str, source: str) -> Path:
         return self.state_dir / "published" / _safe(table) / f"{_safe(source)}.json"
+
+    def compaction_manifest_path(self, table: str, source: str, day: date) -> Path:
+        return self.state_dir / "published" / _safe(table) / f"{_safe(source)}__compacted__{day.isoformat()}.json"
+
+    def published_manifests(self, table: str, source: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
+        """Every manifest of the table's publishes — intervals, upserts, compactions — with what it
+        records, of one source when `source` is given (by the source each manifest names: a
+        source called `line` does not own `line__b`'s files)."""
+        folder = self.state_dir / "published" / _safe(table)
+        found = ((m, json.loads(m.read_text())) for m in sorted(folder.glob("*.json"))) if folder.exists() else ()
+        return [(m, manifest) for m, manifest in found if source is None or manifest.get("source") == source]
 
     def write_quality_results(self, table: Table, name: str, interval: Interval, data: pa.Table) -> Path:
         """One run's file of a `_quality` table (audit results, cross-source checks), in the date=

@@ -9,7 +9,8 @@ swapped in one atomic step
 never a duplicate. A kill at any point leaves the live partition whole; the half-built folder
 under `_staging/` is swept by the next compaction.
 
-A compaction manifest (`_state/published/<table>/<source>__compacted__<day>.json`) names the
+Which source a file belongs to comes from the publish manifests (a file name cannot tell
+`line` from `line__b`). A compaction manifest (`Lake.compaction_manifest_path`) names the
 compacted file, so a later rerun of an interval drops the keys it already holds (the table's
 key scope) instead of duplicating them.
 """
@@ -46,8 +47,10 @@ class Compaction:
         return self.rows_before - self.rows_after
 
 
-def _source_of(path: Path) -> str:
-    return path.name.split("__", 1)[0]
+def _owners(lake: Lake, table: Table) -> dict[str, str]:
+    """Each published file of the table and the source whose publish (or compaction) wrote it,
+    from the manifests (a file name cannot tell `line` from `line__b`)."""
+    return {f: manifest["source"] for _, manifest in lake.published_manifests(table.name) for f in manifest["files"]}
 
 
 def compact_day(lake: Lake, table: Table, day: date) -> Compaction | None:
@@ -70,9 +73,15 @@ def compact_day(lake: Lake, table: Table, day: date) -> Compaction | None:
             return None
         work = work_root / uuid.uuid4().hex[:12] / part
         work.mkdir(parents=True)
+        owners = _owners(lake, table)
         by_source: dict[str, list[Path]] = {}
         for f in files:
-            by_source.setdefault(_source_of(f), []).append(f)
+            source = owners.get(str(f.relative_to(lake.root)))
+            if source is None:  # no publish names it: not plantlake's to rewrite, kept as it is
+                log.warning("compaction of %s %s leaves %s alone: no manifest names it", table.name, part, f.name)
+                shutil.copy2(f, work / f.name)
+                continue
+            by_source.setdefault(source, []).append(f)
         rows_before = rows_after = 0
         for source, paths in sorted(by_source.items()):
             data = pq.read_table(paths, schema=schema) if len(paths) > 1 else pq.read_table(paths[0], schema=schema)
@@ -82,7 +91,7 @@ def compact_day(lake: Lake, table: Table, day: date) -> Compaction | None:
             rows_after += data.num_rows
             name = f"{source}{SUFFIX}.parquet"
             write_parquet(work / name, [data], schema)
-            write_json_atomic(lake.state_dir / "published" / table.name / f"{source}{SUFFIX}__{day.isoformat()}.json", {
+            write_json_atomic(lake.compaction_manifest_path(table.name, source, day), {
                 "table": table.name, "source": source, "day": day.isoformat(),
                 "files": [str((live / name).relative_to(lake.root))], "rows": data.num_rows,
                 "replaced": [str(p.relative_to(lake.root)) for p in paths], "compacted_at": datetime.now(UTC)})
@@ -105,5 +114,5 @@ def compacted_days(lake: Lake, table: Table) -> list[str]:
 
 
 def read_manifest(lake: Lake, table: Table, source: str, day: date) -> dict | None:
-    path = lake.state_dir / "published" / table.name / f"{source}{SUFFIX}__{day.isoformat()}.json"
+    path = lake.compaction_manifest_path(table.name, source, day)
     return json.loads(path.read_text()) if path.exists() else None

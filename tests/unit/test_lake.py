@@ -140,3 +140,31 @@ def test_state_round_trips_atomically(tmp_path):
     lake.write_state("src", {"cursor": "2026-03-01T00:00:00Z"})
     assert lake.read_state("src") == {"cursor": "2026-03-01T00:00:00Z"}
     assert not [p for p in (tmp_path / "_state").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_source_named_like_anothers_prefix_owns_only_its_own_publishes(tmp_path):
+    """Sources `line` and `line__b` (both valid names) publish the same keys in different hours:
+    each keeps its rows — the known keys of `line` are its own publishes, read from what each
+    manifest names, not from file names that start alike — and compaction keeps one file each."""
+    from datetime import UTC, datetime, timedelta
+
+    from plantlake.pipeline.compaction import compact_day
+    from schemas import get_table
+
+    table = get_table("sensor_readings")
+    lake = Lake(tmp_path / "lake").ensure()
+    t0 = datetime(2026, 1, 2, 6, tzinfo=UTC)
+    rows = pa.Table.from_pylist([{"ts": t0 + timedelta(minutes=m), "asset_id": "acme/l1/press", "tag": "force",
+                                  "value": float(m), "quality": "good", "status_code": 0, "source": "csv",
+                                  "source_ref": "F", "ingested_at": t0, "run_id": "r"} for m in range(10)],
+                                schema=table.arrow_schema())
+    first, second = Interval(t0, t0 + timedelta(hours=1)), Interval(t0 + timedelta(hours=1), t0 + timedelta(hours=2))
+    lake.publish(lake.stage(table, "line__b", first, rows))
+    assert lake.published_keys(table, rows, "line", second).num_rows == 0
+    assert lake.published_keys(table, rows, "line__b", second).num_rows == 10
+    lake.publish(lake.stage(table, "line", second, rows))
+    done = compact_day(lake, table, t0.date())
+    assert (done.files_before, done.files_after, done.duplicates) == (2, 2, 0)
+    files = sorted(p.name for p in (lake.table_dir(table) / "date=2026-01-02").glob("*.parquet"))
+    assert files == ["line__b__compacted.parquet", "line__compacted.parquet"]
+    assert lake.read(table).num_rows == 20
