@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plantlake.core.config import PlantConfig, default_config_path, load_config
+from plantlake.pipeline.schedule import timetable
 
 DAG_PREFIX = "plantlake_ingest_"
 QUALITY_DAG = "plantlake_quality"
@@ -43,13 +44,6 @@ def asset_for(table: str, layer: str = "curated") -> Any:
     from airflow.sdk import Asset
 
     return Asset(name=f"plantlake.{layer}.{table}", uri=f"plantlake://{layer}/{table}", group="plantlake")
-
-
-def timetable(schedule: str) -> Any:
-    """A real data interval (start < end) for every run, in UTC."""
-    from airflow.timetables.interval import CronDataIntervalTimetable
-
-    return CronDataIntervalTimetable(schedule, timezone="UTC")
 
 
 def build_ingest_dags(config_path: str | Path | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Gap backfill: find the source's schedule intervals with no curated rows, replay them.
 
-A gap is a data interval of the source's schedule in [start, end) for which
+A gap is a data interval of the source's schedule in [start, end) (the intervals its DAG runs:
+`schedule.intervals`, Airflow's timetable) for which
 `sensor_readings` holds no row from that source kind with a timestamp inside it
 (for instance the hours an earlier outage left empty). Replaying runs the normal
 pipeline for exactly those intervals, so history-backed sources fill them.
@@ -15,23 +16,9 @@ import numpy as np
 
 from plantlake.core.config import PlantConfig
 from plantlake.core.lake import Interval, Lake
+from plantlake.pipeline import schedule
 
 log = logging.getLogger(__name__)
-
-
-def schedule_intervals(schedule: str, start: datetime, end: datetime) -> list[Interval]:
-    """Consecutive cron ticks in [start, end) as data intervals (as Airflow's interval timetable does)."""
-    from croniter import croniter
-
-    presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *"}
-    it = croniter(presets.get(schedule, schedule), start)
-    ticks = [start] if croniter.match(presets.get(schedule, schedule), start) else []
-    while True:
-        t = it.get_next(datetime)
-        if t > end:
-            break
-        ticks.append(t)
-    return [Interval(a, b) for a, b in zip(ticks, ticks[1:], strict=False)]
 
 
 def find_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lake: Lake | None = None) -> list[Interval]:
@@ -42,7 +29,7 @@ def find_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lak
 
     src = cfg.source(source)
     lake = lake or Lake(cfg.lake_root())
-    intervals = schedule_intervals(src.schedule, start, end)
+    intervals = schedule.intervals(src.schedule, start, end)
     if not intervals:
         return []
     table = get_table("sensor_readings")

@@ -1,0 +1,37 @@
+"""A source's schedule as data intervals: Airflow's own timetable, for the DAGs and for every
+tool that lists a schedule's intervals (gaps), so the two can never disagree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from plantlake.core.lake import Interval
+
+
+def timetable(schedule: str) -> Any:
+    """A real data interval (start < end) for every run, in UTC."""
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(schedule, timezone="UTC")
+
+
+def intervals(schedule: str, start: datetime, end: datetime) -> list[Interval]:
+    """The data intervals the DAG of `schedule` runs that lie within [start, end)."""
+    import pendulum
+    from airflow.timetables.base import TimeRestriction
+
+    tt = timetable(schedule)
+    restriction = TimeRestriction(earliest=pendulum.instance(start), latest=None, catchup=True)
+    out: list[Interval] = []
+    last = None
+    while True:
+        info = tt.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        if info is None or info.data_interval.end > end:
+            return out
+        last = info.data_interval
+        out.append(Interval(_plain(last.start), _plain(last.end)))
+
+
+def _plain(t: datetime) -> datetime:
+    return datetime.fromtimestamp(t.timestamp(), UTC)
