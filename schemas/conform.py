@@ -71,6 +71,8 @@ class ConformContext:
     run_id: str
     ingested_at: datetime
     source_kind: str = ""
+    #: the configured source's name (sources[].name), for tables that record it
+    source_name: str = ""
     tag_rules: Mapping[str, TagRule] = field(default_factory=dict)
     timezone: str = "UTC"
     unit_rules: Sequence[UnitRule] = ()
@@ -291,6 +293,8 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
             data = data.append_column(name, pa.nulls(n, typ))
     if "source" not in cols:
         data = data.append_column("source", constant(ctx.source_kind, n))
+    if "source_name" not in cols and ctx.source_name:
+        data = data.append_column("source_name", constant(ctx.source_name, n))
     if "value" not in cols:
         data = data.append_column("value", pa.nulls(n, pa.float64()))
 

@@ -29,7 +29,7 @@ def _lineage() -> tuple[Column, ...]:
 
 SENSOR_READINGS = Table(
     name="sensor_readings",
-    version=2,
+    version=3,
     description="Every sensor value from OPC UA and MQTT, one row per asset, tag and source timestamp (historian style).",
     columns=(
         Column("ts", TS, "Source timestamp of the value (UTC, microseconds).", nullable=False),
@@ -45,6 +45,8 @@ SENSOR_READINGS = Table(
         Column("source_ref", STR, "Node id with namespace URI, MQTT topic or export column the value came from.", nullable=False),
         *_lineage(),
         Column("message_id", STR, "Id of the message that carried the value (MQTT msg id, Sparkplug uuid), when the source has one."),
+        Column("source_name", STR, "Name of the configured source that wrote the row (`sources[].name`; `source` is its "
+               "kind). Null in files written before sensor_readings v3."),
     ),
     primary_key=("asset_id", "tag", "ts"),
     partition_column="ts",

@@ -2,7 +2,7 @@
 
 A gap is a data interval of the source's schedule in [start, end) (the intervals its DAG runs:
 `schedule.intervals`, Airflow's timetable) for which
-`sensor_readings` holds no row from that source kind with a timestamp inside it
+`sensor_readings` holds no row of that source (`source_name`) with a timestamp inside it
 (for instance the hours an earlier outage left empty). Replaying runs the normal
 pipeline for exactly those intervals, so history-backed sources fill them.
 """
@@ -38,7 +38,9 @@ def find_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lak
     if base.exists() and any(base.rglob("*.parquet")):
         data = ds.dataset(base, format="parquet", partitioning="hive", schema=table.arrow_schema())
         lo, hi = intervals[0].start, intervals[-1].end
-        rows = data.to_table(columns=["ts"], filter=(ds.field("source") == src.kind) & (ds.field("ts") >= lo) & (ds.field("ts") < hi))
+        # the source's own rows; files from before sensor_readings v3 name only the kind
+        mine = (ds.field("source_name") == src.name) | (ds.field("source_name").is_null() & (ds.field("source") == src.kind))
+        rows = data.to_table(columns=["ts"], filter=mine & (ds.field("ts") >= lo) & (ds.field("ts") < hi))
         us = pc.cast(rows["ts"], "int64").to_numpy()
         edges = np.array([int(iv.start.timestamp() * 1e6) for iv in intervals] + [int(hi.timestamp() * 1e6)])
         counts = np.bincount(np.searchsorted(edges, us, side="right") - 1, minlength=len(intervals))[:len(intervals)]

@@ -191,7 +191,7 @@ class _Conform:
         from schemas.conform import ConformContext
 
         self.lake, self.src, self.wap, self.summary, self.full_refresh = lake, src, wap, summary, full_refresh
-        self.ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind,
+        self.ctx = ConformContext(run_id=run_id, ingested_at=datetime.now(UTC), source_kind=src.kind, source_name=src.name,
                                   tag_rules=connector.tag_rules(), timezone=connector.timezone,
                                   unit_rules=connector.unit_rules())
         self.tables = [get_table(name) for name in connector.tables]

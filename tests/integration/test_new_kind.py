@@ -44,8 +44,8 @@ def test_a_kind_from_its_own_folder_and_entry_point_runs_like_the_built_in_ones(
     assert (summary["kind"], summary["raw_rows"], summary["published"], summary["quarantined"]) == ("counter", 30, 30, 0)
     rows = ds.dataset(plant_dir / "lake" / "curated" / "sensor_readings", partitioning="hive").to_table().to_pylist()
     assert sorted(r["value"] for r in rows) == [float(i) for i in range(30)]
-    assert {(r["source"], r["asset_id"], r["tag"]) for r in rows} == {("counter", "acme/shenzhen/assembly/line1/press1",
-                                                                       "parts_made")}
+    assert {(r["source"], r["source_name"], r["asset_id"], r["tag"]) for r in rows} == {
+        ("counter", "parts_counter", "acme/shenzhen/assembly/line1/press1", "parts_made")}
 
     # without the kind installed, the same config names the kind it does not know
     unknown = _plantlake(plant_dir, "config", "check", extra=False)
