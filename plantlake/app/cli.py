@@ -182,14 +182,21 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_airflow_home(args: argparse.Namespace) -> None:
+    """The demo's own Airflow home: set before anything imports Airflow."""
+    from plantlake.app.demo import airflow_env
+    from plantlake.core.config import default_config_path
+
+    airflow_env(load_config(Path(args.config or default_config_path()).resolve()).path("demo-plant"))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from plantlake.app.demo import airflow_env, run_demo
+    from plantlake.app.demo import run_demo
     from plantlake.core.config import default_config_path
 
     config_path = Path(args.config or default_config_path()).resolve()
     cfg = load_config(config_path)
     root = cfg.lake_root()
-    airflow_env(cfg.path("demo-plant"))  # before anything imports Airflow
     if not args.verbose:  # the demo prints a line a run; the runner's and Airflow's narration is for --verbose
         for name in ("plantlake.pipeline.runner", "airflow", "plantlake.pipeline.products", "plantlake.pipeline.report"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -307,14 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_cmd_simulate)
 
     d = sub.add_parser("demo", help="run the pipeline end to end on the embedded defaults")
-    d.set_defaults(func=_cmd_demo)
+    d.set_defaults(func=_cmd_demo, before_airflow=_demo_airflow_home)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        if hasattr(args, "before_airflow"):
+            args.before_airflow(args)
+    except ConfigError as exc:
+        print(f"plantlake: configuration error: {exc}", file=sys.stderr)
+        return 2
+    import airflow  # noqa: F401 - importing Airflow sets up its logging; plantlake's, set after it, wins
+
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     if not args.verbose:  # protocol libraries narrate every session at INFO
         for noisy in ("asyncua", "amqtt", "paho", "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,20 +1,19 @@
 """Credentials from Airflow Connections, never from the site config.
 
-`get_connection(conn_id)` reads `AIRFLOW_CONN_<ID>` (URI or JSON form, as Airflow
-does) so the CLI and tests work without Airflow running; inside an Airflow task it
+`get_connection(conn_id)` reads `AIRFLOW_CONN_<ID>` (URI or JSON form, parsed by Airflow's own
+`Connection`) so the CLI and tests work without Airflow running; inside an Airflow task it
 falls back to Airflow's own lookup (UI, secrets backends). Passwords never appear in
 `repr()` or logs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote
 
 from plantlake.core.errors import ConnectionInvalid, ConnectionNotFound
 
@@ -82,32 +81,31 @@ class Connection:
                 f"port={self.port!r}, login={self.login!r}, password={secret!r}, schema={self.schema!r})")
 
     @classmethod
+    def from_airflow(cls, conn_id: str, c: Any) -> Connection:
+        """From Airflow's own Connection (its URI and JSON parsers, its lookup); secrets registered."""
+        conn = cls(conn_id=conn_id, conn_type=c.conn_type or "", host=c.host or None, port=c.port,
+                   login=c.login or None, password=c.password or None, schema=c.schema or None,
+                   extra=c.extra_dejson)
+        conn.register()
+        return conn
+
+    @classmethod
     def from_uri(cls, conn_id: str, uri: str) -> Connection:
-        bad = ConnectionInvalid(
-            f"connection {conn_id!r} ({env_var(conn_id)}): not a valid connection URI — percent-encode "
-            "'#', '/', '?', '@' and ':' in the login and password (e.g. '#' as %23)")
+        """The URI form of AIRFLOW_CONN_<ID>, read by Airflow's parser. A URI it cannot read is
+        refused naming the connection, never its text (the parser's message quotes a piece of it)."""
+        from urllib.parse import urlsplit
+
+        from airflow.sdk import Connection as AirflowConnection
+
         try:
-            parts = urlsplit(uri)
-            port = parts.port
-            extra = {k: v for k, v in parse_qsl(parts.query)}
-            if "__extra__" in extra:
-                extra = json.loads(extra["__extra__"])
-        except ValueError:  # urllib names the text it could not read, a piece of the password among it
-            raise bad from None
-        if parts.fragment or not parts.scheme:  # an unencoded '#' cut the URI short
-            raise bad
-        c = cls(
-            conn_id=conn_id,
-            conn_type=parts.scheme.replace("-", "_"),
-            host=unquote(parts.hostname) if parts.hostname else None,
-            port=port,
-            login=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            schema=unquote(parts.path[1:]) or None,  # as Airflow does: sqlite:////abs/path keeps its root
-            extra=extra,
-        )
-        c.register()
-        return c
+            if urlsplit(uri).fragment:  # an unencoded '#' would cut the password short, silently
+                raise ValueError
+            parsed = AirflowConnection.from_uri(uri, conn_id=conn_id)
+        except Exception:  # noqa: BLE001 - whatever the parser raises quotes the text
+            raise ConnectionInvalid(
+                f"connection {conn_id!r} ({env_var(conn_id)}): not a valid connection URI — percent-encode "
+                "'#', '/', '?', '@' and ':' in the login and password (e.g. '#' as %23)") from None
+        return cls.from_airflow(conn_id, parsed)
 
     def register(self) -> None:
         """Mask this connection's secrets in every log from now on."""
@@ -118,18 +116,14 @@ class Connection:
 
     @classmethod
     def from_json(cls, conn_id: str, text: str) -> Connection:
+        """The JSON form of AIRFLOW_CONN_<ID>, read by Airflow's parser."""
+        from airflow.sdk import Connection as AirflowConnection
+
         try:
-            d = json.loads(text)
-        except ValueError:
+            parsed = AirflowConnection.from_json(text, conn_id=conn_id)
+        except Exception:  # noqa: BLE001 - the parser's message may quote the text
             raise ConnectionInvalid(f"connection {conn_id!r} ({env_var(conn_id)}): not valid JSON") from None
-        extra = d.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra)
-        c = cls(conn_id=conn_id, conn_type=d.get("conn_type", ""), host=d.get("host"),
-                port=int(d["port"]) if d.get("port") is not None else None, login=d.get("login"),
-                password=d.get("password"), schema=d.get("schema"), extra=extra)
-        c.register()
-        return c
+        return cls.from_airflow(conn_id, parsed)
 
 
 def env_var(conn_id: str) -> str:
@@ -153,8 +147,5 @@ def get_connection(conn_id: str) -> Connection:
             raise ConnectionNotFound(
                 f"connection {conn_id!r} not found: set {env_var(conn_id)} or define it in Airflow ({exc.__class__.__name__})"
             ) from None
-        conn = Connection(conn_id=conn_id, conn_type=c.conn_type or "", host=c.host, port=c.port, login=c.login,
-                          password=c.password, schema=c.schema, extra=c.extra_dejson)
-        conn.register()
-        return conn
+        return Connection.from_airflow(conn_id, c)
     raise ConnectionNotFound(f"connection {conn_id!r} not found: set {env_var(conn_id)}")
