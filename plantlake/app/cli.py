@@ -197,9 +197,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config_path = Path(args.config or default_config_path()).resolve()
     cfg = load_config(config_path)
     root = cfg.lake_root()
-    if not args.verbose:  # the demo prints a line a run; the runner's and Airflow's narration is for --verbose
-        for name in ("plantlake.pipeline.runner", "airflow", "plantlake.pipeline.products", "plantlake.pipeline.report"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    if not args.verbose:  # the demo prints a line a run; the narration of plantlake, Airflow, GX and the
+        for handler in logging.getLogger().handlers:  # virtual plant below warnings is for --verbose
+            handler.setLevel(logging.WARNING)
     summaries = run_demo(cfg, config_path=config_path, progress=lambda msg: print(f"  {msg}", flush=True))
     print()
     by_source: dict[str, list] = {}
