@@ -14,7 +14,6 @@ import asyncio
 import fnmatch
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,25 +53,13 @@ class ResolvedNode:
 
 
 def _run(coro: Any) -> Any:
-    """Run a coroutine to completion, also from code already inside an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
+    """Run a coroutine to completion on an event loop of its own thread (asyncua's ThreadLoop), so
+    extract works the same from a plain task and from code already inside an event loop. No
+    timeout here: each request has its own (`timeout_s`)."""
+    from asyncua.sync import ThreadLoop
 
-    def target() -> None:
-        try:
-            box["result"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    with ThreadLoop(timeout=None) as loop:
+        return loop.post(coro)
 
 
 class OpcUaConnector(Connector):

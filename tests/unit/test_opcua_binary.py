@@ -60,3 +60,25 @@ def test_arrays_are_left_to_asyncua():
     body = data[len(nodeid_to_binary(ua.FourByteNodeId(ua.ObjectIds.HistoryReadResponse_Encoding_DefaultBinary))) + len(struct_to_binary(ua.ResponseHeader())):]
     with pytest.raises(Unsupported, match="array"):
         decode_results(body, 0)
+
+
+def test_the_connector_runs_its_session_from_plain_code_and_from_inside_an_event_loop():
+    """asyncua's ThreadLoop gives the session a loop of its own: a caller inside a running loop
+    (a notebook, an async runner) gets the result like a plain one, and errors come back raised."""
+    import asyncio
+
+    from connectors.opcua.connector import _run
+
+    async def answer():
+        await asyncio.sleep(0)
+        return 42
+
+    async def fail():
+        raise TimeoutError("server did not answer")
+
+    async def caller():
+        return _run(answer())
+
+    assert _run(answer()) == 42 and asyncio.run(caller()) == 42
+    with pytest.raises(TimeoutError, match="server did not answer"):
+        _run(fail())
