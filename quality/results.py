@@ -28,14 +28,14 @@ def keep_validation(lake: Lake, table: str, source: str, interval: Interval, run
         "validation": validation, **context})
 
 
-def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: Any, *, part: str = "") -> None:
+def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: Any, *, slice_label: str = "") -> None:
     """An audit's results: its validation as JSON, and one `quality_results` row per check
-    (per slice, `part`, when the run conformed its interval in slices)."""
+    (per slice, `slice_label`, when the run conformed its interval in slices)."""
     import pyarrow as pa
 
     from schemas import get_table
 
-    name = lake.file_name(source, interval, part).removesuffix(".parquet")
+    name = lake.file_name(source, interval, slice_label).removesuffix(".parquet")
     keep_validation(lake, audit.table, source, interval, run_id, audit.suite, audit.validation, name=name,
                     passed=audit.passed, rows=audit.rows, set_aside=audit.set_aside,
                     checks=[asdict(c) for c in audit.checks])

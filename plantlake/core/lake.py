@@ -345,10 +345,10 @@ class Lake:
 
     # ---- raw -------------------------------------------------------------------------
 
-    def raw_path(self, source: str, interval: Interval, part: str = "", stream: str = "") -> Path:
-        """raw/<source>[/<stream>]/date=…/<interval>[__<part>].parquet; a stream is one of several
-        raw tables a source lands (an ERP source's tables)."""
-        name = f"{interval.key}{'__' + _safe(part) if part else ''}.parquet"
+    def raw_path(self, source: str, interval: Interval, chunk: str = "", stream: str = "") -> Path:
+        """raw/<source>[/<stream>]/date=…/<interval>[__<chunk>].parquet; a chunk is one landing of a
+        chunked extract (MQTT), a stream one of several raw tables a source lands (an ERP's tables)."""
+        name = f"{interval.key}{'__' + _safe(chunk) if chunk else ''}.parquet"
         base = self.raw(source) / _safe(stream) if stream else self.raw(source)
         return base / f"date={interval.start:%Y-%m-%d}" / name
 
@@ -361,32 +361,32 @@ class Lake:
                       if p.name == f"{interval.key}.parquet" or p.name.startswith(f"{interval.key}__"))
 
     def write_raw(self, source: str, interval: Interval, batches: Iterable[pa.Table | pa.RecordBatch],
-                  schema: pa.Schema, part: str = "", stream: str = "") -> tuple[Path, int]:
+                  schema: pa.Schema, chunk: str = "", stream: str = "") -> tuple[Path, int]:
         """Land raw rows durably; returns the file and its row count."""
-        path = self.raw_path(source, interval, part, stream)
+        path = self.raw_path(source, interval, chunk, stream)
         return path, write_parquet(path, batches, schema)
 
     # ---- write-audit-publish ---------------------------------------------------------------
 
-    def file_name(self, source: str, interval: Interval, part: str = "") -> str:
-        if part and not re.fullmatch(r"__p\d{4}", part):
-            raise ValueError(f"not a slice label: {part!r}")
-        return f"{_safe(source)}__{interval.key}{part}.parquet"
+    def file_name(self, source: str, interval: Interval, slice_label: str = "") -> str:
+        if slice_label and not re.fullmatch(r"__p\d{4}", slice_label):
+            raise ValueError(f"not a slice label: {slice_label!r}")
+        return f"{_safe(source)}__{interval.key}{slice_label}.parquet"
 
-    def stage(self, table: Table, source: str, interval: Interval, data: pa.Table, *, part: str = "",
+    def stage(self, table: Table, source: str, interval: Interval, data: pa.Table, *, slice_label: str = "",
               token: str | None = None) -> Staged:
         """Write `data` under _staging/, one file per date= partition (deterministic names).
 
-        A run that conforms its interval in slices stages each with its `part` label
+        A run that conforms its interval in slices stages each with its `slice_label`
         (`__p0000`, ...) and the first slice's `token`, so all land in one staging folder
         and are published together."""
         staged = Staged(table.name, source, interval, **({"token": token} if token else {}))
-        name = self.file_name(source, interval, part)
+        name = self.file_name(source, interval, slice_label)
         area = self._staging_area(staged)
         schema = table.arrow_schema()
-        for partition, part in split_partitions(table, data):
+        for partition, piece in split_partitions(table, data):
             rel = Path(partition) / name if partition else Path(name)
-            rows = write_parquet(area / rel, [part], schema)
+            rows = write_parquet(area / rel, [piece], schema)
             staged.files.append(StagedFile(area / rel, self.table_dir(table) / rel, rows))
         return staged
 

@@ -47,7 +47,7 @@ class WriteAuditPublish:
         """Rows of `table` that will not be published (a `REJECT_SCHEMA` table): quarantined on publish."""
         self.rejects.setdefault(table, []).append(rejects)
 
-    def stage(self, table: Any, data: Any, *, part: str = "", replace_all: bool = False,
+    def stage(self, table: Any, data: Any, *, slice_label: str = "", replace_all: bool = False,
               rules: Any = None, max_bad_share: float = 0.5) -> Any:
         """Stage `data` (upserted for key_scope 'latest' tables), audit it, keep the audit's
         results and set its bad rows aside; returns the audit. A failed batch-level check
@@ -60,12 +60,12 @@ class WriteAuditPublish:
             staged = self.lake.stage_merge(table, self.source, self.interval, data, replace_all=replace_all)
         else:
             before = self.staged.get(table.name)
-            staged = self.lake.stage(table, self.source, self.interval, data, part=part,
+            staged = self.lake.stage(table, self.source, self.interval, data, slice_label=slice_label,
                                      token=before.token if before else None)
         self.rows_in[table.name] = self.rows_in.get(table.name, 0) + data.num_rows
         t1 = time.perf_counter()
         audit = audit_staged(table, staged, source=rules, max_bad_share=max_bad_share)
-        keep_audit(self.lake, self.source, self.interval, self.run_id, audit, part=part)
+        keep_audit(self.lake, self.source, self.interval, self.run_id, audit, slice_label=slice_label)
         self.timings_s["stage"] += t1 - t0
         self.timings_s["audit"] += time.perf_counter() - t1
         if audit.rejects is not None:

@@ -151,7 +151,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         for k, (load, values, present) in enumerate(parts):
             decoded = connector.decode(load())
             timer.lap("decode")
-            conform.slice(decoded, part=f"__p{k:04d}" if len(parts) > 1 else "",
+            conform.slice(decoded, slice_label=f"__p{k:04d}" if len(parts) > 1 else "",
                           rules=slicing.slice_source(src, values, present, first=k == 0), timer=timer)
         for name, done in wap.publish().items():
             summary.tables.setdefault(name, TableSummary()).record(done)
@@ -198,7 +198,7 @@ class _Conform:
         self.refs: set[str] = set()  # source references of the decoded sensor rows, and their (ref, asset, tag)
         self.series: set[tuple] = set()
 
-    def slice(self, decoded: Any, *, part: str, rules: Any, timer: _Timer) -> None:
+    def slice(self, decoded: Any, *, slice_label: str, rules: Any, timer: _Timer) -> None:
         from schemas.rejects import Rejects
 
         conformed: dict[str, Any] = {}  # this slice's rows per table, for references between them
@@ -214,7 +214,7 @@ class _Conform:
             data = self._conform(table, rows, ts, conformed)
             conformed[table.name] = data
             timer.lap("conform")
-            audit = self.wap.stage(table, data, part=part, replace_all=table.name in self.full_refresh,
+            audit = self.wap.stage(table, data, slice_label=slice_label, replace_all=table.name in self.full_refresh,
                                    rules=rules, max_bad_share=self.src.max_bad_share)
             ts.checks += len(audit.checks)
             if audit.rejects is not None:
@@ -327,7 +327,7 @@ def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:
     if extract.chunked:
         first = len(lake.raw_parts(source_name, interval))
         for i, batch in enumerate(extract.batches):
-            rows += lake.write_raw(source_name, interval, [batch], extract.schema, part=f"p{first + i:05d}")[1]
+            rows += lake.write_raw(source_name, interval, [batch], extract.schema, chunk=f"p{first + i:05d}")[1]
             if extract.on_landed:
                 extract.on_landed(i)
     else:
