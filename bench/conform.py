@@ -95,7 +95,7 @@ class GeneratedHistory(OpcUaConnector):
     rows = 0
 
     def extract(self, interval, state):  # noqa: ANN001, ARG002 - the connector's signature
-        return Extract(schema=RAW_SCHEMA, batches=raw_batches(self.rows), stats={"nodes": TAGS})
+        return Extract.one(RAW_SCHEMA, raw_batches(self.rows), stats={"nodes": TAGS})
 
 
 def config(slice_rows: int):

@@ -70,7 +70,7 @@ def connector(port: int, lines: int, start: datetime, end: datetime) -> int:
     src = cfg.source("opcua_plant")
     conn = Connection("bench", "opcua", "127.0.0.1", port, schema="plantsim")
     ex = OpcUaConnector(src, cfg, conn).extract(Interval(start, end), {})
-    return sum(b.num_rows for b in ex.batches)
+    return sum(b.num_rows for s in ex.streams.values() for b in s.batches)
 
 
 def main() -> None:

@@ -46,34 +46,56 @@ def capture_regex(template: str) -> str:
     return out + re.escape(template[pos:])
 
 
+#: the name of a source's raw table when it lands one (raw/<source>/date=…/…); sources with
+#: several (an ERP's tables) name each (raw/<source>/<name>/date=…/…)
+RAW = ""
+#: landed raw rows per stream name, as decode receives them
+Raw = dict[str, pa.Table]
+
+
+@dataclass
+class Stream:
+    """One raw table a connector read for an interval: its rows exactly as they came in."""
+
+    batches: Iterable[pa.RecordBatch | pa.Table]
+    #: None: taken from the first batch (a query runs only when the batches are consumed)
+    schema: pa.Schema | None = None
+    #: Called with i once batch i is on disk: each batch then lands as its own raw chunk, and the
+    #: chunks of earlier runs of the interval are kept (MQTT acknowledges the batch's messages then).
+    on_landed: Callable[[int], None] | None = None
+
+
 @dataclass
 class Extract:
-    """What a connector read for one interval: raw rows exactly as they came in."""
+    """What a connector read for one interval."""
 
-    schema: pa.Schema
-    batches: Iterable[pa.RecordBatch | pa.Table]
+    #: the raw tables, by name (`RAW` for a source with one); landed one after the other
+    streams: dict[str, Stream]
     #: The connector's new state, committed by the runner only after a successful publish.
     state: dict[str, Any] | None = None
-    #: Land each batch as its own durable raw part and call `on_landed(i)` after part i is
-    #: on disk (MQTT acknowledges then); parts of earlier runs of the interval are kept.
-    chunked: bool = False
-    on_landed: Callable[[int], None] | None = None
-    #: Counters the run summary reports (files read, nodes missing, ...).
+    #: Counters the run summary reports (files read, nodes missing, ...); a stream's batches
+    #: may fill them in as they are read, so the runner takes them once everything is landed.
     stats: dict[str, Any] = field(default_factory=dict)
-    #: Several raw tables instead of one (`schema`/`batches` unused): name -> (schema, batches),
-    #: landed one after the other as raw/<source>/<name>/…; decode then receives {name: raw table}.
-    #: A schema of None is taken from the stream's first batch (a query runs only when consumed).
-    streams: dict[str, tuple[pa.Schema | None, Iterable[pa.RecordBatch | pa.Table]]] | None = None
     #: Curated tables this extract read whole: their upsert replaces what the source had.
     full_refresh: frozenset[str] = frozenset()
+
+    @classmethod
+    def one(cls, schema: pa.Schema, batches: Iterable[pa.RecordBatch | pa.Table], *,
+            on_landed: Callable[[int], None] | None = None, **kwargs: Any) -> Extract:
+        """The extract of a source with one raw table."""
+        return cls({RAW: Stream(batches, schema, on_landed)}, **kwargs)
 
 
 @dataclass
 class Decoded:
-    """Raw rows decoded into the input of each curated table, plus what could not be decoded."""
+    """Raw rows decoded into the input of each curated table, plus what could not be decoded,
+    what the decode counted and the state it moved on (MQTT's Sparkplug aliases and sequences)."""
 
     tables: dict[str, pa.Table]
     rejects: dict[str, Rejects] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    #: the state to commit instead of the extract's, when the decode changed it
+    state: dict[str, Any] | None = None
 
 
 class Connector(ABC):
@@ -96,8 +118,8 @@ class Connector(ABC):
         """Read the source for `interval`. Retriable failures raise (Airflow retries)."""
 
     @abstractmethod
-    def decode(self, raw: pa.Table | dict[str, pa.Table]) -> Decoded:
-        """Turn landed raw rows (per stream, when the extract has streams) into table input;
+    def decode(self, raw: Raw) -> Decoded:
+        """Turn landed raw rows (per stream; `raw[RAW]` for a source with one) into table input;
         undecodable rows become rejects."""
 
     def tag_rules(self) -> dict[str, TagRule]:
@@ -138,8 +160,10 @@ class Connector(ABC):
     def timezone(self) -> str:
         return getattr(self.source, "timezone", None) or self.plant.site.timezone
 
-    def after_publish(self) -> None:  # noqa: B027 - optional hook
-        """Called after the publish and the state commit (e.g. remove files the source may delete)."""
+    def after_publish(self) -> dict[str, Any]:
+        """Called after the publish and the state commit (e.g. remove files the source may delete);
+        returns what it counted for the run summary."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing open
         """Release connections; called by the runner whatever happened."""

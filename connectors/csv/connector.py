@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.base import Connector, Decoded, Extract
+from connectors.base import RAW, Connector, Decoded, Extract, Raw
 from connectors.files import DropFile, UnsafeFile, claim, open_drop_file, printable
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects
@@ -150,7 +150,7 @@ class CsvExportConnector(Connector):
             raise FileNotFoundError(f"source {self.source.name}: drop folder {folder} does not exist")
         files, new_state, info = claim(folder, self.source.pattern, interval, state)
         schema = self._raw_schema()
-        return Extract(schema=schema, batches=(self._read(f, schema) for f in files), state=new_state,
+        return Extract.one(schema, (self._read(f, schema) for f in files), state=new_state,
                        stats={"files": len(files), "files_waiting": len(info["waiting"]),
                               "files_before_watermark": len(info["before_watermark"])})
 
@@ -185,7 +185,8 @@ class CsvExportConnector(Connector):
                                                       f"(set columns of source {self.source.name}; columns: {shown})")
         return pa.table(cols, schema=schema)
 
-    def decode(self, raw: pa.Table) -> Decoded:
+    def decode(self, raw: Raw) -> Decoded:
+        raw = raw[RAW]
         c = self.source.columns
         rejects = Rejects(stage="decode")
         if "_error" in raw.column_names:  # files that could not be read at all (wrong encoding, ...)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from connectors.base import Connector, Decoded, Extract
+from connectors.base import Connector, Decoded, Extract, Raw, Stream
 from connectors.csv.connector import (
     FILE_ERRORS,
     ExportUnreadable,
@@ -130,18 +130,17 @@ class ErpConnector(Connector):
         src = self.source
         self.stats = {"rows": {}, "new_columns": {}, "files": 0}
         new_state: dict[str, Any] = {"columns": dict(state.get("columns", {})), "files": dict(state.get("files", {}))}
-        streams: dict[str, tuple[pa.Schema, Any]] = {}
+        streams: dict[str, Stream] = {}
         full = set()
         for t in src.tables:
             if t.table is not None:
                 schema, batches = self._sql(t, interval, new_state["columns"])
             else:
                 schema, batches = self._csv(t, interval, new_state["files"])
-            streams[t.stream] = (schema, batches)
+            streams[t.stream] = Stream(batches, schema)
             if t.mode == "full":
                 full.add(t.target)
-        return Extract(schema=pa.schema([]), batches=(), streams=streams, state=new_state, stats=self.stats,
-                       full_refresh=frozenset(full))
+        return Extract(streams, state=new_state, stats=self.stats, full_refresh=frozenset(full))
 
     def _reflect(self, t: Any) -> dict[str, Any]:
         try:
@@ -402,8 +401,7 @@ class ErpConnector(Connector):
 
     # ---- decode ----------------------------------------------------------------------------
 
-    def decode(self, raw: pa.Table | dict[str, pa.Table]) -> Decoded:
-        assert isinstance(raw, dict)
+    def decode(self, raw: Raw) -> Decoded:
         parts: dict[str, list[pa.Table]] = {}
         rejects: dict[str, Rejects] = {}
         for t in self.source.tables:

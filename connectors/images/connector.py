@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import Connector, Decoded, Extract, capture_regex, fill
+from connectors.base import RAW, Connector, Decoded, Extract, Raw, capture_regex, fill
 from connectors.files import claim
 from connectors.images.probe import SUFFIXES, Job, Probe
 from plantlake.core.lake import Interval
@@ -94,8 +94,8 @@ class ImagesConnector(Connector):
         probe = Probe(self.lake.images, self.lake.quarantined_files,
                       tuple(e.lower() for e in src.extensions), src.max_pixels, link=src.copy_mode == "link",
                       max_file_bytes=src.max_file_bytes)
-        return Extract(schema=RAW_SCHEMA, batches=self._probe_all(jobs, probe),
-                       state={**state, "folders": folders_state}, stats=self.stats)
+        return Extract.one(RAW_SCHEMA, self._probe_all(jobs, probe), state={**state, "folders": folders_state},
+                           stats=self.stats)
 
     def _probe_all(self, jobs: list[Job], probe: Probe) -> Iterator[pa.Table]:
         """Raw rows in batches of `batch_files`, probed in a process pool when it pays off."""
@@ -125,11 +125,12 @@ class ImagesConnector(Connector):
 
     # ---- decode ----------------------------------------------------------------------------
 
-    def decode(self, raw: pa.Table) -> Decoded:
+    def decode(self, raw: Raw) -> Decoded:
+        raw = raw[RAW]
         rejects = Rejects(stage="decode")
         out: dict[str, list] = {k: [] for k in _OUT}
         self.ingested = []
-        self.stats.update(format_mismatch=0)
+        counted = {"format_mismatch": 0}
         records, failed = raw.to_pylist(), []
         for rec in records:
             try:
@@ -147,7 +148,7 @@ class ImagesConnector(Connector):
             source_file = f"{folder.path}/{rec['file']}"
             named = Path(rec["file"]).suffix.lower()
             if rec["format"] and named and named not in SUFFIXES.get(rec["format"], (named,)):
-                self.stats["format_mismatch"] += 1  # kept by its content: format and the copy's suffix
+                counted["format_mismatch"] += 1  # kept by its content: format and the copy's suffix
                 log.warning("source %s: %s is %s by its content, not %s as named", self.source.name,
                             source_file, rec["format"], named)
             values = {"image_id": rec["sha256"], "uri": rec["uri"], "source_file": source_file,
@@ -168,7 +169,7 @@ class ImagesConnector(Connector):
             rejects.rows.append({"stage": "decode", "column": exc.column, "reason": str(exc),
                                  "record": record_json(rec)})
         repeated = _repeated_bytes(out)
-        self.stats["repeated_frames"] = repeated
+        counted["repeated_frames"] = repeated
         if repeated:
             log.warning("source %s: %d capture(s) share their bytes with a capture of another part "
                         "(a frozen camera?); see the cross-source check image_bytes_unique", self.source.name, repeated)
@@ -180,7 +181,7 @@ class ImagesConnector(Connector):
             **{k: pa.array(out[k], pa.float64()) for k in ("exposure_time_s", "brightness", "contrast", "sharpness")},
             "captured_at": pa.array(out["captured_at"], TS), "exif_datetime": pa.array(out["exif_datetime"], TS),
         })
-        return Decoded({"inspection_images": table}, {"inspection_images": rejects})
+        return Decoded({"inspection_images": table}, {"inspection_images": rejects}, stats=counted)
 
     def _metadata(self, rec: dict[str, Any]) -> dict[str, Any]:
         """asset_id, part_serial, order_id and captured_at of one file, from sidecar, name or EXIF."""
@@ -279,13 +280,13 @@ class ImagesConnector(Connector):
 
     # ---- after publish ---------------------------------------------------------------------
 
-    def after_publish(self) -> None:
+    def after_publish(self) -> dict[str, Any]:
         """Remove the operator's files whose rows are published, when the source says so."""
         if not self.source.delete_after_publish:
-            return
+            return {}
         for path in self.ingested:
             path.unlink(missing_ok=True)
-        self.stats["files_deleted"] = len(self.ingested)
+        return {"files_deleted": len(self.ingested)}
 
 
 def capture_id(asset_id: str, part_serial: str | None, captured_at: datetime, source_file: str) -> str:

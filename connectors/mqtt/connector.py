@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from connectors.base import Connector, Decoded, Extract, capture_regex, fill, tag_name
+from connectors.base import RAW, Connector, Decoded, Extract, Raw, capture_regex, fill, tag_name
 from connectors.mqtt import sparkplug
 from plantlake.core.errors import SourceUnavailable
 from plantlake.core.lake import Interval
@@ -80,7 +80,8 @@ class MqttConnector(Connector):
         self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
         self.raw_rules = [TopicPattern(t) for t in self.source.raw_topics]
         self.state: dict[str, Any] = {}
-        self.stats: dict[str, Any] = {}
+        self.stats: dict[str, Any] = {}  # the drain's counters (filled in as its batches are read)
+        self.counted: dict[str, Any] = {}  # the last decode's
 
     @property
     def client_id(self) -> str:
@@ -205,8 +206,7 @@ class MqttConnector(Connector):
                 client.ack(mid, qos)
             self._chunks[i] = []  # acknowledged: a long drain keeps no per-message bookkeeping
 
-        return Extract(schema=RAW_SCHEMA, batches=self._drain(inbox, cond), chunked=True, on_landed=ack,
-                       state=self.state, stats=self.stats)
+        return Extract.one(RAW_SCHEMA, self._drain(inbox, cond), on_landed=ack, state=self.state, stats=self.stats)
 
     def _check_session(self, left: dict[str, Any] | None) -> None:
         """Warn when the broker has no session although plantlake left one that has not expired: it
@@ -269,13 +269,14 @@ class MqttConnector(Connector):
 
     # ---- decode ----------------------------------------------------------------------------
 
-    def decode(self, raw: pa.Table) -> Decoded:
+    def decode(self, raw: Raw) -> Decoded:
+        raw = raw[RAW]
         rejects = Rejects(stage="decode")
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
                                                  "status_code", "source_ref", "message_id")}
         # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
-        self.stats.update(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0, fields_excluded=0,
-                          rule_hits={})
+        self.counted = dict(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0,
+                            fields_excluded=0, rule_hits={})
         for rec in raw.to_pylist():
             before = len(rows["ts"])
             try:
@@ -291,9 +292,9 @@ class MqttConnector(Connector):
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
                                      "record": record_json(shown)})
             elif len(rows["ts"]) > before:
-                self.stats["decoded_messages"] += 1
+                self.counted["decoded_messages"] += 1
             elif not self._raw_only(rec["topic"]):
-                self.stats["control_messages"] += 1
+                self.counted["control_messages"] += 1
         table = pa.table({
             "ts": pa.array(rows["ts"], pa.int64()).cast(TS), "asset_id": pa.array(rows["asset_id"], pa.string()),
             "tag": pa.array(rows["tag"], pa.string()), "value": pa.array(rows["value"], pa.float64()),
@@ -302,7 +303,7 @@ class MqttConnector(Connector):
             "source_ref": pa.array(rows["source_ref"], pa.string()),
             "message_id": pa.array(rows["message_id"], pa.string()), "source": pa.array(["mqtt"] * len(rows["ts"]), pa.string()),
         })
-        return Decoded({"sensor_readings": table}, {"sensor_readings": rejects})
+        return Decoded({"sensor_readings": table}, {"sensor_readings": rejects}, stats=self.counted, state=self.state)
 
     def _decode_one(self, rec: dict[str, Any], rows: dict[str, list]) -> tuple[str, str] | None:
         topic, payload = rec["topic"], rec["payload"]
@@ -316,12 +317,12 @@ class MqttConnector(Connector):
                 self._hit(f"json{i}")
                 return self._json(rec, rule, captures, rows)
         if self._raw_only(topic):
-            self.stats["raw_only"] += 1
+            self.counted["raw_only"] += 1
             return None
         return "topic", f"topic: no mapping for {topic!r}"
 
     def _hit(self, rule: str) -> None:
-        hits = self.stats.setdefault("rule_hits", {})
+        hits = self.counted.setdefault("rule_hits", {})
         hits[rule] = hits.get(rule, 0) + 1
 
     def _raw_only(self, topic: str) -> bool:
@@ -334,7 +335,7 @@ class MqttConnector(Connector):
     def unmatched(self) -> list[str]:
         if not self.stats.get("messages"):
             return []
-        hits = self.stats.get("rule_hits", {})
+        hits = self.counted.get("rule_hits", {})
         return ([f"json[{i}] topic {r.topic!r} matched no message" for i, (_, r) in enumerate(self.json_rules)
                  if not hits.get(f"json{i}")]
                 + [f"sparkplug[{i}] {r.group}/{r.edge_node}/{r.device} matched no message"
@@ -381,7 +382,7 @@ class MqttConnector(Connector):
         for field, v in kept.items():
             if isinstance(v, dict | list):
                 return "value", f"value: field {field!r} is not a scalar on {topic}"
-        self.stats["fields_excluded"] = self.stats.get("fields_excluded", 0) + len(values) - len(kept)
+        self.counted["fields_excluded"] = self.counted.get("fields_excluded", 0) + len(values) - len(kept)
         for field, v in kept.items():
             self._row(rows, ts, asset, tag_name(field), v, unit_of(field), status, f"{topic}#{field}", msg_id)
         return None
@@ -429,7 +430,7 @@ class MqttConnector(Connector):
         elif p.HasField("seq") and mtype != "NDEATH":
             expected = None if node["seq"] is None else (node["seq"] + 1) % 256
             if expected is not None and p.seq != expected:
-                self.stats["sparkplug_seq_gaps"] += 1
+                self.counted["sparkplug_seq_gaps"] += 1
                 log.warning("sparkplug %s: seq %d after %d (messages lost upstream?)", node_key, p.seq, node["seq"])
             node["seq"] = p.seq
         msg_id = p.uuid or f"{topic}@{p.seq}:{p.timestamp}"

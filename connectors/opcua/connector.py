@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Connector, Decoded, Extract, fill, tag_name
+from connectors.base import RAW, Connector, Decoded, Extract, Raw, fill, tag_name
 from plantlake.core.errors import HistoryRefused, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects
@@ -221,7 +221,7 @@ class OpcUaConnector(Connector):
         missing = sum(1 for n in nodes if n.error)
         stats = {"nodes": len(nodes), "nodes_missing": missing, "values": table.num_rows - missing,
                  "mode": self.source.mode}
-        return Extract(schema=RAW_SCHEMA, batches=[table], state=None, stats=stats)
+        return Extract.one(RAW_SCHEMA, [table], stats=stats)
 
     async def _extract(self, interval: Interval) -> tuple[Columns, list[ResolvedNode]]:
         client = await self._client()
@@ -304,7 +304,8 @@ class OpcUaConnector(Connector):
 
     # ---- decode ----------------------------------------------------------------------------
 
-    def decode(self, raw: pa.Table) -> Decoded:
+    def decode(self, raw: Raw) -> Decoded:
+        raw = raw[RAW]
         rejects = Rejects(stage="decode")
         failed = pc.is_valid(raw["error"])
         data = rejects.add(raw, failed, "source_ref", lambda r: f"source_ref: {r['error']} ({r['source_ref']})")

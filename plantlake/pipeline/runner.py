@@ -142,24 +142,27 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         extract = connector.extract(interval, lake.read_state(src.name))
         timer.lap("extract")
         summary.raw_rows = land(lake, src.name, interval, extract)
-        raw = {name: lake.raw_parts(src.name, interval, stream=name) for name in extract.streams or {"": None}}
+        raw = {name: lake.raw_parts(src.name, interval, stream=name) for name in extract.streams}
         summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw.values() for p in paths]
+        summary.stats = dict(extract.stats)  # complete now: the streams' batches are read
         timer.lap("land")
         wap = WriteAuditPublish(lake, src.name, interval, run_id, connector.tables)
         conform = _Conform(lake, src, connector, wap, summary, run_id, extract.full_refresh)
         parts = slicing.slices(connector, src, extract, raw, summary.raw_rows, conform.tables, spill)
+        state = extract.state
         for k, (load, values, present) in enumerate(parts):
             decoded = connector.decode(load())
+            add_stats(summary.stats, decoded.stats)
+            state = decoded.state if decoded.state is not None else state
             timer.lap("decode")
             conform.slice(decoded, slice_label=f"__p{k:04d}" if len(parts) > 1 else "",
                           rules=slicing.slice_source(src, values, present, first=k == 0), timer=timer)
         for name, done in wap.publish().items():
             summary.tables.setdefault(name, TableSummary()).record(done)
         timer.lap("publish")
-        if extract.state is not None:
-            lake.write_state(src.name, extract.state)
-        connector.after_publish()
-        summary.stats = {**extract.stats, "slices": len(parts), **summary.stats}
+        if state is not None:
+            lake.write_state(src.name, state)
+        add_stats(summary.stats, {"slices": len(parts), **connector.after_publish()})
         summary.timings_s.update({k: round(v, 4) for k, v in wap.timings_s.items()})
         summary.unmatched = _unmatched(src, connector, conform.refs, conform.series, conform.ctx.unit_rules)
     finally:
@@ -309,29 +312,36 @@ def _referenced(lake: Lake, reference: str, conformed: dict[str, Any]) -> Any:
 
 
 def land(lake: Lake, source_name: str, interval: Interval, extract: Any) -> int:
-    """Write an extract's raw rows durably (fsynced) and return how many. A chunked extract
-    lands each batch as its own part and is told after each one (MQTT acknowledges then);
-    an extract with streams lands each stream under raw/<source>/<stream>/."""
+    """Write an extract's raw rows durably (fsynced) and return how many. A stream with an
+    `on_landed` hook lands each batch as its own chunk and is told after each one (MQTT
+    acknowledges then); the streams of a source with several land under raw/<source>/<stream>/."""
     import pyarrow as pa
 
     rows = 0
-    if extract.streams:
-        for name, (schema, batches) in extract.streams.items():
-            if schema is None:  # known once the source answers: take it from the first batch
-                it = iter(batches)
-                first = next(it, None)
-                schema = first.schema if first is not None else pa.schema([])
-                batches = itertools.chain([first] if first is not None else [], it)
+    for name, stream in extract.streams.items():
+        schema, batches = stream.schema, stream.batches
+        if schema is None:  # known once the source answers: take it from the first batch
+            it = iter(batches)
+            first = next(it, None)
+            schema = first.schema if first is not None else pa.schema([])
+            batches = itertools.chain([first] if first is not None else [], it)
+        if stream.on_landed is None:
             rows += lake.write_raw(source_name, interval, batches, schema, stream=name)[1]
-        return rows
-    if extract.chunked:
-        first = len(lake.raw_parts(source_name, interval))
-        for i, batch in enumerate(extract.batches):
-            rows += lake.write_raw(source_name, interval, [batch], extract.schema, chunk=f"p{first + i:05d}")[1]
-            if extract.on_landed:
-                extract.on_landed(i)
-    else:
-        rows = lake.write_raw(source_name, interval, extract.batches, extract.schema)[1]
-        if extract.on_landed:
-            extract.on_landed(0)
+            continue
+        known = len(lake.raw_parts(source_name, interval, stream=name))  # chunks of earlier runs stay
+        for i, batch in enumerate(batches):
+            rows += lake.write_raw(source_name, interval, [batch], schema, chunk=f"p{known + i:05d}", stream=name)[1]
+            stream.on_landed(i)
     return rows
+
+
+def add_stats(into: dict[str, Any], counted: dict[str, Any]) -> None:
+    """Counters of one more step (a slice's decode, the after-publish hook) into the summary's:
+    numbers add up, nested counters merge, anything else is replaced."""
+    for key, value in counted.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            add_stats(into[key], value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and isinstance(into.get(key), int | float):
+            into[key] += value
+        else:
+            into[key] = value

@@ -36,18 +36,18 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[Pat
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    streams = extract.streams or {"": (extract.schema, ())}
+    from connectors.base import RAW
 
     def whole() -> Any:
-        raw = {name: pa.concat_tables([pq.read_table(p, schema=schema) for p in raw_paths[name]])
-               if raw_paths[name] else (schema or pa.schema([])).empty_table() for name, (schema, _) in streams.items()}
-        return raw if extract.streams else raw[""]
+        return {name: pa.concat_tables([pq.read_table(p, schema=s.schema) for p in raw_paths[name]])
+                if raw_paths[name] else (s.schema or pa.schema([])).empty_table() for name, s in extract.streams.items()}
 
     column = getattr(connector, "slice_column", None)
-    if (extract.streams or column is None or raw_rows <= src.slice_rows
+    if (set(extract.streams) != {RAW} or column is None or raw_rows <= src.slice_rows
             or any(t.key_scope == "latest" for t in tables)):
         return [(whole, None, None)]
-    paths, schema = raw_paths[""], streams[""][0]
+    paths = raw_paths[RAW]
+    schema = extract.streams[RAW].schema or pq.read_schema(paths[0])
     counts: Counter[Any] = Counter()
     for p in paths:
         values = pq.read_table(p, columns=[column])[column]
@@ -95,7 +95,7 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[Pat
         with pa.OSFile(str(path)) as fh:
             data = pa.ipc.open_file(fh).read_all()
         path.unlink()
-        return data
+        return {RAW: data}
 
     present = set(counts)
     return [(lambda i=i: load(i), {v for v, k in slice_of.items() if k == i}, present) for i in range(n)]

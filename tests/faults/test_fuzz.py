@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.base import RAW
 from connectors.csv.connector import CsvExportConnector
 from connectors.images.connector import ImagesConnector, MetadataError
 from connectors.images.probe import Job, Probe, probe
@@ -88,10 +89,11 @@ metric = st.builds(lambda tv, extra: {"datatype": tv[0], "value": tv[1], **extra
                    st.fixed_dictionaries({}, optional={"name": st.text(max_size=10), "alias": st.integers(0, 5)}))
 
 
-def mqtt_raw(messages: list[tuple[str, bytes]]) -> pa.Table:
+def mqtt_raw(messages: list[tuple[str, bytes]]) -> dict[str, pa.Table]:
     n = len(messages)
-    return pa.table({"topic": [t for t, _ in messages], "payload": [p for _, p in messages], "qos": [1] * n,
-                     "retain": [False] * n, "dup": [False] * n, "received_at": [NOW] * n}, schema=RAW_SCHEMA)
+    return {RAW: pa.table({"topic": [t for t, _ in messages], "payload": [p for _, p in messages], "qos": [1] * n,
+                     "retain": [False] * n, "dup": [False] * n, "received_at": [NOW] * n},
+                          schema=RAW_SCHEMA)}
 
 
 def conform_sensor(connector, decoded) -> tuple[int, int]:
@@ -119,8 +121,9 @@ def test_mqtt_payloads_are_decoded_or_quarantined(messages):
     rejects = decoded.rejects["sensor_readings"]
     assert all(r["reason"] and r["column"] for r in rejects.rows)
     # every message is accounted for exactly once
-    outcomes = len(rejects) + c.stats["raw_only"] + c.stats["decoded_messages"] + c.stats["control_messages"]
-    assert outcomes == len(messages), c.stats
+    counted = decoded.stats
+    outcomes = len(rejects) + counted["raw_only"] + counted["decoded_messages"] + counted["control_messages"]
+    assert outcomes == len(messages), counted
     conform_sensor(c, decoded)
     _count("test_mqtt_payloads_are_decoded_or_quarantined", len(messages), outcomes)
 
@@ -137,7 +140,7 @@ def test_csv_export_rows_are_conformed_or_quarantined(rows):
     raw = pa.table({cols.ts: [r[0] for r in rows], cols.ref: [r[1] for r in rows], cols.value: [r[2] for r in rows],
                     cols.unit: [r[3] for r in rows], cols.status: [r[4] for r in rows],
                     "_file": ["fuzz.csv"] * len(rows), "_line": list(range(2, len(rows) + 2))})
-    decoded = c.decode(raw)
+    decoded = c.decode({RAW: raw})
     kept, rejected = conform_sensor(c, decoded)
     duplicates = len(rows) - len(decoded.rejects["sensor_readings"]) - kept - rejected
     assert duplicates >= 0  # the rest were the same (asset, tag, ts) twice: deduped, not lost

@@ -79,7 +79,7 @@ src = cfg.source("mqtt_plant")
 c = source_kind("mqtt").load()(src, cfg, get_connection(src.connection_id))
 start = datetime(2026, 1, 1, 6, tzinfo=UTC)
 ex = c.extract(Interval(start, start + timedelta(hours=1)), {})
-batch = next(iter(ex.batches))            # received ...
+batch = next(iter(ex.streams[""].batches))  # received ...
 print(batch.num_rows, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)      # ... and gone before the durable write
 """

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
+from connectors.base import RAW
 from connectors.mqtt import sparkplug
 from connectors.mqtt.connector import RAW_SCHEMA, MqttConnector, TopicPattern
 from plantlake.core.config import load_config
@@ -18,11 +19,12 @@ T0 = 1767247200000  # 2026-01-01T06:00:00Z in ms
 NODE, DEV = "spBv1.0/acme/{}/line1-utilities", "spBv1.0/acme/{}/line1-utilities/chiller1"
 
 
-def raw(*msgs: tuple[str, bytes]) -> pa.Table:
+def raw(*msgs: tuple[str, bytes]) -> dict[str, pa.Table]:
+    """The landed raw table of these messages, as decode receives it."""
     now = datetime(2026, 1, 1, 7, tzinfo=UTC)
-    return pa.table({"topic": [t for t, _ in msgs], "payload": [p for _, p in msgs], "qos": [1] * len(msgs),
+    return {RAW: pa.table({"topic": [t for t, _ in msgs], "payload": [p for _, p in msgs], "qos": [1] * len(msgs),
                      "retain": [False] * len(msgs), "dup": [False] * len(msgs), "received_at": [now] * len(msgs)},
-                    schema=RAW_SCHEMA)
+                          schema=RAW_SCHEMA)}
 
 
 def connector(state: dict | None = None) -> MqttConnector:
@@ -56,7 +58,7 @@ def test_aliases_from_a_birth_in_an_earlier_run_decode_later_data():
     t = out.tables["sensor_readings"].to_pylist()
     assert [(r["asset_id"], r["tag"], r["value"], r["unit"], r["message_id"]) for r in t] == [
         ("acme/shenzhen/assembly/line1/welder1", "coolant_flow", 41.5, "l/min", "d1")]
-    assert len(out.rejects["sensor_readings"]) == 0 and second.stats["sparkplug_seq_gaps"] == 0
+    assert len(out.rejects["sensor_readings"]) == 0 and out.stats["sparkplug_seq_gaps"] == 0
 
 
 def test_seq_gaps_are_counted_and_death_marks_metrics_stale():
@@ -64,7 +66,7 @@ def test_seq_gaps_are_counted_and_death_marks_metrics_stale():
     out = c.decode(raw(*birth(254), data(0, 1000, 41.0, "d1"), data(3, 2000, 42.0, "d2"),
                        (DEV.format("DDEATH"), sparkplug.encode(timestamp=T0 + 3000, seq=4, uuid="death", metrics=[])),
                        data(5, 4000, 43.0, "after-death")))
-    assert c.stats["sparkplug_seq_gaps"] == 1  # 255 -> 0 wraps cleanly; 0 -> 3 is a gap
+    assert out.stats["sparkplug_seq_gaps"] == 1  # 255 -> 0 wraps cleanly; 0 -> 3 is a gap
     rows = out.tables["sensor_readings"].to_pylist()
     dead = [r for r in rows if r["message_id"] == "death"]
     assert sorted(r["tag"] for r in dead) == ["coolant_flow", "pump_on"]
@@ -116,7 +118,7 @@ def test_id_timestamp_unit_and_quality_fields_are_never_readings():
     assert [(r["tag"], r["value"], r["unit"], r["status_code"], r["message_id"]) for r in t if r["tag"] == "temp"] == [
         ("temp", 21.5, "degC", 0, "m0"), ("temp", 22.5, "degC", 0x40000000, "m1"),
         ("temp", 23.5, "degC", 2150891520, "m2"), ("temp", 24.5, None, 0, "m3")]
-    assert c.stats["fields_excluded"] == 4 and c.stats["decoded_messages"] == 4
+    assert out.stats["fields_excluded"] == 4 and out.stats["decoded_messages"] == 4
 
 
 def test_a_device_whose_fields_all_fall_outside_include_is_quarantined_with_the_reason():

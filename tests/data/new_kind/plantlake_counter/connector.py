@@ -2,9 +2,9 @@ from datetime import timedelta
 
 import pyarrow as pa
 
-from connectors.base import Connector, Decoded, Extract
+from connectors.base import RAW, Connector, Decoded, Extract
 
-RAW = pa.schema([("at", pa.timestamp("us", tz="UTC")), ("name", pa.string()), ("count", pa.int64())])
+SCHEMA = pa.schema([("at", pa.timestamp("us", tz="UTC")), ("name", pa.string()), ("count", pa.int64())])
 
 
 class CounterConnector(Connector):
@@ -15,10 +15,11 @@ class CounterConnector(Connector):
         while t < interval.end:
             times.append(t)
             t += step
-        batch = pa.table({"at": times, "name": ["parts"] * len(times), "count": list(range(len(times)))}, schema=RAW)
-        return Extract(schema=RAW, batches=[batch], state={"last": interval.end.isoformat()})
+        batch = pa.table({"at": times, "name": ["parts"] * len(times), "count": list(range(len(times)))}, schema=SCHEMA)
+        return Extract.one(SCHEMA, [batch], state={"last": interval.end.isoformat()})
 
     def decode(self, raw):
+        raw = raw[RAW]
         rows = pa.table({"ts": raw["at"], "source_ref": raw["name"], "value": raw["count"].cast(pa.string()),
                          "source": pa.array([self.kind] * raw.num_rows, pa.string())})
         return Decoded({"sensor_readings": rows})
