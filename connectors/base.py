@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from plantlake.core.config import PlantConfig
 from plantlake.core.connections import Connection
+from plantlake.core.errors import StateInvalid
 from plantlake.core.kinds import source_kind
 from plantlake.core.lake import Interval, Lake
 from schemas.conform import TagRule, UnitRule
@@ -98,8 +100,21 @@ class Decoded:
     state: dict[str, Any] | None = None
 
 
+class State(BaseModel):
+    """What a connector keeps between runs (`_state/<source>.json`), committed after a successful
+    publish. Typed: a stored state that is not what the connector writes fails the run loudly
+    instead of being misread. Versioned: `version` is the shape's number, raised with a
+    migration when the shape changes (a file without one is version 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+
+
 class Connector(ABC):
     """Reads one configured source; its kind's declaration (plantlake.core.kinds) names the tables."""
+
+    #: the connector's state model (a State subclass); the base holds nothing but its version
+    State: type[State] = State
 
     #: a raw column whose value decides the series of a row's key, when decode treats each
     #: row on its own: the runner may then decode a large interval in slices of whole series
@@ -121,6 +136,25 @@ class Connector(ABC):
     def decode(self, raw: Raw) -> Decoded:
         """Turn landed raw rows (per stream; `raw[RAW]` for a source with one) into table input;
         undecodable rows become rejects."""
+
+    def load_state(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """The stored state, checked against the connector's model, as extract receives it."""
+        where = f"source {self.source.name}: its state (_state/{self.source.name}.json)"
+        try:
+            state = self.State.model_validate(stored or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise StateInvalid(f"{where} is not a {self.kind} state ({'.'.join(map(str, first['loc']))}: "
+                               f"{first['msg']}); move the file aside to start the source afresh") from None
+        current = self.State.model_fields["version"].default
+        if state.version > current:
+            raise StateInvalid(f"{where} is version {state.version}, written by a newer plantlake (this one "
+                               f"reads up to {current})")
+        return state.model_dump(mode="json", exclude={"version"})
+
+    def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The state to commit, checked against the connector's model, with its version."""
+        return self.State.model_validate({k: v for k, v in state.items() if k != "version"}).model_dump(mode="json")
 
     def tag_rules(self) -> dict[str, TagRule]:
         """The site config's tag mappings for this source, keyed by source reference."""

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from plantlake.core.lake import Interval
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,15 @@ def scan(folder: Path, pattern: str, ignore_suffixes: tuple[str, ...] = ()) -> l
             continue
         found.append(DropFile(path, printable(path.relative_to(root).as_posix()), st.st_size, st.st_mtime_ns))
     return found
+
+
+class Claims(BaseModel):
+    """Which files each interval read (name, size, mtime in ns), and the watermark older claims
+    were folded into: a file-drop source's state, per folder."""
+
+    model_config = ConfigDict(extra="forbid")
+    intervals: dict[str, list[tuple[str, int, int]]] = {}
+    watermark_ns: int = 0
 
 
 def claim(folder: Path, pattern: str, interval: Interval, state: dict[str, Any], *, settle_s: float = 2.0,

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.base import RAW, Connector, Decoded, Extract, Raw
-from connectors.files import DropFile, UnsafeFile, claim, open_drop_file, printable
+from connectors.base import RAW, Connector, Decoded, Extract, Raw, State
+from connectors.files import Claims, DropFile, UnsafeFile, claim, open_drop_file, printable
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects
 
@@ -137,7 +137,12 @@ def normalize_number(text: pa.Array, *, decimal: str, thousands: str | None) -> 
     return out
 
 
+class CsvState(Claims, State):
+    """The export folder's claims."""
+
+
 class CsvExportConnector(Connector):
+    State = CsvState
 
     @property
     def slice_column(self) -> str:

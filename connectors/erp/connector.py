@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from connectors.base import Connector, Decoded, Extract, Raw, Stream
+from connectors.base import Connector, Decoded, Extract, Raw, State, Stream
 from connectors.csv.connector import (
     FILE_ERRORS,
     ExportUnreadable,
@@ -42,7 +42,7 @@ from connectors.csv.connector import (
     unreadable_row,
 )
 from connectors.csv.connector import unreadable as unreadable_reason
-from connectors.files import claim
+from connectors.files import Claims, claim
 from plantlake.core.errors import CursorMismatch, SchemaDrift, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas import get_table
@@ -68,7 +68,15 @@ def _family(sa_type: Any) -> str:
     return type(sa_type).__name__.lower()
 
 
+class ErpState(State):
+    #: per SQL table's stream: each column's type family when last read (drift is checked against it)
+    columns: dict[str, dict[str, str]] = {}
+    #: per CSV table's stream: its export folder's claims
+    files: dict[str, Claims] = {}
+
+
 class ErpConnector(Connector):
+    State = ErpState
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import RAW, Connector, Decoded, Extract, Raw, capture_regex, fill
-from connectors.files import claim
+from connectors.base import RAW, Connector, Decoded, Extract, Raw, State, capture_regex, fill
+from connectors.files import Claims, claim
 from connectors.images.probe import SUFFIXES, Job, Probe
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects, record_json
@@ -57,7 +57,12 @@ class MetadataError(ValueError):
         self.column = column
 
 
+class ImagesState(State):
+    folders: dict[str, Claims] = {}  # per configured folder (path and pattern)
+
+
 class ImagesConnector(Connector):
+    State = ImagesState
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -28,8 +28,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+from pydantic import BaseModel
 
-from connectors.base import RAW, Connector, Decoded, Extract, Raw, capture_regex, fill, tag_name
+from connectors.base import (
+    RAW,
+    Connector,
+    Decoded,
+    Extract,
+    Raw,
+    State,
+    capture_regex,
+    fill,
+    tag_name,
+)
 from connectors.mqtt import sparkplug
 from plantlake.core.errors import SourceUnavailable
 from plantlake.core.lake import Interval
@@ -71,7 +82,22 @@ class TopicPattern:
 
 
 
+class MqttSession(BaseModel):
+    """The durable session plantlake left on the broker: the next run checks the broker still has it."""
+
+    client_id: str
+    left_at: float
+    expiry_s: int
+
+
+class MqttState(State):
+    session: MqttSession | None = None
+    #: per Sparkplug edge node (group/edge): its last seq and each device's metric aliases
+    sparkplug: dict[str, Any] = {}
+
+
 class MqttConnector(Connector):
+    State = MqttState
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

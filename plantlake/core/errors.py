@@ -56,6 +56,11 @@ class HistoryRefused(Terminal, RuntimeError):
     """The server does not serve history for the selected nodes: use poll mode."""
 
 
+class StateInvalid(Terminal, ValueError):
+    """A source's stored state is not one its connector writes (edited by hand, or written by a
+    newer plantlake)."""
+
+
 class AuditFailed(Terminal, RuntimeError):
     """A staged batch failed a batch-level check; nothing was published."""
 

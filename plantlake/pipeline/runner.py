@@ -139,7 +139,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     connector.lake = lake
     spill = lake.staging_dir / "_raw_slices" / f"{src.name}__{interval.key}__{uuid.uuid4().hex[:12]}"
     try:
-        extract = connector.extract(interval, lake.read_state(src.name))
+        extract = connector.extract(interval, connector.load_state(lake.read_state(src.name)))
         timer.lap("extract")
         summary.raw_rows = land(lake, src.name, interval, extract)
         raw = {name: lake.raw_parts(src.name, interval, stream=name) for name in extract.streams}
@@ -161,7 +161,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
             summary.tables.setdefault(name, TableSummary()).record(done)
         timer.lap("publish")
         if state is not None:
-            lake.write_state(src.name, state)
+            lake.write_state(src.name, connector.dump_state(state))
         add_stats(summary.stats, {"slices": len(parts), **connector.after_publish()})
         summary.timings_s.update({k: round(v, 4) for k, v in wap.timings_s.items()})
         summary.unmatched = _unmatched(src, connector, conform.refs, conform.series, conform.ctx.unit_rules)

@@ -2,12 +2,18 @@ from datetime import timedelta
 
 import pyarrow as pa
 
-from connectors.base import RAW, Connector, Decoded, Extract
+from connectors.base import RAW, Connector, Decoded, Extract, State
 
 SCHEMA = pa.schema([("at", pa.timestamp("us", tz="UTC")), ("name", pa.string()), ("count", pa.int64())])
 
 
+class CounterState(State):
+    last: str | None = None  # the end of the last interval read
+
+
 class CounterConnector(Connector):
+    State = CounterState
+
     def extract(self, interval, state):
         step = timedelta(seconds=self.source.every_s)
         times = []
