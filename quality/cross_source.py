@@ -28,6 +28,7 @@ from plantlake.core.config import PlantConfig
 from plantlake.core.lake import Interval, Lake
 from quality.suites import Spec
 from schemas import get_table
+from schemas.lineage import stamped
 
 TABLE = "cross_source_checks"
 
@@ -126,14 +127,13 @@ def compute(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> pa
     upper = [c in ("line_bad_share", "image_bytes_unique") for c in rows["check"].to_pylist()]
     success = [bool(v <= t) if u else bool(v >= t) for v, t, u in zip(value, threshold, upper, strict=True)]
     table = get_table(TABLE)
-    return pa.table({
+    return stamped(table, pa.table({
         "interval_start": pa.array([interval.start] * n, pa.timestamp("us", tz="UTC")),
         "interval_end": pa.array([interval.end] * n, pa.timestamp("us", tz="UTC")),
         "check": rows["check"], "subject": rows["subject"], "line_id": rows["line_id"],
         "value": pa.array(value, pa.float64()), "threshold": pa.array(threshold, pa.float64()),
         "success": pa.array(success), "detail": rows["detail"],
-        "run_id": pa.array([run_id] * n, pa.string()), "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-    }).cast(table.arrow_schema())
+    }), run_id, now)
 
 
 def run_checks(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) -> CrossSourceResult:

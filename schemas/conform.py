@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from schemas import units
 from schemas.keys import dedupe
+from schemas.lineage import constant, lineage_columns
 from schemas.model import Table
 from schemas.rejects import Rejects
 
@@ -197,12 +198,11 @@ def _cast_to_schema(table: Table, raw: pa.Table, ctx: ConformContext, rejects: R
     n = raw.num_rows
     arrays: list[pa.Array] = []
     first_failure: dict[int, tuple[str, str]] = {}
+    lineage = lineage_columns(table, n, ctx.run_id, ctx.ingested_at)
     for col in table.columns:
         if col.name not in raw.column_names:
-            if col.name == "ingested_at":
-                arrays.append(pc.cast(pa.array(np.full(n, _us(ctx.ingested_at), dtype=np.int64)), UTC_US))
-            elif col.name == "run_id":
-                arrays.append(constant(ctx.run_id, n))
+            if col.name in lineage:
+                arrays.append(lineage[col.name])
             elif col.nullable:
                 arrays.append(pa.nulls(n, col.type))
             else:
@@ -254,11 +254,6 @@ def check_references(data: pa.Table, column: str, known: pa.Array, target: str, 
     """Reject rows whose `column` names something `known` does not hold (e.g. an unknown material)."""
     unknown = pc.and_(pc.is_valid(data[column]), pc.invert(pc.is_in(data[column], value_set=known)))
     return rejects.add(data, unknown, column, lambda r: f"{column}: unknown in {target} ({r[column]!r})")
-
-
-def constant(value: str, n: int) -> pa.Array:
-    """A string column of one repeated value, built without a Python list of n items."""
-    return pc.cast(pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])), pa.string())
 
 
 def _nullable_schema(table: Table) -> pa.Schema:

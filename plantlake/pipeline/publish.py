@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from plantlake.core.lake import Interval, Lake, Staged
+from schemas.lineage import quarantined
 
 
 @dataclass
@@ -90,7 +90,7 @@ class WriteAuditPublish:
         """Quarantine then publish every table this run touched; per table what became visible."""
         out: dict[str, Published] = {}
         for name, parts in self.rejects.items():
-            rejects = with_lineage(parts, self.source, self.interval, self.run_id)
+            rejects = quarantined(parts, self.source, self.interval.start, self.run_id)
             path = self.lake.write_quarantine(name, self.source, self.interval, rejects)
             out[name] = Published(quarantined=rejects.num_rows, set_aside=self.set_aside.get(name, 0),
                                   quarantine_file=str(path.relative_to(self.lake.root)) if path else None)
@@ -101,19 +101,3 @@ class WriteAuditPublish:
             p.files = [str(f.relative_to(self.lake.root)) for f in self.lake.publish(staged)]
         self.staged.clear()
         return out
-
-
-def with_lineage(parts: list, source: str, interval: Interval, run_id: str) -> Any:
-    """Quarantine rows with the run that set them aside: source, run id, interval, when."""
-    import pyarrow as pa
-
-    from schemas.conform import constant
-    from schemas.rejects import REJECT_SCHEMA
-
-    data = pa.concat_tables([p.cast(REJECT_SCHEMA) for p in parts]) if parts else REJECT_SCHEMA.empty_table()
-    n = data.num_rows
-    ts = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-    return (data.append_column("source", constant(source, n))
-                .append_column("run_id", constant(run_id, n))
-                .append_column("interval_start", pa.array([interval.start] * n, pa.timestamp("us", tz="UTC")))
-                .append_column("quarantined_at", pa.array([ts.as_py()] * n, pa.timestamp("us", tz="UTC"))))

@@ -23,7 +23,8 @@ def test_each_error_is_defined_once_and_is_transient_or_terminal():
         is connectors.opcua.connector.SourceUnavailable is errors.SourceUnavailable
     terminal = {connectors.erp.connector.SchemaDrift, connectors.erp.connector.CursorMismatch, connectors.opcua.connector.HistoryRefused,
                 quality.audit.AuditFailed, plantlake.pipeline.runner.NothingPublished, plantlake.core.config.ConfigError,
-                plantlake.core.connections.ConnectionInvalid, plantlake.core.connections.ConnectionNotFound}
+                plantlake.core.connections.ConnectionInvalid, plantlake.core.connections.ConnectionNotFound,
+                errors.StateInvalid}
     assert all(issubclass(e, errors.Terminal) and not issubclass(e, errors.Transient) for e in terminal)
     assert issubclass(errors.SourceUnavailable, errors.Transient) and not issubclass(errors.SourceUnavailable,
                                                                                       errors.Terminal)

@@ -79,3 +79,18 @@ def test_data_dictionary_is_generated_from_the_declarations():
     committed = (ROOT / "docs" / "data-dictionary.md").read_text()
     assert committed == data_dictionary(), "run: plantlake schemas docs"
     assert "| `quality` | `string` | no | one of `good`, `uncertain`, `bad` |" in committed
+
+
+def test_lineage_is_stamped_in_one_place_replacing_what_rows_carried():
+    from datetime import UTC, datetime
+
+    from schemas.lineage import stamped
+
+    table = get_table("assets")
+    at = datetime(2026, 1, 2, 3, tzinfo=UTC)
+    rows = pa.Table.from_pylist([{"run_id": "stale", "asset_id": "acme", "parent_id": None, "level": "enterprise",
+                                  "name": "Acme", "description": None}])
+    out = stamped(table, rows, "run-7", at)
+    assert out.schema == table.arrow_schema()
+    assert out.select(["asset_id", "run_id", "ingested_at"]).to_pylist() == [
+        {"asset_id": "acme", "run_id": "run-7", "ingested_at": at}]

@@ -59,11 +59,11 @@ def publish_assets(lake: Lake, cfg: PlantConfig, run_id: str) -> ProductRun:
     import pyarrow as pa
 
     from schemas import get_table
+    from schemas.lineage import stamped
 
     table = get_table("assets")
     now = datetime.now(UTC)
-    rows = [{**a, "ingested_at": now, "run_id": run_id} for a in cfg.assets()]
-    data = pa.Table.from_pylist(rows, schema=table.arrow_schema())
+    data = stamped(table, pa.Table.from_pylist(cfg.assets()), run_id, now)
     return publish(lake, "assets", now.date(), data, run_id, source="site_config",
                    interval=Interval(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC)))
 

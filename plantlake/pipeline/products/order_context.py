@@ -46,9 +46,9 @@ order by o.order_id
 
 
 def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, now: datetime | None = None) -> Any:
-    import pyarrow as pa
 
     from schemas import get_table
+    from schemas.lineage import stamped
 
     iv = day_interval(day)
     now = now or datetime.now(UTC)
@@ -57,8 +57,4 @@ def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, now: datetime
     later = (day, max(day, min(now.date(), day + timedelta(days=7))))
     con = connect(lake, cfg, {"sensor_readings": later, "inspection_images": later, "quality_inspections": later})
     rows = con.sql(SQL, params={"start": iv.start, "end": iv.end, "now": now}).to_arrow_table()
-    table = get_table("order_context")
-    n = rows.num_rows
-    rows = rows.append_column("ingested_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))) \
-               .append_column("run_id", pa.array([run_id] * n, pa.string()))
-    return rows.select(table.column_names).cast(table.arrow_schema())
+    return stamped(get_table("order_context"), rows, run_id, now)

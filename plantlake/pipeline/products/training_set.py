@@ -9,7 +9,7 @@ tabular model on the features, both on the label.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from plantlake.core.config import PlantConfig
@@ -44,9 +44,9 @@ order by i.captured_at, i.capture_id
 
 
 def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str) -> Any:
-    import pyarrow as pa
 
     from schemas import get_table
+    from schemas.lineage import stamped
 
     iv = day_interval(day)
     window = timedelta(seconds=cfg.products.image_sensor_window_s)
@@ -57,9 +57,4 @@ def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str) -> Any:
                               "quality_inspections": (day, day + timedelta(days=7))})
     rows = con.sql(SQL, params={"start": iv.start, "end": iv.end,
                                 "window_us": int(window.total_seconds() * 1_000_000)}).to_arrow_table()
-    table = get_table("image_training_set")
-    n = rows.num_rows
-    now = datetime.now(UTC)
-    rows = rows.append_column("ingested_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))) \
-               .append_column("run_id", pa.array([run_id] * n, pa.string()))
-    return rows.select(table.column_names).cast(table.arrow_schema())
+    return stamped(get_table("image_training_set"), rows, run_id)
