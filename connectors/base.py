@@ -15,7 +15,7 @@ from plantlake.core.config import PlantConfig
 from plantlake.core.connections import Connection
 from plantlake.core.errors import StateInvalid
 from plantlake.core.kinds import source_kind
-from plantlake.core.lake import Interval, Lake
+from plantlake.core.lake import FileStores, Interval
 from schemas.conform import TagRule, UnitRule
 from schemas.rejects import Rejects
 from schemas.units import canonical_unit
@@ -124,9 +124,9 @@ class Connector(ABC):
         self.source = source
         self.plant = plant
         self.connection = connection
-        #: the lake, set by the runner; connectors that keep files (images) write their
-        #: content-addressed copies through its blob stores and touch nothing else in it
-        self.lake: Lake | None = None
+        #: the lake's blob stores, given by the runner: connectors that keep copies of files
+        #: (images) write them there and touch nothing else of the lake
+        self.files: FileStores | None = None
 
     @abstractmethod
     def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:

@@ -96,7 +96,8 @@ class ImagesConnector(Connector):
                 jobs.append(Job(str(d.path), d.name, i, d.size, d.mtime_ns, sidecar, str(folder)))
         self.stats["files"] = len(jobs)
         self._paths = {(j.folder, j.name): (Path(j.path), j.sidecar) for j in jobs}
-        probe = Probe(self.lake.images, self.lake.quarantined_files,
+        assert self.files is not None, "the runner gives a connector the lake's file stores"
+        probe = Probe(self.files.images, self.files.quarantined,
                       tuple(e.lower() for e in src.extensions), src.max_pixels, link=src.copy_mode == "link",
                       max_file_bytes=src.max_file_bytes)
         return Extract.one(RAW_SCHEMA, self._probe_all(jobs, probe), state={**state, "folders": folders_state},
@@ -125,7 +126,7 @@ class ImagesConnector(Connector):
             yield self._durable(batch)
 
     def _durable(self, batch: list[dict[str, Any]]) -> pa.Table:
-        self.lake.images.flush()  # one filesystem sync covers the batch's copies (both blob stores)
+        self.files.images.flush()  # one filesystem sync covers the batch's copies (both blob stores)
         return pa.Table.from_pylist(batch, schema=RAW_SCHEMA)
 
     # ---- decode ----------------------------------------------------------------------------
@@ -168,8 +169,8 @@ class ImagesConnector(Connector):
                     self.ingested.append(Path(paths[1]))
         kept: set[str] | None = None  # the image ids a row points at: this batch's and the published ones
         for rec, exc in failed:  # rejected bytes live under quarantine/, not images/ (unless a row keeps them)
-            if rec["uri"] and rec["uri"].startswith(f"{self.lake.images.prefix}/"):
-                kept = kept if kept is not None else set(out["image_id"]) | self._published_ids()
+            if rec["uri"] and self.files.images.holds(rec["uri"]):
+                kept = kept if kept is not None else set(out["image_id"]) | self.files.published_image_ids()
                 rec = {**rec, "uri": self._move_to_quarantine(rec["uri"], rec["sha256"], rec["sha256"] in kept)}
             rejects.rows.append({"stage": "decode", "column": exc.column, "reason": str(exc),
                                  "record": record_json(rec)})
@@ -265,23 +266,15 @@ class ImagesConnector(Connector):
     def _move_to_quarantine(self, uri: str, digest: str, kept: bool) -> str:
         """Put a rejected file's copy under quarantine/_files/ and drop the images/ copy unless a
         row points at it (`kept`); return the quarantine key."""
-        assert self.lake is not None
-        path = self.lake.root / uri
         try:
-            data = path.read_bytes()
+            data = self.files.images.read(uri)
         except FileNotFoundError:
             return uri
-        key = self.lake.quarantined_files.put(data, digest, path.suffix.lower())
-        self.lake.quarantined_files.flush()
+        key = self.files.quarantined.put(data, digest, Path(uri).suffix.lower())
+        self.files.quarantined.flush()
         if not kept:
-            path.unlink(missing_ok=True)
+            self.files.images.remove(uri)
         return key
-
-    def _published_ids(self) -> set[str]:
-        from schemas import get_table
-
-        assert self.lake is not None
-        return set(self.lake.read(get_table("inspection_images"), columns=["image_id"])["image_id"].to_pylist())
 
     # ---- after publish ---------------------------------------------------------------------
 

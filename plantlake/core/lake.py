@@ -29,7 +29,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -249,6 +249,30 @@ class BlobStore:
         if (self.root / self.prefix).exists():
             sync_filesystem(self.root / self.prefix)
 
+    def holds(self, key: str) -> bool:
+        return key.startswith(f"{self.prefix}/")
+
+    def read(self, key: str) -> bytes:
+        """A blob's bytes (FileNotFoundError when it is gone)."""
+        if not self.holds(key):
+            raise ValueError(f"{key!r} is not a key of the {self.prefix} store")
+        return (self.root / key).read_bytes()
+
+    def remove(self, key: str) -> None:
+        if self.holds(key):
+            (self.root / key).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class FileStores:
+    """What a connector that keeps copies of files may touch of the lake, and nothing else (no
+    paths): the content-addressed stores for images and for rejected files, and the ids of the
+    images the lake already publishes."""
+
+    images: BlobStore
+    quarantined: BlobStore
+    published_image_ids: Callable[[], set[str]]
+
 
 # --------------------------------------------------------------------------- staging
 
@@ -322,6 +346,14 @@ class Lake:
     def quarantined_files(self) -> BlobStore:
         """Content-addressed copies of files that were rejected whole (corrupt images, ...)."""
         return BlobStore(self.root, "quarantine/_files")
+
+    def file_stores(self) -> FileStores:
+        def published_image_ids() -> set[str]:
+            from schemas import get_table
+
+            return set(self.read(get_table("inspection_images"), columns=["image_id"])["image_id"].to_pylist())
+
+        return FileStores(self.images, self.quarantined_files, published_image_ids)
 
     @property
     def quality_dir(self) -> Path:

@@ -136,7 +136,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     log.info("run %s for %s (run_id %s)", src.name, interval, run_id)
     if connector is None:
         connector = _connector(src, cfg)
-    connector.lake = lake
+    connector.files = lake.file_stores()
     spill = lake.staging_dir / "_raw_slices" / f"{src.name}__{interval.key}__{uuid.uuid4().hex[:12]}"
     try:
         extract = connector.extract(interval, connector.load_state(lake.read_state(src.name)))
