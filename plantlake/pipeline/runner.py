@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from plantlake.core.config import PlantConfig, load_config
@@ -141,10 +142,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     try:
         extract = connector.extract(interval, connector.load_state(lake.read_state(src.name)))
         timer.lap("extract")
-        summary.raw_rows = land(lake, src.name, interval, extract)
-        raw = {name: lake.raw_parts(src.name, interval, stream=name) for name in extract.streams}
-        summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw.values() for p in paths]
-        summary.stats = dict(extract.stats)  # complete now: the streams' batches are read
+        raw = _land(lake, src.name, interval, extract, summary)
         timer.lap("land")
         wap = WriteAuditPublish(lake, src.name, interval, run_id, connector.tables)
         conform = _Conform(lake, src, connector, wap, summary, run_id, extract.full_refresh)
@@ -168,12 +166,25 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     finally:
         connector.close()
         shutil.rmtree(spill, ignore_errors=True)
+    _report(src, summary)
+    return summary
+
+
+def _land(lake: Lake, source: str, interval: Interval, extract: Any, summary: RunSummary) -> dict[str, list[Path]]:
+    """Land the extract; the raw files of the interval per stream (earlier runs' chunks too)."""
+    summary.raw_rows = land(lake, source, interval, extract)
+    raw = {name: lake.raw_parts(source, interval, stream=name) for name in extract.streams}
+    summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw.values() for p in paths]
+    summary.stats = dict(extract.stats)  # complete now: the streams' batches are read
+    return raw
+
+
+def _report(src: Any, summary: RunSummary) -> None:
     for u in summary.unmatched:
         log.warning("source %s: %s", src.name, u)
-    log.info("run %s %s: %d raw rows, %d published, %d quarantined", src.name, interval, summary.raw_rows,
-             summary.published, summary.quarantined)
+    log.info("run %s %s .. %s: %d raw rows, %d published, %d quarantined", src.name, summary.interval_start,
+             summary.interval_end, summary.raw_rows, summary.published, summary.quarantined)
     _fail_when_nothing_published(src, summary)
-    return summary
 
 
 def _connector(src: Any, cfg: PlantConfig) -> Any:
