@@ -34,6 +34,7 @@ def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: 
     import pyarrow as pa
 
     from schemas import get_table
+    from schemas.lineage import STAMPED, stamped
 
     name = lake.file_name(source, interval, slice_label).removesuffix(".parquet")
     keep_validation(lake, audit.table, source, interval, run_id, audit.suite, audit.validation, name=name,
@@ -41,9 +42,10 @@ def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: 
                     checks=[asdict(c) for c in audit.checks])
     now = datetime.now(UTC)
     table = get_table("quality_results")
-    data = pa.Table.from_pylist([{
-        "validated_at": now, "run_id": run_id, "source": source, "table_name": audit.table,
-        "interval_start": interval.start, "expectation": c.name, "level": c.level, "success": c.success,
-        "unexpected_count": c.unexpected, "element_count": audit.rows, "ingested_at": now} for c in audit.checks],
-        schema=table.arrow_schema())
+    checks = pa.Table.from_pylist([{
+        "validated_at": now, "source": source, "table_name": audit.table, "interval_start": interval.start,
+        "expectation": c.name, "level": c.level, "success": c.success, "unexpected_count": c.unexpected,
+        "element_count": audit.rows} for c in audit.checks],
+        schema=pa.schema([f for f in table.arrow_schema() if f.name not in STAMPED]))
+    data = stamped(table, checks, run_id, now)
     lake.write_quality_results(table, f"{audit.table}__{name}.parquet", interval, data)

@@ -13,6 +13,8 @@ import pyarrow.compute as pc
 from schemas.model import Table
 
 UTC_US = pa.timestamp("us", tz="UTC")
+#: the lineage every written row gets: when plantlake wrote it, and which run
+STAMPED = ("ingested_at", "run_id")
 
 
 def constant(value: str, n: int) -> pa.Array:
@@ -21,9 +23,10 @@ def constant(value: str, n: int) -> pa.Array:
 
 
 def lineage_columns(table: Table, n: int, run_id: str, at: datetime) -> dict[str, pa.Array]:
-    """The table's lineage columns for n rows written `at` (ingested_at) by run `run_id`."""
-    values = {"ingested_at": pa.repeat(pa.scalar(at, UTC_US), n), "run_id": constant(run_id, n)}
-    return {name: values[name] for name in table.lineage}
+    """The table's STAMPED lineage columns for n rows written `at` (ingested_at) by run `run_id`
+    (a table's other lineage columns, such as an audit's validated_at, come with its rows)."""
+    values = {"ingested_at": lambda: pa.repeat(pa.scalar(at, UTC_US), n), "run_id": lambda: constant(run_id, n)}
+    return {name: values[name]() for name in table.lineage if name in STAMPED}
 
 
 def stamped(table: Table, data: pa.Table, run_id: str, at: datetime | None = None) -> pa.Table:
