@@ -38,6 +38,9 @@ $(VENV)/.installed: pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
+	@# the tests' independent Sparkplug B encoder; --no-deps: it pins paho-mqtt<2 for a client the
+	@# tests never use (plantlake runs paho-mqtt 2), and its one other dependency, protobuf, is ours
+	$(PY) -m pip install -q --no-deps pysparkplug==0.6.1
 	@touch $@
 
 lint: venv

@@ -18,6 +18,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 DATATYPES = {1: "Int8", 2: "Int16", 3: "Int32", 4: "Int64", 5: "UInt8", 6: "UInt16", 7: "UInt32", 8: "UInt64",
              9: "Float", 10: "Double", 11: "Boolean", 12: "String", 13: "DateTime", 14: "Text"}
 DT = {v: k for k, v in DATATYPES.items()}
+#: bits of the signed integer datatypes (Int8, Int16, Int32, Int64)
+_SIGNED_BITS = {1: 8, 2: 16, 3: 32, 4: 64}
 _VALUE_FIELD = {1: "int_value", 2: "int_value", 3: "int_value", 5: "int_value", 6: "int_value", 7: "int_value",
                 4: "long_value", 8: "long_value", 13: "long_value", 9: "float_value", 10: "double_value",
                 11: "boolean_value", 12: "string_value", 14: "string_value"}
@@ -94,9 +96,15 @@ def metric_value(m: Any, datatype: int | None) -> Any:
     if which is None:
         return None
     value = getattr(m, which)
-    code = m.datatype or datatype
-    if code in (1, 2, 3) and which == "int_value" and value >= 2**31:
-        value -= 2**32
-    elif code == 4 and value >= 2**63:
-        value -= 2**64
+    bits = _SIGNED_BITS.get(m.datatype or datatype)
+    if bits and which in ("int_value", "long_value"):
+        # a negative IntN travels in two forms in the wild: sign-extended to the protobuf field
+        # (uint32 int_value, uint64 long_value: Int16 -1001 as 4294966295, as Tahu's encoders do) or
+        # in the type's own width (-1001 as 64535, as pysparkplug and others do); a positive IntN
+        # never reaches 2**(bits-1), so both read back the same
+        field = 32 if which == "int_value" else 64
+        if value >= 2 ** (field - 1):
+            value -= 2**field
+        elif bits < field and 2 ** (bits - 1) <= value < 2**bits:
+            value -= 2**bits
     return value
