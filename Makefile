@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test system venv lint bench docs clean
+.PHONY: demo test system venv lint bench docs reliability clean
 
 demo: venv
 	$(PY) -m plantlake demo
@@ -53,6 +53,10 @@ bench: system venv
 
 docs: venv
 	$(PY) -m plantlake schemas docs
+
+# the fault suite, writing what it measured into docs/reliability.md (make test leaves it alone)
+reliability: system venv
+	PLANTLAKE_RELIABILITY_REPORT=docs/reliability.md $(PY) -m pytest -q -m faults tests/faults
 
 clean:
 	rm -rf lake drop demo-plant .pytest_cache
