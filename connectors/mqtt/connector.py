@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -82,6 +82,23 @@ class TopicPattern:
 
 
 
+#: how long the per-interval Sparkplug state is kept: reruns and backfills within it decode exactly
+SPARKPLUG_HISTORY_DAYS = 14
+
+
+def _sparkplug_as_of(state: dict[str, Any], interval: Interval) -> dict[str, Any]:
+    """The Sparkplug state as it stood at the interval's start: after the latest interval that
+    ended by then. Without any kept interval (a state from before version 2), the current one; for
+    an interval older than every kept one, nothing (its data decodes from the births it holds)."""
+    history = state.get("sparkplug_history") or {}
+    if not history:
+        return json.loads(json.dumps(state.get("sparkplug") or {}))
+    before = [k for k in history if Interval.from_key(k).end <= interval.start]
+    if not before:
+        return {}
+    return json.loads(json.dumps(history[max(before, key=lambda k: Interval.from_key(k).end)]))
+
+
 class MqttSession(BaseModel):
     """The durable session plantlake left on the broker: the next run checks the broker still has it."""
 
@@ -91,9 +108,16 @@ class MqttSession(BaseModel):
 
 
 class MqttState(State):
+    """Version 2 keeps the Sparkplug state per interval: a rerun or backfill decodes from the state
+    as of its interval's start, and an older interval never overwrites a newer one's."""
+
+    version: int = 2
     session: MqttSession | None = None
-    #: per Sparkplug edge node (group/edge): its last seq and each device's metric aliases
+    #: per Sparkplug edge node (group/edge), its last seq and each device's metric aliases, as they
+    #: stood after the newest interval decoded (version 1 kept only this)
     sparkplug: dict[str, Any] = {}
+    #: the same, after each interval (by interval key) of the last SPARKPLUG_HISTORY_DAYS
+    sparkplug_history: dict[str, dict[str, Any]] = {}
 
 
 class MqttConnector(Connector):
@@ -106,6 +130,9 @@ class MqttConnector(Connector):
         self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
         self.raw_rules = [TopicPattern(t) for t in self.source.raw_topics]
         self.state: dict[str, Any] = {}
+        #: the interval extract read, and the Sparkplug state decode reads and moves on (as of its start)
+        self.interval: Interval | None = None
+        self.spb: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {}  # the drain's counters (filled in as its batches are read)
         self.counted: dict[str, Any] = {}  # the last decode's
 
@@ -219,6 +246,8 @@ class MqttConnector(Connector):
 
     def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
         self.state = json.loads(json.dumps(state))  # decode updates it; the runner commits it after publish
+        self.interval = interval
+        self.spb = _sparkplug_as_of(self.state, interval)  # what decode reads and moves on
         self.stats = {"messages": 0, "bytes": 0}
         client, inbox, cond = self._connect()
         self._check_session(self.state.get("session"))
@@ -297,6 +326,8 @@ class MqttConnector(Connector):
 
     def decode(self, raw: Raw) -> Decoded:
         raw = raw[RAW]
+        if self.spb is None:  # decoded outside a run (no interval): the current state, moved on in place
+            self.spb = self.state.setdefault("sparkplug", {})
         rejects = Rejects(stage="decode")
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
                                                  "status_code", "source_ref", "message_id")}
@@ -329,7 +360,23 @@ class MqttConnector(Connector):
             "source_ref": pa.array(rows["source_ref"], pa.string()),
             "message_id": pa.array(rows["message_id"], pa.string()), "source": pa.array(["mqtt"] * len(rows["ts"]), pa.string()),
         })
-        return Decoded({"sensor_readings": table}, {"sensor_readings": rejects}, stats=self.counted, state=self.state)
+        return Decoded({"sensor_readings": table}, {"sensor_readings": rejects}, stats=self.counted,
+                       state=self._sparkplug_after())
+
+    def _sparkplug_after(self) -> dict[str, Any]:
+        """The state to commit: this interval's Sparkplug state kept under its key; the current one
+        moved on only when no newer interval was decoded (a rerun never rolls it back)."""
+        if self.interval is None:
+            return self.state
+        history = self.state.setdefault("sparkplug_history", {})
+        history[self.interval.key] = json.loads(json.dumps(self.spb))
+        newest = max(history, key=lambda k: Interval.from_key(k).end)
+        horizon = Interval.from_key(newest).end - timedelta(days=SPARKPLUG_HISTORY_DAYS)
+        for key in [k for k in history if Interval.from_key(k).end < horizon]:
+            del history[key]
+        if newest == self.interval.key:
+            self.state["sparkplug"] = history[newest]
+        return self.state
 
     def _decode_one(self, rec: dict[str, Any], rows: dict[str, list]) -> tuple[str, str] | None:
         topic, payload = rec["topic"], rec["payload"]
@@ -448,7 +495,7 @@ class MqttConnector(Connector):
             p = sparkplug.decode(rec["payload"])
         except Exception as exc:  # protobuf raises DecodeError and friends for garbage
             return "payload", f"payload: not a Sparkplug B payload ({exc.__class__.__name__}) on {topic}"
-        nodes = self.state.setdefault("sparkplug", {})
+        nodes = self.spb
         node_key = f"{group}/{edge}"
         node = nodes.setdefault(node_key, {"seq": None, "devices": {}})
         if mtype == "NBIRTH":

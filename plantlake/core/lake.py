@@ -72,6 +72,11 @@ class Interval:
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
 
+    @classmethod
+    def from_key(cls, key: str) -> Interval:
+        start, end = (datetime.strptime(k, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for k in key.split("_"))
+        return cls(start, end)
+
 
 def _stamp(dt: datetime) -> str:
     return dt.strftime("%Y%m%dT%H%M%SZ")

@@ -39,3 +39,21 @@ def test_a_state_the_connector_did_not_write_fails_naming_the_file():
         m.load_state({"session": {"client_id": "plantlake-mqtt-plant", "left_at": "yesterday", "expiry_s": 60}})
     with pytest.raises(ValueError, match="sparkplug"):
         m.dump_state({"sparkplug": ["not", "a", "mapping"]})  # a connector cannot commit a malformed state
+
+
+def test_the_sparkplug_state_is_read_as_of_the_intervals_start_and_a_version_1_state_still_reads():
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.mqtt.connector import _sparkplug_as_of
+    from plantlake.core.lake import Interval
+
+    t = datetime(2026, 1, 1, 6, tzinfo=UTC)
+    hour = [Interval(t + timedelta(hours=h), t + timedelta(hours=h + 1)) for h in range(4)]
+    m = MqttConnector(CFG.source("mqtt_plant"), CFG, None)
+    legacy = m.load_state({"version": 1, "sparkplug": {"acme/edge": {"seq": 7, "devices": {}}}})
+    assert _sparkplug_as_of(legacy, hour[3]) == {"acme/edge": {"seq": 7, "devices": {}}}  # until history exists
+    state = {"sparkplug": {"newest": 1}, "sparkplug_history": {hour[0].key: {"after": 0}, hour[2].key: {"after": 2}}}
+    assert _sparkplug_as_of(state, hour[1]) == {"after": 0}  # a rerun of hour 2 starts from hour 1's
+    assert _sparkplug_as_of(state, hour[3]) == {"after": 2}
+    assert _sparkplug_as_of(state, hour[0]) == {}  # older than every kept interval: from its own births
+    assert m.dump_state(legacy)["version"] == 2
