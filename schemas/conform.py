@@ -283,7 +283,8 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
     data = raw
     for name, typ in (("asset_id", pa.string()), ("tag", pa.string()), ("unit", pa.string()),
                       ("value_text", pa.string()), ("status_code", pa.int64()), ("quality", pa.string()),
-                      ("canonical_unit", pa.string()), ("type", pa.string()), ("quantity", pa.string())):
+                      ("canonical_unit", pa.string()), ("type", pa.string()), ("quantity", pa.string()),
+                      ("value_exact", pa.string())):
         if name not in cols:
             data = data.append_column(name, pa.nulls(n, typ))
     if "source" not in cols:

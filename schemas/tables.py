@@ -29,7 +29,7 @@ def _lineage() -> tuple[Column, ...]:
 
 SENSOR_READINGS = Table(
     name="sensor_readings",
-    version=3,
+    version=4,
     description="Every sensor value from OPC UA and MQTT, one row per asset, tag and source timestamp (historian style).",
     columns=(
         Column("ts", TS, "Source timestamp of the value (UTC, microseconds).", nullable=False),
@@ -47,6 +47,9 @@ SENSOR_READINGS = Table(
         Column("message_id", STR, "Id of the message that carried the value (MQTT msg id, Sparkplug uuid), when the source has one."),
         Column("source_name", STR, "Name of the configured source that wrote the row (`sources[].name`; `source` is its "
                "kind). Null in files written before sensor_readings v3."),
+        Column("value_exact", STR, "The value exactly as sent, in digits, when it is an integer `value` (float64) "
+               "cannot hold exactly: beyond ±2^53, e.g. Int64/UInt64 counters and ids over MQTT. Read this column "
+               "then; `value` holds the nearest float. Null otherwise, and in files before sensor_readings v4."),
     ),
     primary_key=("asset_id", "tag", "ts"),
     partition_column="ts",

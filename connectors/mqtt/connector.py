@@ -330,7 +330,7 @@ class MqttConnector(Connector):
             self.spb = self.state.setdefault("sparkplug", {})
         rejects = Rejects(stage="decode")
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
-                                                 "status_code", "source_ref", "message_id")}
+                                                 "status_code", "source_ref", "message_id", "value_exact")}
         # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
         self.counted = dict(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0,
                             fields_excluded=0, rule_hits={})
@@ -359,6 +359,7 @@ class MqttConnector(Connector):
             "unit": pa.array(rows["unit"], pa.string()), "status_code": pa.array(rows["status_code"], pa.int64()),
             "source_ref": pa.array(rows["source_ref"], pa.string()),
             "message_id": pa.array(rows["message_id"], pa.string()), "source": pa.array(["mqtt"] * len(rows["ts"]), pa.string()),
+            "value_exact": pa.array(rows["value_exact"], pa.string()),
         })
         return Decoded({"sensor_readings": table}, {"sensor_readings": rejects}, stats=self.counted,
                        state=self._sparkplug_after())
@@ -467,6 +468,9 @@ class MqttConnector(Connector):
         rows["ts"].append(ts)
         rows["asset_id"].append(asset)
         rows["tag"].append(tag)
+        # an integer float64 cannot hold exactly (an Int64/UInt64 counter or id beyond 2**53) keeps its digits
+        rows["value_exact"].append(str(v) if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53
+                                   else None)
         if isinstance(v, bool):
             rows["value"].append(1.0 if v else 0.0)
             rows["value_text"].append(None)

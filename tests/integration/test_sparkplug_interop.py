@@ -77,6 +77,8 @@ def test_every_integer_width_and_sign_reads_back_as_sent(site):
         for name, (_dt, v) in sent.items():
             r = got[(name, ts)]
             assert (r["value"], r["quality"]) == (float(v), "good"), (name, ts, r)
+            # an integer float64 holds exactly needs no second copy
+            assert r["value_exact"] is None, (name, r)
 
 
 def test_reruns_backfills_and_out_of_order_runs_decode_with_the_state_as_of_their_interval(site):
@@ -131,3 +133,27 @@ def test_reruns_backfills_and_out_of_order_runs_decode_with_the_state_as_of_thei
     _publish(broker.port, plan[3])
     run(3)
     assert curated() == want
+
+
+def test_64_bit_integers_beyond_2_53_keep_their_exact_digits(site):
+    """float64 rounds Int64/UInt64 beyond 2^53 (9007199254741003 -> ...004; the UInt64 top becomes
+    2^64): `value` holds the nearest float and `value_exact` the digits as sent."""
+    from pysparkplug import DataType, DBirth, Metric, NBirth
+
+    cfg, broker = site
+    D = DataType
+    sent = {"count_big": (D.INT64, 9_007_199_254_741_003), "count_neg": (D.INT64, -9_007_199_254_741_003),
+            "uid_top": (D.UINT64, 2**64 - 1), "count_exact": (D.INT64, 2**53)}
+    birth = tuple(Metric(timestamp=T0, name=n, datatype=dt, value=v, alias=i + 1)
+                  for i, (n, (dt, v)) in enumerate(sent.items()))
+    _publish(broker.port, [
+        (f"spBv1.0/{GROUP}/NBIRTH/{EDGE}", NBirth(timestamp=T0, seq=0, metrics=(
+            Metric(timestamp=T0, name="bdSeq", datatype=DataType.INT64, value=0),)).encode()),
+        (f"spBv1.0/{GROUP}/DBIRTH/{EDGE}/{DEVICE}", DBirth(timestamp=T0, seq=1, metrics=birth).encode())])
+    run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    rows = {r["tag"]: r for r in Lake(cfg.lake_root()).read(get_table("sensor_readings")).to_pylist()
+            if r["asset_id"] == ASSET}
+    for name, (_dt, v) in sent.items():
+        exact = None if abs(v) <= 2**53 else str(v)
+        assert (rows[name]["value"], rows[name]["value_exact"]) == (float(v), exact), name
+        assert rows[name]["value_exact"] is None or int(rows[name]["value_exact"]) == v

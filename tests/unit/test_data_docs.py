@@ -36,8 +36,9 @@ def test_data_docs_name_the_suites_and_show_each_validation(tmp_path):
     run_checks(lake, cfg, IV, "run-1")
     index = build_data_docs(lake, cfg)
     html = index.read_text()
-    for suite in ("plantlake.sensor_readings.v3", "plantlake.production_orders.v1", "plantlake.inspection_images.v2",
-                  "plantlake.cross_source_checks.v1", "plantlake.sensor_readings.v3.historian_export"):
+    v = get_table("sensor_readings").version
+    for suite in (f"plantlake.sensor_readings.v{v}", "plantlake.production_orders.v1", "plantlake.inspection_images.v2",
+                  "plantlake.cross_source_checks.v1", f"plantlake.sensor_readings.v{v}.historian_export"):
         assert suite.replace(".", "/") in html or suite in html, suite
     docs = lake.root / "_quality" / "docs"
     pages = {p.relative_to(docs).as_posix(): p for p in (docs / "validations").rglob("*.html")}

@@ -36,6 +36,7 @@ def readings(start: datetime, n: int, step_s: int = 60, value: float = 1.0) -> p
         "run_id": ["r"] * n,
         "message_id": pa.nulls(n, pa.string()),
         "source_name": ["historian"] * n,
+        "value_exact": pa.nulls(n, pa.string()),
     }, schema=SENSOR.arrow_schema())
 
 
@@ -51,7 +52,7 @@ def test_publish_splits_into_hive_date_partitions_with_deterministic_names(tmp_p
     ]
     assert [pq.read_metadata(p).num_rows for p in sorted(published)] == [60, 60]
     meta = pq.read_schema(published[0]).metadata
-    assert meta[META_VERSION] == b"3"
+    assert meta[META_VERSION] == str(SENSOR.version).encode()
     md = pq.read_metadata(published[0])
     assert md.row_group(0).column(0).compression == "ZSTD"
     assert not list((tmp_path / "_staging").rglob("*.parquet"))

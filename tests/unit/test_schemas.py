@@ -35,7 +35,7 @@ def test_arrow_schema_carries_types_nullability_and_version():
     assert not s.field("ts").nullable
     assert s.field("value").type == pa.float64() and s.field("value").nullable
     assert s.metadata[META_TABLE] == b"sensor_readings"
-    assert s.metadata[META_VERSION] == b"3"
+    assert s.metadata[META_VERSION] == str(get_table("sensor_readings").version).encode()
     assert s.field("quality").metadata[b"description"].startswith(b"Data quality")
 
 

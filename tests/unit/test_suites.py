@@ -88,7 +88,8 @@ def test_site_rules_bound_each_tag_to_its_physical_range_and_require_tags():
     assert specs[-2].kwargs["ranges"] == [["acme/s/l1/press", "force", 0, 50], ["acme/s/l1/press", "temp", None, 300]]
     t = datetime(2026, 1, 1, 6, tzinfo=UTC)
     base = dict(ts=t, server_ts=None, value_text=None, unit="", quality="good", status_code=0, source="opcua",
-                source_ref="x", ingested_at=t, run_id="r", message_id=None, source_name="line1")
+                source_ref="x", ingested_at=t, run_id="r", message_id=None, source_name="line1",
+                value_exact=None)
     rows = [dict(base, asset_id="acme/s/l1/press", tag="force", value=v) for v in (10.0, 51.0, -1.0, None)]
     rows += [dict(base, asset_id="acme/s/l1/oven", tag="temp", value=900.0),   # no range for the oven
              dict(base, asset_id="acme/s/l1/press", tag="temp", value=301.0)]
