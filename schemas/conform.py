@@ -344,7 +344,7 @@ def _prepare_sensor_readings(raw: pa.Table, ctx: ConformContext, rejects: Reject
 
     # 5. units: affine conversion per distinct (source unit, canonical unit, quantity kind)
     data = _convert_units(data, rejects, conversions)
-    return data.drop_columns(["canonical_unit", "type", "quantity"])
+    return data.drop_columns([c for c in ("canonical_unit", "type", "quantity", "null_sent") if c in data.column_names])
 
 
 def _with_unit_rules(rules: list, refs: pa.DictionaryArray, data: pa.Table, unit_rules: Sequence[UnitRule]) -> list:
@@ -393,6 +393,8 @@ def _split_values(data: pa.Table, rejects: Rejects) -> pa.Table:
     data = rejects.add(data, nonfinite, "value", lambda r: f"value: not a finite number ({r['value']})")
     # a Bad or Uncertain reading without a value is still a fact (the sensor failed then); a Good one is not
     missing = pc.and_(pc.and_(pc.is_null(data["value"]), pc.is_null(data["value_text"])), pc.equal(data["quality"], "good"))
+    if "null_sent" in data.column_names:  # the source said "null" (a Sparkplug is_null metric): a fact, kept
+        missing = pc.and_(missing, pc.invert(pc.fill_null(data["null_sent"], False)))
     data = rejects.add(data, missing, "value", "value: missing value")
     return data.drop_columns(["__sent"])
 

@@ -330,10 +330,12 @@ class MqttConnector(Connector):
             self.spb = self.state.setdefault("sparkplug", {})
         rejects = Rejects(stage="decode")
         rows: dict[str, list] = {k: [] for k in ("ts", "asset_id", "tag", "value", "value_text", "type", "unit",
-                                                 "status_code", "source_ref", "message_id", "value_exact")}
+                                                 "status_code", "source_ref", "message_id", "value_exact",
+                                                 "null_sent")}
+        self.metric_rejects: list[tuple[str, str]] = []  # metrics of a decoded message that are not readings
         # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
         self.counted = dict(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0,
-                            fields_excluded=0, rule_hits={})
+                            fields_excluded=0, metrics_quarantined=0, rule_hits={})
         for rec in raw.to_pylist():
             before = len(rows["ts"])
             try:
@@ -345,13 +347,18 @@ class MqttConnector(Connector):
                                       f"on {rec['topic'][:200]}")
             if problem:
                 column, reason = problem
-                shown = {**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")}
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
-                                     "record": record_json(shown)})
+                                     "record": _shown(rec)})
             elif len(rows["ts"]) > before:
                 self.counted["decoded_messages"] += 1
             elif not self._raw_only(rec["topic"]):
                 self.counted["control_messages"] += 1
+            # metrics of a decoded message that are not readings: each quarantined, counted apart
+            # from the messages (a message is quarantined whole only when it cannot be read)
+            for column, reason in [] if problem else self.metric_rejects:
+                rejects.rows.append({"stage": "decode", "column": column, "reason": reason, "record": _shown(rec)})
+                self.counted["metrics_quarantined"] += 1
+            self.metric_rejects = []
         table = pa.table({
             "ts": pa.array(rows["ts"], pa.int64()).cast(TS), "asset_id": pa.array(rows["asset_id"], pa.string()),
             "tag": pa.array(rows["tag"], pa.string()), "value": pa.array(rows["value"], pa.float64()),
@@ -360,6 +367,7 @@ class MqttConnector(Connector):
             "source_ref": pa.array(rows["source_ref"], pa.string()),
             "message_id": pa.array(rows["message_id"], pa.string()), "source": pa.array(["mqtt"] * len(rows["ts"]), pa.string()),
             "value_exact": pa.array(rows["value_exact"], pa.string()),
+            "null_sent": pa.array(rows["null_sent"], pa.bool_()),
         })
         return Decoded({"sensor_readings": table}, {"sensor_readings": rejects}, stats=self.counted,
                        state=self._sparkplug_after())
@@ -462,7 +470,9 @@ class MqttConnector(Connector):
         return None
 
     def _row(self, rows: dict[str, list], ts: int, asset: str | None, tag: str, v: Any, unit: str | None,
-             status: int, ref: str, msg_id: str | None) -> None:
+             status: int, ref: str, msg_id: str | None, *, kind: str | None = None, null_sent: bool = False) -> None:
+        """One reading; `kind` is what the source declares it to be (a Sparkplug birth's datatype:
+        text lands in value_text), `null_sent` that the source sent an explicit null."""
         if not MIN_US <= ts <= MAX_US:  # what a datetime can hold; conform judges plausibility
             raise ValueError(f"timestamp {ts} µs is outside the years 1..9999")
         rows["ts"].append(ts)
@@ -483,6 +493,10 @@ class MqttConnector(Connector):
             rows["value"].append(None)
             rows["value_text"].append(None if v is None else str(v))
             rows["type"].append(None)
+        if kind == "text":
+            rows["value"][-1], rows["value_text"][-1] = None, None if v is None else str(v)
+            rows["type"][-1] = "text"
+        rows["null_sent"].append(null_sent)
         rows["unit"].append(unit)
         rows["status_code"].append(status)
         rows["source_ref"].append(ref)
@@ -513,10 +527,16 @@ class MqttConnector(Connector):
         msg_id = p.uuid or f"{topic}@{p.seq}:{p.timestamp}"
         received_us = int(rec["received_at"].timestamp() * 1e6)
         base_ts = p.timestamp * 1000 if p.HasField("timestamp") else received_us
-        if device is None:  # node-level messages: lifecycle only
+        if device is None:  # node-level messages: lifecycle, and the edge node's own metrics
             if mtype == "NDEATH":
                 for dev_name, dev in node["devices"].items():
                     self._death(rows, group, edge, dev_name, dev, base_ts, msg_id)
+            elif mtype in ("NBIRTH", "NDATA"):
+                own = [m.name or f"alias {m.alias}" for m in p.metrics
+                       if not (m.name == "bdSeq" or m.name.startswith(("Node Control/", "Properties/")))]
+                self.metric_rejects += [("payload", f"payload: {mtype} metric {name!r} of edge node {group}/{edge} "
+                                                    "is the node's own, not a device's: plantlake maps device "
+                                                    "metrics (sparkplug[].device); kept in raw") for name in own]
             return None
         captures = None
         rule = None
@@ -556,9 +576,19 @@ class MqttConnector(Connector):
         if mtype == "DDATA" and dev["stale"]:
             return "payload", f"payload: DDATA for {edge}/{device} after its DEATH and before a new DBIRTH on {topic}"
         for name, dt, m in resolved:
+            kind = sparkplug.READING.get(dt)
+            if kind is None:  # a DataSet, Template, Bytes, File, property set or array: not one reading
+                self.metric_rejects.append(("value", f"value: metric {name!r} of {edge}/{device} is a Sparkplug "
+                                                     f"{sparkplug.DATATYPES.get(dt, f'datatype {dt}')}, which "
+                                                     "plantlake does not flatten into readings; kept in raw"))
+                continue
             ts = m.timestamp * 1000 if m.HasField("timestamp") else base_ts
-            self._row(rows, ts, asset, tag_name(name), sparkplug.metric_value(m, dt), rule.units.get(name), 0,
-                      f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id)
+            value = sparkplug.metric_value(m, dt)
+            if kind == "datetime" and value is not None:
+                value = datetime.fromtimestamp(value / 1000, UTC).isoformat().replace("+00:00", "Z")
+            self._row(rows, ts, asset, tag_name(name), value, rule.units.get(name), 0,
+                      f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id,
+                      kind="text" if kind in ("text", "datetime") else None, null_sent=bool(m.is_null))
         return None
 
     def _death(self, rows: dict[str, list], group: str, edge: str, device: str, dev: dict, ts: int, msg_id: str) -> None:
@@ -569,6 +599,11 @@ class MqttConnector(Connector):
         for name in dev["names"]:
             self._row(rows, ts, dev["asset"], tag_name(name), None, None, BAD_NO_COMMUNICATION,
                       f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id)
+
+
+def _shown(rec: dict[str, Any]) -> str:
+    """A quarantined message as its record: the payload as text, its first 2 KiB."""
+    return record_json({**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")})
 
 
 _QUALITY = {"good": 0, "ok": 0, "uncertain": 0x40000000, "bad": 0x80000000}

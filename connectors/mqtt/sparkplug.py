@@ -16,7 +16,15 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 #: Sparkplug B metric datatypes (spec section 6.4.16)
 DATATYPES = {1: "Int8", 2: "Int16", 3: "Int32", 4: "Int64", 5: "UInt8", 6: "UInt16", 7: "UInt32", 8: "UInt64",
-             9: "Float", 10: "Double", 11: "Boolean", 12: "String", 13: "DateTime", 14: "Text"}
+             9: "Float", 10: "Double", 11: "Boolean", 12: "String", 13: "DateTime", 14: "Text", 15: "UUID",
+             16: "DataSet", 17: "Bytes", 18: "File", 19: "Template", 20: "PropertySet", 21: "PropertySetList",
+             22: "Int8Array", 23: "Int16Array", 24: "Int32Array", 25: "Int64Array", 26: "UInt8Array",
+             27: "UInt16Array", 28: "UInt32Array", 29: "UInt64Array", 30: "FloatArray", 31: "DoubleArray",
+             32: "BooleanArray", 33: "StringArray", 34: "DateTimeArray"}
+#: what a reading of each scalar datatype is: a number, a boolean or text (DateTime: ISO 8601 text);
+#: the other datatypes (DataSet, Template, Bytes, File, property sets, arrays) are not one reading
+READING = {**{code: "number" for code in range(1, 11)}, 11: "bool", 12: "text", 13: "datetime", 14: "text",
+           15: "text"}
 DT = {v: k for k, v in DATATYPES.items()}
 #: bits of the signed integer datatypes (Int8, Int16, Int32, Int64)
 _SIGNED_BITS = {1: 8, 2: 16, 3: 32, 4: 64}

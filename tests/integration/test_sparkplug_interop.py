@@ -157,3 +157,59 @@ def test_64_bit_integers_beyond_2_53_keep_their_exact_digits(site):
         exact = None if abs(v) <= 2**53 else str(v)
         assert (rows[name]["value"], rows[name]["value_exact"]) == (float(v), exact), name
         assert rows[name]["value_exact"] is None or int(rows[name]["value_exact"]) == v
+
+
+def test_what_the_birth_declares_decides_where_a_metric_lands(site):
+    """String, Text and UUID metrics land in value_text and DateTime as ISO text, from the birth's
+    datatype alone (no tag mapping); an is_null metric lands as an explicit null; a metric that is
+    not one reading (Bytes, an array) and the edge node's own metrics are quarantined naming what
+    they are, never dropped; the other metrics of those messages still land."""
+    from pysparkplug import DataType, DBirth, DData, Metric, NBirth, NData
+
+    cfg, broker = site
+    D = DataType
+    stamp = datetime(2026, 1, 1, 5, 59, 30, 250000, tzinfo=UTC)
+    birth = (Metric(timestamp=T0, name="recipe", datatype=D.STRING, value="A-12", alias=1),
+             Metric(timestamp=T0, name="note", datatype=D.TEXT, value="warm start", alias=2),
+             Metric(timestamp=T0, name="lot", datatype=D.UUID, value="6f1c0e3a-lot", alias=3),
+             Metric(timestamp=T0, name="serviced", datatype=D.DATETIME, value=stamp, alias=4),
+             Metric(timestamp=T0, name="setpoint", datatype=D.DOUBLE, value=None, is_null=True, alias=5),
+             Metric(timestamp=T0, name="blob", datatype=D.BYTES, value=b"\x00\x01", alias=6),
+             Metric(timestamp=T0, name="curve", datatype=D.DOUBLE_ARRAY, value=(1.0, 2.0), alias=7),
+             Metric(timestamp=T0, name="flow", datatype=D.DOUBLE, value=4.5, alias=8))
+    later = (Metric(timestamp=T0 + 1000, name=None, datatype=D.STRING, value="B-7", alias=1),
+             Metric(timestamp=T0 + 1000, name=None, datatype=D.DOUBLE, value=4.75, alias=8))
+    node_metrics = (Metric(timestamp=T0, name="bdSeq", datatype=D.INT64, value=0),
+                    Metric(timestamp=T0, name="Node Control/Rebirth", datatype=D.BOOLEAN, value=False),
+                    Metric(timestamp=T0, name="cabinet_temp", datatype=D.DOUBLE, value=31.0))
+    _publish(broker.port, [
+        (f"spBv1.0/{GROUP}/NBIRTH/{EDGE}", NBirth(timestamp=T0, seq=0, metrics=node_metrics).encode()),
+        (f"spBv1.0/{GROUP}/DBIRTH/{EDGE}/{DEVICE}", DBirth(timestamp=T0, seq=1, metrics=birth).encode()),
+        (f"spBv1.0/{GROUP}/DDATA/{EDGE}/{DEVICE}", DData(timestamp=T0 + 1000, seq=2, metrics=later).encode()),
+        (f"spBv1.0/{GROUP}/NDATA/{EDGE}", NData(timestamp=T0 + 1000, seq=3, metrics=(
+            Metric(timestamp=T0 + 1000, name="cabinet_temp", datatype=D.DOUBLE, value=31.5),)).encode()),
+    ])
+    summary = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    rows = [r for r in Lake(cfg.lake_root()).read(get_table("sensor_readings")).to_pylist() if r["asset_id"] == ASSET]
+    got = {(r["tag"], r["ts"].timestamp()): (r["value"], r["value_text"], r["quality"]) for r in rows}
+    t0, t1 = T0 / 1000, T0 / 1000 + 1
+    assert got == {
+        ("recipe", t0): (None, "A-12", "good"), ("recipe", t1): (None, "B-7", "good"),
+        ("note", t0): (None, "warm start", "good"), ("lot", t0): (None, "6f1c0e3a-lot", "good"),
+        ("serviced", t0): (None, "2026-01-01T05:59:30.250000Z", "good"),
+        ("setpoint", t0): (None, None, "good"),
+        ("flow", t0): (4.5, None, "good"), ("flow", t1): (4.75, None, "good")}
+    reasons = sorted(summary.tables["sensor_readings"].examples.values())
+    assert summary.quarantined == 4 and summary.stats["metrics_quarantined"] == 4
+    assert any("metric 'blob' of line1-utilities/chiller1 is a Sparkplug Bytes" in r for r in reasons), reasons
+    assert any("metric 'curve' of line1-utilities/chiller1 is a Sparkplug DoubleArray" in r for r in reasons), reasons
+    assert sum("'cabinet_temp' of edge node acme/line1-utilities is the node's own" in r
+               for r in (json_reason for json_reason in _quarantine_reasons(cfg))) == 2
+    assert summary.stats["decoded_messages"] == 2 and summary.stats["control_messages"] == 2
+
+
+def _quarantine_reasons(cfg) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [r["reason"] for f in (Lake(cfg.lake_root()).root / "quarantine" / "sensor_readings").rglob("*.parquet")
+            for r in pq.read_table(f).to_pylist()]
