@@ -335,7 +335,7 @@ class MqttConnector(Connector):
         self.metric_rejects: list[tuple[str, str]] = []  # metrics of a decoded message that are not readings
         # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
         self.counted = dict(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0,
-                            fields_excluded=0, metrics_quarantined=0, rule_hits={})
+                            fields_excluded=0, metrics_quarantined=0, sparkplug_stale_deaths=0, rule_hits={})
         for rec in raw.to_pylist():
             before = len(rows["ts"])
             try:
@@ -516,11 +516,22 @@ class MqttConnector(Connector):
         nodes = self.spb
         node_key = f"{group}/{edge}"
         node = nodes.setdefault(node_key, {"seq": None, "devices": {}})
+        bd_seq = next((sparkplug.metric_value(m, m.datatype) for m in p.metrics if m.name == "bdSeq"), None)
         if mtype == "NBIRTH":
             node["seq"] = p.seq if p.HasField("seq") else None
+            node["bdSeq"] = bd_seq
+        elif mtype == "NDEATH" and None not in (bd_seq, node.get("bdSeq")) and bd_seq != node["bdSeq"]:
+            # the will of an earlier session (the spec's bdSeq rule): the node is alive in a newer one
+            self.counted["sparkplug_stale_deaths"] += 1
+            log.warning("sparkplug %s: NDEATH with bdSeq %s while the live NBIRTH has %s: ignored", node_key,
+                        bd_seq, node["bdSeq"])
+            return None
         elif p.HasField("seq") and mtype != "NDEATH":
             expected = None if node["seq"] is None else (node["seq"] + 1) % 256
-            if expected is not None and p.seq != expected:
+            if p.seq == node["seq"]:
+                pass  # the message before again (a redelivery): not a gap; curated keeps its rows once
+            elif expected is not None and p.seq != expected:
+                # kept: the values are real; the gap is counted in the run summary and logged
                 self.counted["sparkplug_seq_gaps"] += 1
                 log.warning("sparkplug %s: seq %d after %d (messages lost upstream?)", node_key, p.seq, node["seq"])
             node["seq"] = p.seq
@@ -528,9 +539,10 @@ class MqttConnector(Connector):
         received_us = int(rec["received_at"].timestamp() * 1e6)
         base_ts = p.timestamp * 1000 if p.HasField("timestamp") else received_us
         if device is None:  # node-level messages: lifecycle, and the edge node's own metrics
-            if mtype == "NDEATH":
+            if mtype == "NDEATH":  # a will: its payload was written at CONNECT; the broker sent it now
                 for dev_name, dev in node["devices"].items():
-                    self._death(rows, group, edge, dev_name, dev, base_ts, msg_id)
+                    self._death(rows, group, edge, dev_name, dev, max(received_us, dev.get("last_us", 0) + 1),
+                                msg_id)
             elif mtype in ("NBIRTH", "NDATA"):
                 own = [m.name or f"alias {m.alias}" for m in p.metrics
                        if not (m.name == "bdSeq" or m.name.startswith(("Node Control/", "Properties/")))]
@@ -575,6 +587,8 @@ class MqttConnector(Connector):
             resolved.append((name, dt, m))
         if mtype == "DDATA" and dev["stale"]:
             return "payload", f"payload: DDATA for {edge}/{device} after its DEATH and before a new DBIRTH on {topic}"
+        dev["last_us"] = max([dev.get("last_us", 0)] + [m.timestamp * 1000 if m.HasField("timestamp") else base_ts
+                                                          for _, _, m in resolved])
         for name, dt, m in resolved:
             kind = sparkplug.READING.get(dt)
             if kind is None:  # a DataSet, Template, Bytes, File, property set or array: not one reading

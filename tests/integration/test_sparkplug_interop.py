@@ -213,3 +213,37 @@ def _quarantine_reasons(cfg) -> list[str]:
 
     return [r["reason"] for f in (Lake(cfg.lake_root()).root / "quarantine" / "sensor_readings").rglob("*.parquet")
             for r in pq.read_table(f).to_pylist()]
+
+
+def test_session_rules_a_stale_death_a_will_and_a_redelivered_message(site):
+    """A node that reconnected (bdSeq 1) is not killed by its old session's will (bdSeq 0); the
+    will of the live session, written at CONNECT, marks the metrics Bad after their last good value,
+    not before it; a message delivered twice is no seq gap."""
+    from pysparkplug import DataType, DBirth, DData, Metric, NBirth, NDeath
+
+    cfg, broker = site
+    D = DataType
+
+    def bd(n: int) -> Metric:
+        return Metric(timestamp=None, name="bdSeq", datatype=D.INT64, value=n)
+
+    connect_ms = T0 - 60_000  # when the edge node connected and registered its will
+    node, dev = f"spBv1.0/{GROUP}/{{}}/{EDGE}", f"spBv1.0/{GROUP}/{{}}/{EDGE}/{DEVICE}"
+    flow = (Metric(timestamp=T0, name="flow", datatype=D.DOUBLE, value=4.5, alias=1),)
+    data = DData(timestamp=T0 + 2000, seq=2, metrics=(
+        Metric(timestamp=T0 + 2000, name=None, datatype=D.DOUBLE, value=4.75, alias=1),)).encode()
+    _publish(broker.port, [
+        (node.format("NBIRTH"), NBirth(timestamp=T0, seq=0, metrics=(bd(1),)).encode()),
+        (dev.format("DBIRTH"), DBirth(timestamp=T0, seq=1, metrics=flow).encode()),
+        (node.format("NDEATH"), NDeath(timestamp=connect_ms, bd_seq_metric=bd(0)).encode()),  # the old session's
+        (dev.format("DDATA"), data),
+        (dev.format("DDATA"), data),  # delivered again
+        (node.format("NDEATH"), NDeath(timestamp=connect_ms, bd_seq_metric=bd(1)).encode()),  # the live session's
+    ])
+    summary = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
+    rows = sorted((r["ts"], r["value"], r["quality"]) for r in
+                  Lake(cfg.lake_root()).read(get_table("sensor_readings")).to_pylist()
+                  if r["asset_id"] == ASSET and r["tag"] == "flow")
+    assert [(v, q) for _, v, q in rows] == [(4.5, "good"), (4.75, "good"), (None, "bad")], rows
+    assert rows[-1][0] > rows[-2][0]  # the will's mark comes after the last good value
+    assert summary.stats["sparkplug_stale_deaths"] == 1 and summary.stats["sparkplug_seq_gaps"] == 0
