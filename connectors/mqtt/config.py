@@ -47,7 +47,23 @@ class MqttJson(_TopicRule):
 
 
 class MqttSparkplug(_TopicRule):
-    """Sparkplug B devices: group, edge node and device patterns mapped to an asset."""
+    """Sparkplug B devices: group, edge node and device patterns mapped to an asset.
+
+    Each device metric is a reading of tag `<metric name>` (made a tag name) on the asset; a tag
+    mapping names it as `spBv1.0/<group>/<edge node>/<device>#<metric name>`. Where it lands
+    follows the datatype its DBIRTH declares: Int8…UInt64, Float and Double in `value` (a
+    negative IntN in either the type's width or sign-extended; an integer beyond ±2^53 also in
+    `value_exact`, its exact digits), Boolean as 1/0, String, Text and UUID in `value_text`,
+    DateTime as ISO 8601 text in `value_text`, an `is_null` metric as an explicit null (quality
+    good). A DataSet, Template, Bytes, File, property set or array metric, and the edge node's own
+    metrics (NBIRTH/NDATA, other than bdSeq and Node Control), are quarantined each with a reason
+    naming what they are; the message's other metrics still land. Aliases resolve from the
+    DBIRTH; a rerun or backfill decodes with the births as of its interval's start. A DDEATH,
+    or the NDEATH of the live session (its bdSeq), marks every metric of the device Bad, timed
+    when the broker delivered it; an NDEATH of an older session is ignored. A seq gap keeps the
+    values and is counted (`sparkplug_seq_gaps` in the run summary) and logged; plantlake sends
+    no rebirth request (it is not the primary host application, and needs no write access).
+    """
 
     group: str = Field(min_length=1)
     edge_node: str = Field(min_length=1)
