@@ -333,10 +333,17 @@ class MqttConnector(Connector):
                                                  "status_code", "source_ref", "message_id", "value_exact",
                                                  "null_sent")}
         self.metric_rejects: list[tuple[str, str]] = []  # metrics of a decoded message that are not readings
-        # every message ends in exactly one of: rows, quarantine, raw only, or control (lifecycle, commands)
+        # every message ends in exactly one of: rows, quarantine, raw only, control (lifecycle,
+        # commands), or redelivered (the same bytes on the same topic again: QoS 1 redelivers)
         self.counted = dict(raw_only=0, sparkplug_seq_gaps=0, decoded_messages=0, control_messages=0,
-                            fields_excluded=0, metrics_quarantined=0, sparkplug_stale_deaths=0, rule_hits={})
+                            fields_excluded=0, metrics_quarantined=0, sparkplug_stale_deaths=0, redelivered=0,
+                            rule_hits={})
+        seen: set[tuple[str, bytes]] = set()
         for rec in raw.to_pylist():
+            if (rec["topic"], rec["payload"]) in seen:  # decoded once: no second quarantine row, no seq gap
+                self.counted["redelivered"] += 1
+                continue
+            seen.add((rec["topic"], rec["payload"]))
             before = len(rows["ts"])
             try:
                 problem = self._decode_one(rec, rows)

@@ -123,7 +123,7 @@ def test_mqtt_payloads_are_decoded_or_quarantined(messages):
     # every message is accounted for exactly once
     counted = decoded.stats
     outcomes = (len(rejects) - counted["metrics_quarantined"] + counted["raw_only"] + counted["decoded_messages"]
-                + counted["control_messages"])
+                + counted["control_messages"] + counted["redelivered"])
     assert outcomes == len(messages), counted
     conform_sensor(c, decoded)
     _count("test_mqtt_payloads_are_decoded_or_quarantined", len(messages), outcomes)

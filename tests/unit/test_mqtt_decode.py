@@ -138,3 +138,13 @@ def test_an_mqtt_tag_ref_in_another_form_than_topic_field_fails_the_config_check
             "enterprise": {"id": "nord", "sites": [{"id": "werk1", "areas": [{"id": "a", "lines": [{"id": "l1"}]}]}]},
             "sources": [{"name": "devices", "kind": "mqtt", "json": [{"topic": "werk1/x", "asset": "a/l1"}],
                          "tags": [{"ref": "werk1/x/temp", "asset": "a/l1", "tag": "temp", "unit": "degF"}]}]})
+
+
+def test_a_redelivered_message_is_decoded_once():
+    """QoS 1 redelivers: the same bytes on the same topic twice give one quarantine row and no seq
+    gap, and are counted as redelivered (every message still ends in exactly one outcome)."""
+    c = connector()
+    garbage = ("acme/shenzhen/assembly/line1/press1/telemetry", b"\xff not json {")
+    out = c.decode(raw(*birth(0), data(2, 1000, 41.5, "d1"), data(2, 1000, 41.5, "d1"), garbage, garbage))
+    assert len(out.rejects["sensor_readings"]) == 1
+    assert (out.stats["redelivered"], out.stats["sparkplug_seq_gaps"], out.stats["decoded_messages"]) == (2, 0, 2)
