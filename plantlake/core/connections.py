@@ -95,7 +95,7 @@ class Connection:
         refused naming the connection, never its text (the parser's message quotes a piece of it)."""
         from urllib.parse import urlsplit
 
-        from airflow.sdk import Connection as AirflowConnection
+        AirflowConnection = _airflow_connection_class()  # noqa: N806
 
         try:
             if urlsplit(uri).fragment:  # an unencoded '#' would cut the password short, silently
@@ -117,13 +117,29 @@ class Connection:
     @classmethod
     def from_json(cls, conn_id: str, text: str) -> Connection:
         """The JSON form of AIRFLOW_CONN_<ID>, read by Airflow's parser."""
-        from airflow.sdk import Connection as AirflowConnection
+        AirflowConnection = _airflow_connection_class()  # noqa: N806
 
         try:
             parsed = AirflowConnection.from_json(text, conn_id=conn_id)
         except Exception:  # noqa: BLE001 - the parser's message may quote the text
             raise ConnectionInvalid(f"connection {conn_id!r} ({env_var(conn_id)}): not valid JSON") from None
         return cls.from_airflow(conn_id, parsed)
+
+
+def _airflow_connection_class() -> type:
+    """Airflow's Connection. The first import of Airflow in a process sets up Airflow's logging on
+    the root logger; a caller outside a task (the CLI, a test, a notebook) gets its own back."""
+    if "airflow" in sys.modules:
+        from airflow.sdk import Connection
+
+        return Connection
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    from airflow.sdk import Connection
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return Connection
 
 
 def env_var(conn_id: str) -> str:

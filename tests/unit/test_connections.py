@@ -76,3 +76,18 @@ def test_config_check_reads_each_connection_it_can_see(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "source mqtt_plant: connection 'plant_mqtt' (AIRFLOW_CONN_PLANT_MQTT): not a valid connection URI" in err
     assert "pa#ss" not in err and "ss@broker" not in err
+
+
+def test_reading_a_connection_leaves_the_callers_logging_alone(tmp_path):
+    """The URI is parsed by Airflow's Connection; the first Airflow import of a process sets up
+    Airflow's logging on the root logger, and the caller's handlers and level come back."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import logging; logging.basicConfig(level=logging.DEBUG); h = logging.getLogger().handlers[:];"
+            "from plantlake.core.connections import get_connection; c = get_connection('plant_mqtt');"
+            "print(c.host, logging.getLogger().handlers == h, logging.getLogger().level)")
+    env = {**os.environ, "AIRFLOW_CONN_PLANT_MQTT": "mqtt://u:p@broker:1883", "AIRFLOW_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["broker", "True", "10"], out.stdout + out.stderr[-2000:]
