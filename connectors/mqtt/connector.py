@@ -126,6 +126,7 @@ class MqttConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client: Any = None
+        self._closing = False
         self.json_rules = [(TopicPattern(r.topic), r) for r in self.source.json_topics]
         self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
         self.raw_rules = [TopicPattern(t) for t in self.source.raw_topics]
@@ -157,6 +158,7 @@ class MqttConnector(Connector):
         c = self.connection
         if c is None or not c.host:
             raise ValueError(f"source {self.source.name}: connection {self.source.connection_id!r} has no host")
+        self._closing = False
         v5 = self.source.protocol == "v5"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
@@ -187,6 +189,10 @@ class MqttConnector(Connector):
                 self.stats["session_taken_over"] = True
                 log.warning("source %s: the broker handed plantlake's session (client id %r) to another client during "
                             "the drain; bind client ids to users (deploy/mosquitto/acl)", self.source.name, self.client_id)
+            elif not self._closing:  # not ours: the broker went away (paho reconnects to the same session)
+                self.stats["connection_lost"] = self.stats.get("connection_lost", 0) + 1
+                log.warning("source %s: lost the broker during the drain (%s); what was received is landed, and the "
+                            "messages not acknowledged stay queued in the session for the next run", self.source.name, rc)
 
         def on_message(cl: Any, userdata: Any, msg: Any) -> None:
             with cond:
@@ -257,6 +263,11 @@ class MqttConnector(Connector):
         self._chunks: list[list[tuple[int, int]]] = []
 
         def ack(i: int) -> None:
+            if not client.is_connected():  # the ids belong to a lost connection: the broker redelivers these
+                self.stats["acks_lost"] = self.stats.get("acks_lost", 0) + len(self._chunks[i])
+                log.warning("source %s: %d message(s) landed but not acknowledged (the broker connection was lost); "
+                            "the broker redelivers them, and curated keeps each once", self.source.name,
+                            len(self._chunks[i]))
             for mid, qos in self._chunks[i]:
                 client.ack(mid, qos)
             self._chunks[i] = []  # acknowledged: a long drain keeps no per-message bookkeeping
@@ -318,6 +329,7 @@ class MqttConnector(Connector):
 
     def close(self) -> None:
         if self.client is not None:
+            self._closing = True
             self.client.disconnect()  # unacknowledged messages stay queued in the session
             self.client.loop_stop()
             self.client = None

@@ -21,7 +21,8 @@ from tests.integration.test_mqtt import PLANT, START, check_curated, raw_ids
 pytestmark = pytest.mark.faults
 
 
-def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosquitto, monkeypatch, reliability):
+def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosquitto, monkeypatch, reliability,
+                                                                 caplog):
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{mosquitto.port}")
     # small chunks: many durable writes and acks, so the restart lands in the middle of the drain
@@ -51,6 +52,10 @@ def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosqu
     thread.join(timeout=300)
     assert not thread.is_alive()
     assert 0 < landed_before < len(sent), "the restart did not land inside the drain"
+    # the lost broker is said, not silent: in the summary of a run that completed, and in the log
+    if "summary" in outcome:
+        assert outcome["summary"].stats.get("connection_lost", 0) >= 1, outcome["summary"].stats
+    assert "lost the broker during the drain" in caplog.text or "error" in outcome
 
     # Airflow's retries: rerun the interval until the session is empty
     runs = 1
