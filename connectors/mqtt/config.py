@@ -62,7 +62,9 @@ class MqttSparkplug(_TopicRule):
     or the NDEATH of the live session (its bdSeq), marks every metric of the device Bad, timed
     when the broker delivered it; an NDEATH of an older session is ignored. A seq gap keeps the
     values and is counted (`sparkplug_seq_gaps` in the run summary) and logged; plantlake sends
-    no rebirth request (it is not the primary host application, and needs no write access).
+    no rebirth request (it is not the primary host application, and needs no write access). A
+    message delivered again (QoS 1 after a lost acknowledgement; older than the node's newest
+    decoded one) is counted as `redelivered` and not decoded twice.
     """
 
     group: str = Field(min_length=1)

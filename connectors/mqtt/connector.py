@@ -127,6 +127,7 @@ class MqttConnector(Connector):
         super().__init__(*args, **kwargs)
         self.client: Any = None
         self._closing = False
+        self.redelivery = False  # set by the Sparkplug decode for a message delivered again
         self.json_rules = [(TopicPattern(r.topic), r) for r in self.source.json_topics]
         self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
         self.raw_rules = [TopicPattern(t) for t in self.source.raw_topics]
@@ -368,6 +369,8 @@ class MqttConnector(Connector):
                 column, reason = problem
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
                                      "record": _shown(rec)})
+            elif self.redelivery:
+                self.counted["redelivered"] += 1
             elif len(rows["ts"]) > before:
                 self.counted["decoded_messages"] += 1
             elif not self._raw_only(rec["topic"]):
@@ -377,7 +380,7 @@ class MqttConnector(Connector):
             for column, reason in [] if problem else self.metric_rejects:
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason, "record": _shown(rec)})
                 self.counted["metrics_quarantined"] += 1
-            self.metric_rejects = []
+            self.metric_rejects, self.redelivery = [], False
         table = pa.table({
             "ts": pa.array(rows["ts"], pa.int64()).cast(TS), "asset_id": pa.array(rows["asset_id"], pa.string()),
             "tag": pa.array(rows["tag"], pa.string()), "value": pa.array(rows["value"], pa.float64()),
@@ -539,6 +542,7 @@ class MqttConnector(Connector):
         if mtype == "NBIRTH":
             node["seq"] = p.seq if p.HasField("seq") else None
             node["bdSeq"] = bd_seq
+            node["last_ms"] = p.timestamp if p.HasField("timestamp") else 0
         elif mtype == "NDEATH" and None not in (bd_seq, node.get("bdSeq")) and bd_seq != node["bdSeq"]:
             # the will of an earlier session (the spec's bdSeq rule): the node is alive in a newer one
             self.counted["sparkplug_stale_deaths"] += 1
@@ -547,13 +551,19 @@ class MqttConnector(Connector):
             return None
         elif p.HasField("seq") and mtype != "NDEATH":
             expected = None if node["seq"] is None else (node["seq"] + 1) % 256
-            if p.seq == node["seq"]:
-                pass  # the message before again (a redelivery): not a gap; curated keeps its rows once
-            elif expected is not None and p.seq != expected:
+            last_ms = node.get("last_ms", 0)
+            if p.HasField("timestamp") and (p.timestamp < last_ms or (p.timestamp == last_ms and p.seq == node["seq"])):
+                # older than the newest message of the node already decoded (and published: the state is
+                # committed after the publish): a chunk whose acknowledgement was lost, delivered again.
+                # Its rows are in the lake; decoding it again after a rebirth would misread its aliases.
+                self.redelivery = True
+                return None
+            if expected is not None and p.seq != expected and p.seq != node["seq"]:
                 # kept: the values are real; the gap is counted in the run summary and logged
                 self.counted["sparkplug_seq_gaps"] += 1
                 log.warning("sparkplug %s: seq %d after %d (messages lost upstream?)", node_key, p.seq, node["seq"])
             node["seq"] = p.seq
+            node["last_ms"] = max(node.get("last_ms", 0), p.timestamp if p.HasField("timestamp") else 0)
         msg_id = p.uuid or f"{topic}@{p.seq}:{p.timestamp}"
         received_us = int(rec["received_at"].timestamp() * 1e6)
         base_ts = p.timestamp * 1000 if p.HasField("timestamp") else received_us

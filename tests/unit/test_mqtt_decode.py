@@ -148,3 +148,15 @@ def test_a_redelivered_message_is_decoded_once():
     out = c.decode(raw(*birth(0), data(2, 1000, 41.5, "d1"), data(2, 1000, 41.5, "d1"), garbage, garbage))
     assert len(out.rejects["sensor_readings"]) == 1
     assert (out.stats["redelivered"], out.stats["sparkplug_seq_gaps"], out.stats["decoded_messages"]) == (2, 0, 2)
+
+
+def test_a_chunk_delivered_again_in_the_next_run_is_no_gap_and_not_decoded_twice():
+    """A run's acknowledgements lost with the broker: the next run receives the chunk again. Its
+    messages are older than the node's newest decoded one; they count as redelivered, make no seq
+    gap, and are not decoded again (after a rebirth their aliases would be misread)."""
+    first = connector()
+    first.decode(raw(*birth(0), data(2, 1000, 41.0, "d2"), data(3, 2000, 42.0, "d3"), data(4, 3000, 43.0, "d4")))
+    second = connector(first.state)
+    out = second.decode(raw(data(3, 2000, 42.0, "d3"), data(4, 3000, 43.0, "d4"), data(5, 4000, 44.0, "d5")))
+    assert [r["message_id"] for r in out.tables["sensor_readings"].to_pylist()] == ["d5"]
+    assert (out.stats["redelivered"], out.stats["sparkplug_seq_gaps"]) == (2, 0)
