@@ -64,7 +64,8 @@ class MqttSparkplug(_TopicRule):
     values and is counted (`sparkplug_seq_gaps` in the run summary) and logged; plantlake sends
     no rebirth request (it is not the primary host application, and needs no write access). A
     message delivered again (QoS 1 after a lost acknowledgement; older than the node's newest
-    decoded one) is counted as `redelivered` and not decoded twice.
+    decoded one) is counted as `redelivered` and not decoded twice; so is a quarantined message
+    (of any topic) delivered again into a later interval.
     """
 
     group: str = Field(min_length=1)

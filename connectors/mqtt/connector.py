@@ -118,6 +118,10 @@ class MqttState(State):
     sparkplug: dict[str, Any] = {}
     #: the same, after each interval (by interval key) of the last SPARKPLUG_HISTORY_DAYS
     sparkplug_history: dict[str, dict[str, Any]] = {}
+    #: [digest, interval key] of the messages quarantined lately (the newest QUARANTINED_KEPT): one
+    #: delivered again into another interval is counted as redelivered, not quarantined a second time
+    #: (a rerun of its own interval quarantines it again, as the file it replaces did)
+    quarantined: list[tuple[str, str]] = []
 
 
 class MqttConnector(Connector):
@@ -352,8 +356,12 @@ class MqttConnector(Connector):
                             fields_excluded=0, metrics_quarantined=0, sparkplug_stale_deaths=0, redelivered=0,
                             rule_hits={})
         seen: set[tuple[str, bytes]] = set()
+        quarantined = self.state.setdefault("quarantined", [])
+        here = self.interval.key if self.interval else ""
+        earlier = {d for d, key in quarantined if key != here}
         for rec in raw.to_pylist():
-            if (rec["topic"], rec["payload"]) in seen:  # decoded once: no second quarantine row, no seq gap
+            digest = _digest(rec)
+            if (rec["topic"], rec["payload"]) in seen or digest in earlier:  # no second quarantine row, no seq gap
                 self.counted["redelivered"] += 1
                 continue
             seen.add((rec["topic"], rec["payload"]))
@@ -369,6 +377,7 @@ class MqttConnector(Connector):
                 column, reason = problem
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
                                      "record": _shown(rec)})
+                quarantined.append([digest, here])
             elif self.redelivery:
                 self.counted["redelivered"] += 1
             elif len(rows["ts"]) > before:
@@ -381,6 +390,7 @@ class MqttConnector(Connector):
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason, "record": _shown(rec)})
                 self.counted["metrics_quarantined"] += 1
             self.metric_rejects, self.redelivery = [], False
+        del quarantined[:-QUARANTINED_KEPT]
         table = pa.table({
             "ts": pa.array(rows["ts"], pa.int64()).cast(TS), "asset_id": pa.array(rows["asset_id"], pa.string()),
             "tag": pa.array(rows["tag"], pa.string()), "value": pa.array(rows["value"], pa.float64()),
@@ -642,6 +652,16 @@ class MqttConnector(Connector):
         for name in dev["names"]:
             self._row(rows, ts, dev["asset"], tag_name(name), None, None, BAD_NO_COMMUNICATION,
                       f"spBv1.0/{group}/{edge}/{device}#{name}", msg_id)
+
+
+#: how many quarantined messages' digests the state keeps
+QUARANTINED_KEPT = 10_000
+
+
+def _digest(rec: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.blake2b(rec["topic"].encode("utf-8", "replace") + b"\0" + rec["payload"], digest_size=12).hexdigest()
 
 
 def _shown(rec: dict[str, Any]) -> str:

@@ -160,3 +160,23 @@ def test_a_chunk_delivered_again_in_the_next_run_is_no_gap_and_not_decoded_twice
     out = second.decode(raw(data(3, 2000, 42.0, "d3"), data(4, 3000, 43.0, "d4"), data(5, 4000, 44.0, "d5")))
     assert [r["message_id"] for r in out.tables["sensor_readings"].to_pylist()] == ["d5"]
     assert (out.stats["redelivered"], out.stats["sparkplug_seq_gaps"]) == (2, 0)
+
+
+def test_a_poison_message_delivered_again_into_a_later_interval_is_quarantined_once():
+    from datetime import timedelta
+
+    from plantlake.core.lake import Interval
+
+    garbage = ("acme/shenzhen/assembly/line1/press1/telemetry", b"\xff not json {")
+    t = datetime(2026, 1, 1, 6, tzinfo=UTC)
+    first, later = Interval(t, t + timedelta(hours=1)), Interval(t + timedelta(hours=1), t + timedelta(hours=2))
+    c = connector()
+    c.interval = first
+    assert len(c.decode(raw(garbage)).rejects["sensor_readings"]) == 1
+    again = connector(c.state)
+    again.interval = first  # a rerun of its own interval quarantines it again (its file is replaced)
+    assert len(again.decode(raw(garbage)).rejects["sensor_readings"]) == 1
+    moved = connector(c.state)
+    moved.interval = later  # the acknowledgement was lost: it arrives again with the next interval
+    out = moved.decode(raw(garbage))
+    assert len(out.rejects["sensor_readings"]) == 0 and out.stats["redelivered"] == 1
