@@ -178,7 +178,9 @@ def test_what_the_birth_declares_decides_where_a_metric_lands(site):
              Metric(timestamp=T0, name="curve", datatype=D.DOUBLE_ARRAY, value=(1.0, 2.0), alias=7),
              Metric(timestamp=T0, name="flow", datatype=D.DOUBLE, value=4.5, alias=8))
     later = (Metric(timestamp=T0 + 1000, name=None, datatype=D.STRING, value="B-7", alias=1),
-             Metric(timestamp=T0 + 1000, name=None, datatype=D.DOUBLE, value=4.75, alias=8))
+             Metric(timestamp=T0 + 1000, name=None, datatype=D.DOUBLE, value=4.75, alias=8),
+             # store and forward: a value from before, sent late, keeps its own time
+             Metric(timestamp=T0 - 30_000, name=None, datatype=D.DOUBLE, value=4.25, alias=8, is_historical=True))
     node_metrics = (Metric(timestamp=T0, name="bdSeq", datatype=D.INT64, value=0),
                     Metric(timestamp=T0, name="Node Control/Rebirth", datatype=D.BOOLEAN, value=False),
                     Metric(timestamp=T0, name="cabinet_temp", datatype=D.DOUBLE, value=31.0))
@@ -198,7 +200,7 @@ def test_what_the_birth_declares_decides_where_a_metric_lands(site):
         ("note", t0): (None, "warm start", "good"), ("lot", t0): (None, "6f1c0e3a-lot", "good"),
         ("serviced", t0): (None, "2026-01-01T05:59:30.250000Z", "good"),
         ("setpoint", t0): (None, None, "good"),
-        ("flow", t0): (4.5, None, "good"), ("flow", t1): (4.75, None, "good")}
+        ("flow", t0): (4.5, None, "good"), ("flow", t1): (4.75, None, "good"), ("flow", t0 - 30): (4.25, None, "good")}
     reasons = sorted(summary.tables["sensor_readings"].examples.values())
     assert summary.quarantined == 4 and summary.stats["metrics_quarantined"] == 4
     assert any("metric 'blob' of line1-utilities/chiller1 is a Sparkplug Bytes" in r for r in reasons), reasons
