@@ -360,8 +360,7 @@ class MqttConnector(Connector):
         here = self.interval.key if self.interval else ""
         earlier = {d for d, key in quarantined if key != here}
         for rec in raw.to_pylist():
-            digest = _digest(rec)
-            if (rec["topic"], rec["payload"]) in seen or digest in earlier:  # no second quarantine row, no seq gap
+            if (rec["topic"], rec["payload"]) in seen or (earlier and _digest(rec) in earlier):  # once: no seq gap
                 self.counted["redelivered"] += 1
                 continue
             seen.add((rec["topic"], rec["payload"]))
@@ -377,7 +376,7 @@ class MqttConnector(Connector):
                 column, reason = problem
                 rejects.rows.append({"stage": "decode", "column": column, "reason": reason,
                                      "record": _shown(rec)})
-                quarantined.append([digest, here])
+                quarantined.append([_digest(rec), here])
             elif self.redelivery:
                 self.counted["redelivered"] += 1
             elif len(rows["ts"]) > before:
