@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from plantlake.core import airflow_lib
 from plantlake.core.errors import ConnectionInvalid, ConnectionNotFound
 
 SECRET_EXTRAS = ("password", "passphrase", "private_key_password", "token", "secret", "api_key")
@@ -95,7 +96,7 @@ class Connection:
         refused naming the connection, never its text (the parser's message quotes a piece of it)."""
         from urllib.parse import urlsplit
 
-        AirflowConnection = _airflow_connection_class()  # noqa: N806
+        AirflowConnection = airflow_lib.load("airflow.sdk", "Connection")  # noqa: N806
 
         try:
             if urlsplit(uri).fragment:  # an unencoded '#' would cut the password short, silently
@@ -117,29 +118,13 @@ class Connection:
     @classmethod
     def from_json(cls, conn_id: str, text: str) -> Connection:
         """The JSON form of AIRFLOW_CONN_<ID>, read by Airflow's parser."""
-        AirflowConnection = _airflow_connection_class()  # noqa: N806
+        AirflowConnection = airflow_lib.load("airflow.sdk", "Connection")  # noqa: N806
 
         try:
             parsed = AirflowConnection.from_json(text, conn_id=conn_id)
         except Exception:  # noqa: BLE001 - the parser's message may quote the text
             raise ConnectionInvalid(f"connection {conn_id!r} ({env_var(conn_id)}): not valid JSON") from None
         return cls.from_airflow(conn_id, parsed)
-
-
-def _airflow_connection_class() -> type:
-    """Airflow's Connection. The first import of Airflow in a process sets up Airflow's logging on
-    the root logger; a caller outside a task (the CLI, a test, a notebook) gets its own back."""
-    if "airflow" in sys.modules:
-        from airflow.sdk import Connection
-
-        return Connection
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    from airflow.sdk import Connection
-
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    return Connection
 
 
 def env_var(conn_id: str) -> str:
@@ -153,7 +138,7 @@ def get_connection(conn_id: str) -> Connection:
         value = value.strip()
         return Connection.from_json(conn_id, value) if value.startswith("{") else Connection.from_uri(conn_id, value)
     try:
-        from airflow.sdk import BaseHook
+        BaseHook = airflow_lib.load("airflow.sdk", "BaseHook")  # noqa: N806
     except ImportError:  # pragma: no cover - airflow is a dependency
         BaseHook = None  # noqa: N806
     if BaseHook is not None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from plantlake.core import airflow_lib
 from plantlake.core.lake import Interval
 
 
 def timetable(schedule: str) -> Any:
     """A real data interval (start < end) for every run, in UTC."""
-    from airflow.timetables.interval import CronDataIntervalTimetable
-
-    return CronDataIntervalTimetable(schedule, timezone="UTC")
+    return airflow_lib.load("airflow.timetables.interval", "CronDataIntervalTimetable")(schedule, timezone="UTC")
 
 
 def intervals(schedule: str, start: datetime, end: datetime) -> list[Interval]:
