@@ -8,29 +8,49 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test system venv lint bench docs reliability clean
+.PHONY: demo test system demo-system venv lint bench docs reliability clean
 
-demo: venv
+demo: demo-system venv
 	$(PY) -m plantlake demo
 
 test: system venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Debian packages the tests start themselves: Mosquitto, a PostgreSQL server, Redis (the Celery
-# broker of the deployment test), nginx (its TLS proxy) and Chromium (the report is checked as a browser renders it).
-system:
+# broker of the deployment test), nginx (its TLS proxy) and Chromium (the report is checked as a
+# browser renders it). The demo needs Mosquitto only; without root it runs without its MQTT source
+# and says so (so does PLANTLAKE_MOSQUITTO=none, which leaves the machine as it is).
+TEST_PACKAGES := mosquitto postgresql chromium redis-server nginx
+
+# $(call install_missing,<packages>,<hard|soft>): apt-get install what is missing; soft: warn without root
+define install_missing
 	@missing=""; \
-	[ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	for p in $(1); do \
+	  case $$p in \
+	    mosquitto) [ -x /usr/sbin/mosquitto ] ;; \
+	    postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;; \
+	    *) command -v $$p >/dev/null || [ -x /usr/sbin/$$p ] ;; \
+	  esac || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing system packages:$$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install:$$missing)" >&2; exit 1; fi; \
-	  install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing"; \
-	  $$install >/dev/null 2>&1 || { apt-get update -qq && $$install >/dev/null; }; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "not root, cannot install:$$missing (apt-get install$$missing)" >&2; \
+	    [ "$(2)" = soft ] || exit 1; \
+	  else \
+	    echo "installing system packages:$$missing"; \
+	    install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing"; \
+	    $$install >/dev/null 2>&1 || { apt-get update -qq && $$install >/dev/null; }; \
+	  fi; \
 	fi
+endef
+
+system:
+	$(call install_missing,$(TEST_PACKAGES),hard)
+
+demo-system:
+ifeq ($(origin PLANTLAKE_MOSQUITTO),undefined)
+	$(call install_missing,mosquitto,soft)
+endif
 
 venv: $(VENV)/.installed
 

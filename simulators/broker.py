@@ -2,8 +2,11 @@
 
 Mosquitto (Debian package) with a temp config: loopback listener on a free port,
 persistence on, and the queue limits raised the way the shipped deployment config
-raises them. Without Mosquitto installed, the pure-Python amqtt broker stands in for
-the demo (no kill/restart semantics are promised for it).
+raises them. There is no pure-Python stand-in: plantlake drains an MQTT 5 persistent session
+with QoS 1 and manual acknowledgement, which the pure-Python brokers on PyPI do not keep
+(amqtt speaks 3.1.1 and delivers nothing queued for an absent client; mqttools knows QoS 0
+only). `make demo` and `make test` install Debian's mosquitto; where it cannot be had, the
+demo runs without its MQTT source and says so.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,19 @@ from simulators.net import free_port, wait_port
 
 log = logging.getLogger(__name__)
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+#: names the mosquitto binary; empty (or `none`) means "no broker on this machine" (the bare-machine demo test)
+MOSQUITTO_ENV = "PLANTLAKE_MOSQUITTO"
+
+
+def mosquitto_binary() -> str | None:
+    """The mosquitto binary: $PLANTLAKE_MOSQUITTO when set, else on PATH, else Debian's /usr/sbin one."""
+    if MOSQUITTO_ENV in os.environ:
+        chosen = os.environ[MOSQUITTO_ENV].strip()
+        return chosen if chosen and chosen.lower() != "none" and os.access(chosen, os.X_OK) else None
+    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None)
+
+
+MOSQUITTO = mosquitto_binary()
 
 
 @dataclass
@@ -102,17 +116,19 @@ class Mosquitto:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> Mosquitto:
-        if MOSQUITTO is None:
-            raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto; `make test` does it)")
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto; `make demo` and "
+                                    "`make test` do it as root)")
         self._write_conf()
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
         try:
             wait_port("127.0.0.1", self.port)
         except TimeoutError:
             err = self.proc.stderr.read().decode() if self.proc.poll() is not None and self.proc.stderr else ""
             raise RuntimeError(f"mosquitto did not start on port {self.port}: {err}") from None
-        log.info("Mosquitto %s on 127.0.0.1:%d (persistence in %s)", MOSQUITTO, self.port, self.data_dir)
+        log.info("Mosquitto %s on 127.0.0.1:%d (persistence in %s)", binary, self.port, self.data_dir)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -143,34 +159,6 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
-
-
-@dataclass
-class AmqttBroker:
-    """The pure-Python fallback broker (amqtt) in a subprocess, for machines without Mosquitto."""
-
-    port: int = 0
-    proc: subprocess.Popen | None = field(default=None, init=False)
-
-    def start(self) -> AmqttBroker:
-        self.port = self.port or free_port()
-        conf = Path(tempfile.mkdtemp(prefix="plantlake-amqtt-")) / "broker.yaml"
-        conf.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.port}\n"
-                        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n")
-        amqtt = shutil.which("amqtt") or str(Path(sys.executable).with_name("amqtt"))
-        self.proc = subprocess.Popen([amqtt, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        wait_port("127.0.0.1", self.port)
-        log.info("amqtt broker on 127.0.0.1:%d (Mosquitto is not installed)", self.port)
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(15)
-        self.proc = None
-
-    cleanup = stop
 
 
 def write_test_ca(folder: Path, hosts: tuple[str, ...]) -> None:
@@ -208,8 +196,9 @@ def write_test_ca(folder: Path, hosts: tuple[str, ...]) -> None:
     (folder / "server.key").chmod(0o600)
 
 
-def embedded_broker() -> Mosquitto | AmqttBroker:
-    """Mosquitto when installed, otherwise amqtt; the log says which."""
-    if MOSQUITTO:
-        return Mosquitto().start()
-    return AmqttBroker().start()
+def embedded_broker() -> Mosquitto | None:
+    """Mosquitto when this machine has it, else None (the caller says what it leaves out)."""
+    if mosquitto_binary() is None:
+        log.warning("no MQTT broker: Mosquitto is not installed (apt-get install mosquitto, or $%s)", MOSQUITTO_ENV)
+        return None
+    return Mosquitto().start()

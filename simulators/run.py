@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulators.broker import AmqttBroker, Mosquitto, embedded_broker
+from simulators.broker import Mosquitto, embedded_broker
 from simulators.camera import Camera
 from simulators.erp import ErpSimulator
 from simulators.mqtt_publisher import MqttPublisher, messages
@@ -40,7 +40,7 @@ class VirtualPlant:
     #: share of ERP bookings entered wrongly (see ErpSimulator.mistake_rate)
     erp_mistake_rate: float = 0.0
     opcua: OpcUaSimulator | None = field(default=None, init=False)
-    broker: Mosquitto | AmqttBroker | None = field(default=None, init=False)
+    broker: Mosquitto | None = field(default=None, init=False)
     erp: ErpSimulator | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:

@@ -226,8 +226,10 @@ class MqttConnector(Connector):
             cond.wait_for(lambda: "rc" in connected, timeout=15)
         if "rc" not in connected or connected["rc"].is_failure:
             client.loop_stop()
+            hint = ("; a broker that speaks MQTT 3.1.1 only closes an MQTT 5 connection like this: set the source's "
+                    "`protocol: v311`" if v5 and "rc" not in connected else "")
             raise SourceUnavailable(f"source {self.source.name}: broker {c.host}:{c.port or 1883} refused the session "
-                                    f"({connected.get('rc', 'no CONNACK')})")
+                                    f"({connected.get('rc', 'no CONNACK')}){hint}")
         with cond:
             cond.wait_for(lambda: "granted" in connected, timeout=15)
         subs = self.subscriptions()

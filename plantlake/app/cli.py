@@ -191,7 +191,7 @@ def _demo_airflow_home(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from plantlake.app.demo import run_demo
+    from plantlake.app.demo import not_run, run_demo
     from plantlake.core.config import default_config_path
 
     config_path = Path(args.config or default_config_path()).resolve()
@@ -215,6 +215,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     reasons[why] = reasons.get(why, 0) + n
         for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             print(f"    {n} x {why}")
+    skipped = not_run(cfg)
+    for name, why in skipped.items():
+        print(f"{name}: NOT RUN: {why.removeprefix('not run: ')}")
     print(f"\nplantlake demo: the lake is {root}")
     print(f"  curated tables : {root / 'curated'}")
     print(f"  quarantine     : {root / 'quarantine'} (each row with its reason)")
@@ -225,6 +228,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  report         : {root / '_report' / 'index.html'}")
     print(f"  try: duckdb -c \"select asset_id, tag, unit, count(*), avg(value) from "  # noqa: S608 - printed for the analyst, never executed
           f"read_parquet('{root}/curated/sensor_readings/*/*.parquet', hive_partitioning=true) group by all\"")
+    if skipped:
+        print(f"\nplantlake demo: {len(skipped)} source(s) NOT RUN on this machine: {', '.join(skipped)} (see above)")
     return 0
 
 
@@ -331,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     if not args.verbose:  # protocol libraries narrate every session at INFO
-        for noisy in ("asyncua", "amqtt", "paho", "great_expectations"):
+        for noisy in ("asyncua", "paho", "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)

@@ -331,30 +331,6 @@ def test_manifest_is_written(tmp_path, plant):
     assert ROOT.exists()
 
 
-def test_amqtt_fallback_broker_carries_the_plants_messages(plant):
-    """Where Mosquitto is not installed the demo uses amqtt; it must carry real traffic."""
-    from simulators.broker import AmqttBroker
-
-    broker = AmqttBroker().start()
-    got: list[str] = []
-    try:
-        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fallback-counter")
-        sub.on_message = lambda c, u, m: got.append(json.loads(m.payload)["msg_id"]) if not m.topic.startswith("spBv1.0") else None
-        sub.connect("127.0.0.1", broker.port)
-        sub.subscribe("acme/#", qos=1)
-        sub.loop_start()
-        time.sleep(0.5)
-        sent = MqttPublisher(plant, port=broker.port).publish(START, START + timedelta(minutes=2))
-        deadline = time.monotonic() + 20
-        json_ids = {i for i in sent if ":spb:" not in i}
-        while set(got) != json_ids and time.monotonic() < deadline:
-            time.sleep(0.1)
-        sub.loop_stop()
-        assert set(got) == json_ids and len(json_ids) == 4 * 12  # coater + press per line, 12 samples
-    finally:
-        broker.stop()
-
-
 def test_virtual_plant_starts_every_silo_in_process(tmp_path, plant):
     from simulators.run import VirtualPlant
 
