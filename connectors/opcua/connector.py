@@ -52,6 +52,55 @@ class ResolvedNode:
     error: str | None = None
 
 
+async def connect(connection: Any, endpoint: str, name: str, timeout_s: float) -> Any:
+    """An asyncua client connected to `endpoint` with the connection's security and login."""
+    from asyncua import Client
+
+    c = connection
+    client = Client(endpoint, timeout=timeout_s)
+    client.session_timeout = 600_000
+    extra = c.extra if c else {}
+    policy = extra.get("security_policy")
+    if policy:
+        mode = extra.get("security_mode", "SignAndEncrypt")
+        parts = [policy, mode, extra["certificate"], extra["private_key"]]
+        if extra.get("server_certificate"):
+            parts.append(extra["server_certificate"])
+        await client.set_security_string(",".join(parts))
+    if c and c.login:
+        client.set_user(c.login)
+        client.set_password(c.password or "")
+    try:
+        await asyncio.wait_for(client.connect(), timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:
+        raise SourceUnavailable(f"source {name}: OPC UA server {endpoint} unreachable "
+                                f"({exc.__class__.__name__}: {exc})") from exc
+    return client
+
+
+async def browse(client: Any, node_ids: list[Any], node_class: Any, batch: int, *, max_refs: int = 0) -> list[list[Any]]:
+    """The forward hierarchical references (ReferenceDescriptions) of many nodes, `batch` nodes a
+    request, each node's list followed through its continuation points to the end."""
+    from asyncua import ua
+
+    results: list[list[Any]] = []
+    for i in range(0, len(node_ids), batch):
+        params = ua.BrowseParameters(View=ua.ViewDescription(), RequestedMaxReferencesPerNode=max_refs, NodesToBrowse=[
+            ua.BrowseDescription(NodeId=n, BrowseDirection=ua.BrowseDirection.Forward,
+                                 ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences), IncludeSubtypes=True,
+                                 NodeClassMask=node_class, ResultMask=ua.BrowseResultMask.All)
+            for n in node_ids[i:i + batch]])
+        for res in await client.uaclient.browse(params):
+            refs = list(res.References or [])
+            cp = res.ContinuationPoint
+            while cp:
+                more = (await client.uaclient.browse_next(ua.BrowseNextParameters(ContinuationPoints=[cp])))[0]
+                refs += more.References or []
+                cp = more.ContinuationPoint
+            results.append(refs)
+    return results
+
+
 def _run(coro: Any) -> Any:
     """Run a coroutine to completion on an event loop of its own thread (asyncua's ThreadLoop), so
     extract works the same from a plain task and from code already inside an event loop. No
@@ -76,28 +125,7 @@ class OpcUaConnector(Connector):
         return f"opc.tcp://{c.host}:{c.port or 4840}{path}"
 
     async def _client(self) -> Any:
-        from asyncua import Client
-
-        c = self.connection
-        client = Client(self.endpoint, timeout=self.source.timeout_s)
-        client.session_timeout = 600_000
-        extra = c.extra if c else {}
-        policy = extra.get("security_policy")
-        if policy:
-            mode = extra.get("security_mode", "SignAndEncrypt")
-            parts = [policy, mode, extra["certificate"], extra["private_key"]]
-            if extra.get("server_certificate"):
-                parts.append(extra["server_certificate"])
-            await client.set_security_string(",".join(parts))
-        if c and c.login:
-            client.set_user(c.login)
-            client.set_password(c.password or "")
-        try:
-            await asyncio.wait_for(client.connect(), timeout=self.source.timeout_s)
-        except (OSError, TimeoutError) as exc:
-            raise SourceUnavailable(f"source {self.source.name}: OPC UA server {self.endpoint} unreachable "
-                                    f"({exc.__class__.__name__}: {exc})") from exc
-        return client
+        return await connect(self.connection, self.endpoint, self.source.name, self.source.timeout_s)
 
     # ---- node resolution -----------------------------------------------------------------
 
@@ -162,23 +190,9 @@ class OpcUaConnector(Connector):
         """Hierarchical children (browse name, its namespace index, node id) of many nodes, batched."""
         from asyncua import ua
 
-        results: list[list[tuple[str, int, Any]]] = []
-        for i in range(0, len(node_ids), self.source.batch_nodes):
-            batch = node_ids[i:i + self.source.batch_nodes]
-            params = ua.BrowseParameters(View=ua.ViewDescription(), RequestedMaxReferencesPerNode=0, NodesToBrowse=[
-                ua.BrowseDescription(NodeId=n, BrowseDirection=ua.BrowseDirection.Forward,
-                                     ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences), IncludeSubtypes=True,
-                                     NodeClassMask=node_class, ResultMask=ua.BrowseResultMask.All) for n in batch])
-            for res in await client.uaclient.browse(params):
-                refs = list(res.References or [])
-                cp = res.ContinuationPoint
-                while cp:
-                    more = (await client.uaclient.browse_next(ua.BrowseNextParameters(ContinuationPoints=[cp])))[0]
-                    refs += more.References or []
-                    cp = more.ContinuationPoint
-                results.append([(r.BrowseName.Name, r.BrowseName.NamespaceIndex,
-                                 ua.NodeId(r.NodeId.Identifier, r.NodeId.NamespaceIndex)) for r in refs])
-        return results
+        found = await browse(client, node_ids, node_class, self.source.batch_nodes)
+        return [[(r.BrowseName.Name, r.BrowseName.NamespaceIndex, ua.NodeId(r.NodeId.Identifier, r.NodeId.NamespaceIndex))
+                 for r in refs] for refs in found]
 
     async def _describe(self, client: Any, nodes: list[ResolvedNode]) -> None:
         """DataType and EngineeringUnits of every resolved node, in batched reads."""
