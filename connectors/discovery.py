@@ -161,21 +161,30 @@ def _guess(segments: Sequence[str]) -> tuple[str, ...]:
     return tuple(useful[-len(LEVELS):]) or ("unnamed",)
 
 
-def add_assets(hierarchy: dict[str, Any], paths: dict[str, str]) -> list[str]:
-    """Add relative asset paths (area[/line[/cell]]) to a site's `areas` in place; returns the added ones."""
+def add_assets(site: Any, paths: dict[str, str], mapping: type = dict, sequence: type = list) -> list[str]:
+    """Add relative asset paths (area[/line[/cell]]) to a site's `areas` in place (new nodes made with
+    `mapping`/`sequence`, e.g. ruamel's commented types); returns the paths of the topmost nodes added
+    (a new line with its new cells: the line)."""
     added = []
-    for path, _why in paths.items():
-        ids = path.split("/")
-        level: list[dict[str, Any]] = hierarchy.setdefault("areas", [])
+    for path in paths:
+        ids = path.split("/")[:len(LEVELS)]
+        children = site.get("areas")
+        if children is None:
+            children = site["areas"] = sequence()
+        new = False
         for depth, ident in enumerate(ids):
-            key = ("lines", "cells")[depth] if depth < 2 else None
-            node = next((x for x in level if x.get("id") == ident), None)
+            node = next((x for x in children if x.get("id") == ident), None)
             if node is None:
-                node = {"id": ident}
-                level.append(node)
-                if depth == len(ids) - 1:
-                    added.append(path)
-            if key is None or depth == len(ids) - 1:
+                node = mapping()
+                node["id"] = ident
+                children.append(node)
+                if not new:
+                    added.append("/".join(ids[:depth + 1]))
+                new = True
+            if depth == len(ids) - 1:
                 break
-            level = node.setdefault(key, [])
+            key = ("lines", "cells")[depth]
+            if node.get(key) is None:
+                node[key] = sequence()
+            children = node[key]
     return added

@@ -5,4 +5,4 @@ from connectors.opcua.config import OpcUaSource
 from plantlake.core.kinds import SourceKind
 
 KIND = SourceKind("opcua", config=OpcUaSource, connector="connectors.opcua.connector:OpcUaConnector",
-                  tables=("sensor_readings",))
+                  tables=("sensor_readings",), discover="connectors.opcua.discover:discover")

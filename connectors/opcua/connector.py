@@ -57,7 +57,9 @@ async def connect(connection: Any, endpoint: str, name: str, timeout_s: float) -
     from asyncua import Client
 
     c = connection
-    client = Client(endpoint, timeout=timeout_s)
+    # the liveness probe waits as long as a request may: asyncua's default (1 s) gives up on a server
+    # still answering a large Browse or HistoryRead, and tears the session down mid-request
+    client = Client(endpoint, timeout=timeout_s, watchdog_intervall=timeout_s)
     client.session_timeout = 600_000
     extra = c.extra if c else {}
     policy = extra.get("security_policy")

@@ -80,6 +80,54 @@ def _connection_problems(cfg: Any) -> list[str]:
     return out
 
 
+def _duration(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 2m or 1h, got {text!r}")
+    return float(m.group(1)) * {"ms": 0.001, None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    from plantlake.app.discover import base_document, connection_for, merge, write
+    from plantlake.core.kinds import source_kind
+
+    base = Path(args.config) if args.config else None
+    if base is not None and not base.exists():
+        raise ConfigError(f"{base}: site config not found (the base for the draft: drop --config to start a new one)")
+    plant = load_config(base) if base is not None else None
+    out = Path(args.out or base or "plant.yaml")
+    if base is None and out.exists():
+        raise ConfigError(f"{out} exists: pass it as --config to add the discovered source to it, or --out another file")
+    name = args.name or {"folder": "drop_folder"}.get(args.kind, args.kind)
+    options = {"seconds": args.seconds, "max_nodes": args.max_nodes, "max_depth": args.max_depth, "topics": args.topic,
+               "schema": args.schema, "base_dir": out.resolve().parent}
+    if args.kind == "folder":
+        from plantlake.app.discover import discover_folder
+
+        drafts = discover_folder(Path(args.target), name=name, plant=plant, **options)
+    else:
+        connection, shown = connection_for(args.target, name, args.kind)
+        drafts = source_kind(args.kind).discoverer()(shown if "://" in args.target else args.target, connection,
+                                                     name=name, plant=plant, **options)
+    doc = base_document(base)
+    added = merge(doc, drafts)
+    cfg = write(doc, out)
+    figures = drafts[0].figures if drafts else {}
+    print(f"discovered {args.target if '://' not in args.target else connection_for(args.target, name, args.kind)[1]}: "
+          + ", ".join(f"{k} {v}" for k, v in figures.items() if v not in (None, {}, [])))
+    for d in drafts:
+        print(f"  source {d.source['name']} ({d.source['kind']}"
+              + (f", {d.source['mode']}" if "mode" in d.source else "") + ")")
+    if added:
+        print(f"{len(added)} asset(s) added to the hierarchy (marked 'discovered'): {', '.join(added[:10])}"
+              + (" …" if len(added) > 10 else ""))
+    print(f"wrote {out}: {len(cfg.sources)} source(s); next: read its comments, then "
+          f"plantlake --config {out} config check --probe")
+    return 0
+
+
 def _cmd_quality(args: argparse.Namespace) -> int:
     from plantlake.core.lake import Interval, Lake
 
@@ -271,6 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["check", "docs"])
     c.add_argument("--out", default="docs/configuration.md")
     c.set_defaults(func=_cmd_config)
+
+    dc = sub.add_parser("discover", help="look at a live source and write a draft site config (with --config: "
+                        "add to that one)")
+    dc.add_argument("kind", choices=["opcua", "mqtt", "erp", "folder"])
+    dc.add_argument("target", help="opcua: opc.tcp://host:port/path; mqtt: mqtt://host:port; erp: a database URL; "
+                    "each also an Airflow connection id; folder: a path")
+    dc.add_argument("--name", help="the source's name (default: the kind)")
+    dc.add_argument("--out", "-o", help="the config to write (default: the --config file, else ./plant.yaml)")
+    dc.add_argument("--for", dest="seconds", type=_duration, default=30.0, help="mqtt: how long to listen (30s)")
+    dc.add_argument("--topic", action="append", help="mqtt: topic filter to sample (default '#'); repeatable")
+    dc.add_argument("--max-nodes", type=int, default=200_000, help="opcua: stop browsing after this many nodes")
+    dc.add_argument("--max-depth", type=int, default=12, help="opcua: stop browsing at this depth below Objects")
+    dc.add_argument("--schema", help="erp: the database schema to list (default: the connection's default)")
+    dc.set_defaults(func=_cmd_discover)
 
     q = sub.add_parser("quality", help="cross-source checks of an interval (check), and the Data Docs (docs)")
     q.add_argument("action", choices=["check", "docs"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
+from typing import Any
 
 from plantlake.core.errors import ConfigError
 
@@ -33,11 +34,25 @@ class SourceKind:
     connector: str
     #: the curated tables the kind feeds, in publish order (a referenced table first)
     tables: tuple[str, ...]
+    #: "module:function" of the kind's discovery (`plantlake discover`), if it has one:
+    #: discover(target, connection, *, name, plant, **options) -> list[connectors.discovery.Draft]
+    discover: str | None = None
 
     def load(self) -> type:
         """The connector class (imports the kind's protocol library)."""
-        module, _, cls = self.connector.partition(":")
-        return getattr(import_module(module), cls)
+        return _attr(self.connector)
+
+    def discoverer(self) -> Any:
+        """The kind's discovery function (imports its protocol library)."""
+        if self.discover is None:
+            raise ConfigError(f"source kind {self.name!r} has no discovery; write its source block by hand "
+                              "(docs/configuration.md)")
+        return _attr(self.discover)
+
+
+def _attr(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(import_module(module), name)
 
 
 @cache
