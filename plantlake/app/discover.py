@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors.discovery import Draft, add_assets
-from plantlake.core.config import ConfigError, PlantConfig, parse_config
+from plantlake.core.config import ConfigError, PlantConfig, parse_config, read_yaml
 from plantlake.core.connections import Connection, get_connection
 
 SKELETON = """\
@@ -155,11 +155,9 @@ def render(doc: Any) -> str:
 
 def write(doc: Any, out: Path) -> PlantConfig:
     """Validate the document as `plantlake config check` does, then write it (atomically)."""
-    import yaml
-
     text = render(doc)
     try:
-        cfg = parse_config(yaml.safe_load(text), source=str(out), base_dir=out.resolve().parent)
+        cfg = parse_config(read_yaml(text), source=str(out), base_dir=out.resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"the drafted config does not validate (nothing written to {out}): {exc}") from None
     tmp = out.with_name(f".{out.name}.tmp")
