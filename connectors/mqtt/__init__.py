@@ -5,4 +5,4 @@ from connectors.mqtt.config import MqttSource
 from plantlake.core.kinds import SourceKind
 
 KIND = SourceKind("mqtt", config=MqttSource, connector="connectors.mqtt.connector:MqttConnector",
-                  tables=("sensor_readings",))
+                  tables=("sensor_readings",), discover="connectors.mqtt.discover:discover")
