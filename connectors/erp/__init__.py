@@ -5,4 +5,5 @@ from connectors.erp.config import ErpSource
 from plantlake.core.kinds import SourceKind
 
 KIND = SourceKind("erp", config=ErpSource, connector="connectors.erp.connector:ErpConnector",
-                  tables=("materials", "production_orders", "quality_inspections"))
+                  tables=("materials", "production_orders", "quality_inspections"),
+                  discover="connectors.erp.discover:discover")

@@ -68,6 +68,19 @@ def _family(sa_type: Any) -> str:
     return type(sa_type).__name__.lower()
 
 
+def sqlalchemy_url(c: Any, what: str) -> Any:
+    """The SQLAlchemy URL of an ERP connection (SQLite opened read-only)."""
+    if c is None:
+        raise ValueError(f"{what} is not set")
+    if c.conn_type == "sqlite":
+        if not c.schema or not Path(c.schema).is_file():
+            raise SourceUnavailable(f"{what}: SQLite database {c.schema!r} does not exist")
+        return sa.engine.URL.create("sqlite", database=f"file:{c.schema}?mode=ro", query={"uri": "true"})
+    driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(c.conn_type, c.conn_type)
+    return sa.engine.URL.create(driver, username=c.login, password=c.password, host=c.host, port=c.port,
+                                database=c.schema)
+
+
 class ErpState(State):
     #: per SQL table's stream: each column's type family when last read (drift is checked against it)
     columns: dict[str, dict[str, str]] = {}
@@ -89,16 +102,7 @@ class ErpConnector(Connector):
     # ---- connections ---------------------------------------------------------------------
 
     def sqlalchemy_url(self) -> Any:
-        c = self.connection
-        if c is None:
-            raise ValueError(f"source {self.source.name}: connection {self.source.connection_id!r} is not set")
-        if c.conn_type == "sqlite":
-            if not c.schema or not Path(c.schema).is_file():
-                raise SourceUnavailable(f"source {self.source.name}: SQLite database {c.schema!r} does not exist")
-            return sa.engine.URL.create("sqlite", database=f"file:{c.schema}?mode=ro", query={"uri": "true"})
-        driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(c.conn_type, c.conn_type)
-        return sa.engine.URL.create(driver, username=c.login, password=c.password, host=c.host, port=c.port,
-                                    database=c.schema)
+        return sqlalchemy_url(self.connection, f"source {self.source.name}: connection {self.source.connection_id!r}")
 
     def engine(self) -> Any:
         if self._engine is None:

@@ -15,7 +15,7 @@ import os
 import textwrap
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from connectors.discovery import Draft, add_assets
 from plantlake.core.config import ConfigError, PlantConfig, parse_config, read_yaml
@@ -53,12 +53,8 @@ def connection_for(target: str, name: str, scheme: str) -> tuple[Connection, str
         c = get_connection(target)
         return c, f"{c.conn_type or scheme}://{c.host}:{c.port}" if c.host else target
     parts = urlsplit(target)
-    c = Connection(conn_id=name, conn_type=parts.scheme, host=parts.hostname, port=parts.port,
-                   login=unquote(parts.username) if parts.username else None,
-                   password=unquote(parts.password) if parts.password else None,
-                   schema=parts.path.lstrip("/") or None)
-    c.register()
-    return c, f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    shown = f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    return Connection.from_uri(name, target), shown  # Airflow's own parser, as AIRFLOW_CONN_<ID> is read
 
 
 def base_document(path: Path | None) -> Any:
