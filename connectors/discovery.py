@@ -188,3 +188,27 @@ def add_assets(site: Any, paths: dict[str, str], mapping: type = dict, sequence:
                 node[key] = sequence()
             children = node[key]
     return added
+
+
+def folder_setting(folder: Any, base_dir: Any) -> str:
+    """A drop folder as the config writes it: relative to the config's folder when inside it."""
+    import os
+    from pathlib import Path
+
+    folder, base = Path(folder).resolve(), Path(base_dir).resolve()
+    return Path(os.path.relpath(folder, base)).as_posix() if folder.is_relative_to(base) else str(folder)
+
+
+def field_named(fields: Sequence[str], names: Sequence[str]) -> str | None:
+    """The first of `fields` whose name, lower case without separators, is one of `names`."""
+    import re
+
+    def norm(x: str) -> str:
+        return re.sub(r"[^a-z0-9äöü]", "", x.lower())
+
+    wanted = [norm(n) for n in names]
+    for n in wanted:
+        for f in fields:
+            if norm(f) == n:
+                return f
+    return None

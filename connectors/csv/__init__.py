@@ -4,4 +4,5 @@ from connectors.csv.config import CsvSource
 from plantlake.core.kinds import SourceKind
 
 KIND = SourceKind("csv", config=CsvSource, connector="connectors.csv.connector:CsvExportConnector",
-                  tables=("sensor_readings",))
+                  tables=("sensor_readings",),
+                  discover="connectors.csv.discover:discover")

@@ -5,4 +5,5 @@ from connectors.images.config import ImageSource
 from plantlake.core.kinds import SourceKind
 
 KIND = SourceKind("images", config=ImageSource, connector="connectors.images.connector:ImagesConnector",
-                  tables=("inspection_images",))
+                  tables=("inspection_images",),
+                  discover="connectors.images.discover:discover")

@@ -160,3 +160,20 @@ def write(doc: Any, out: Path) -> PlantConfig:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
     return cfg
+
+
+def discover_folder(folder: Path, *, name: str, plant: PlantConfig | None, **options: Any) -> list[Draft]:
+    """A drop folder: historian exports (kind csv) and camera images (kind images), as many as it holds."""
+    from plantlake.core.kinds import source_kind
+
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder")
+    drafts = [d for kind in ("csv", "images")
+              for d in source_kind(kind).discoverer()(str(folder), None, name=name, plant=plant, **options)]
+    if len(drafts) > 1:  # exports and images in one folder: two sources
+        for d in drafts:
+            d.source["name"] = f"{name}_{d.source['kind']}"
+    if not drafts:
+        raise ConfigError(f"{folder}: holds no historian exports (.csv, .txt) and no images "
+                          f"({', '.join(('.jpg', '.png', '.tif', '.bmp', '.webp'))})")
+    return drafts
