@@ -110,6 +110,18 @@ class State(BaseModel):
     version: int = 1
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What `plantlake config check --probe` found for one configured thing: a nodes rule, a tag
+    mapping, a topic pattern, an ERP table or a drop folder."""
+
+    #: the setting, as the config names it (`nodes[0] Plant/{line}/{cell}`, `tags[2] L1.PRESS.FORCE`)
+    place: str
+    matched: bool
+    #: what it resolved to (count, unit, a sample value, rows a window reads) or why nothing
+    detail: str
+
+
 class Connector(ABC):
     """Reads one configured source; its kind's declaration (plantlake.core.kinds) names the tables."""
 
@@ -136,6 +148,12 @@ class Connector(ABC):
     def decode(self, raw: Raw) -> Decoded:
         """Turn landed raw rows (per stream; `raw[RAW]` for a source with one) into table input;
         undecodable rows become rejects."""
+
+    def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
+        """Connect and say, per configured rule and mapping, whether it matches something live (and
+        what), for `interval` the window the next run would read (`listen_s`: how long a broker is
+        listened to). Reads only; changes nothing, and never touches the source's session or state."""
+        return [Finding("source", True, f"kind {self.kind}: no probe (the configuration validated)")]
 
     def load_state(self, stored: dict[str, Any]) -> dict[str, Any]:
         """The stored state, checked against the connector's model, as extract receives it."""

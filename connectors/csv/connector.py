@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.base import RAW, Connector, Decoded, Extract, Raw, State
-from connectors.files import Claims, DropFile, UnsafeFile, claim, open_drop_file, printable
+from connectors.base import RAW, Connector, Decoded, Extract, Finding, Raw, State
+from connectors.files import Claims, DropFile, UnsafeFile, claim, open_drop_file, printable, scan
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects
 
@@ -158,6 +158,38 @@ class CsvExportConnector(Connector):
         return Extract.one(schema, (self._read(f, schema) for f in files), state=new_state,
                        stats={"files": len(files), "files_waiting": len(info["waiting"]),
                               "files_before_watermark": len(info["before_watermark"])})
+
+    def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
+        """The files the pattern matches; per tag mapping, whether the newest export names it."""
+        folder = self.plant.path(self.source.path)
+        files = scan(folder, self.source.pattern) if folder.is_dir() else []
+        place = f"path {self.source.path}/{self.source.pattern}"
+        if not files:
+            why = f"no file matches {self.source.pattern!r}" if folder.is_dir() else f"folder {folder} does not exist"
+            return [Finding(place, False, why)]
+        newest = max(files, key=lambda f: f.mtime_ns)
+        try:
+            table = read_text_csv(folder, newest.path, delimiter=self.source.delimiter, encoding=self.source.encoding,
+                                  setting=f"encoding of source {self.source.name}", max_bytes=self.source.max_file_bytes)
+        except FILE_ERRORS as exc:
+            return [Finding(place, False, unreadable(exc, newest.name))]
+        c = self.source.columns
+        missing = [x for x in (c.ts, c.ref, c.value, c.unit, c.status) if x and x not in table.column_names]
+        if missing:
+            return [Finding(place, False, f"{newest.name} has no column {', '.join(map(repr, missing))} "
+                                          f"(its columns: {', '.join(table.column_names)})")]
+        refs = set(table.column(c.ref).to_pylist())
+        out = [Finding(place, True, f"{len(files)} file(s); the newest, {newest.name}, holds {table.num_rows} rows "
+                                    f"of {len(refs)} references")]
+        mapped = {t.ref for t in self.source.tags}
+        for k, t in enumerate(self.source.tags):
+            out.append(Finding(f"tags[{k}] {t.ref}", t.ref in refs, f"in {newest.name}" if t.ref in refs
+                               else f"not in {newest.name}"))
+        unmapped = sorted(r for r in refs - mapped if r)
+        if unmapped:
+            out.append(Finding("references without a tag mapping", True, f"{len(unmapped)}, quarantined at run time: "
+                               + ", ".join(unmapped[:10])))
+        return out
 
     def _raw_schema(self) -> pa.Schema:
         c = self.source.columns

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from connectors.base import Connector, Decoded, Extract, Raw, State, Stream
+from connectors.base import Connector, Decoded, Extract, Finding, Raw, State, Stream
 from connectors.csv.connector import (
     FILE_ERRORS,
     ExportUnreadable,
@@ -42,7 +42,7 @@ from connectors.csv.connector import (
     unreadable_row,
 )
 from connectors.csv.connector import unreadable as unreadable_reason
-from connectors.files import Claims, claim
+from connectors.files import Claims, claim, scan
 from plantlake.core.errors import CursorMismatch, SchemaDrift, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas import get_table
@@ -205,6 +205,49 @@ class ErpConnector(Connector):
             witness = sa.select(*[sa.literal("").label(c) for c in select], sa.literal(0).label(WITNESS))
             stmt = sa.union_all(witness, stmt.add_columns(sa.literal(1).label(WITNESS)))
         return self._read(t, stmt, params)
+
+    def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
+        """Per table: its mapped columns there, the cursor's stored form, the rows the interval's window
+        reads (look-back included) against the rows the table holds."""
+        from connectors.erp.discover import _sample, _stored_form
+
+        out = []
+        try:
+            for k, t in enumerate(self.source.tables):
+                place = f"tables[{k}] {t.target} <- {t.table or t.csv.path + '/' + t.csv.pattern}"
+                if t.csv is not None:
+                    found = scan(self.plant.path(t.csv.path), t.csv.pattern) if self.plant.path(t.csv.path).is_dir() else []
+                    out.append(Finding(place, bool(found), f"{len(found)} export file(s)" if found else
+                                       f"no file matches {t.csv.pattern!r} in {t.csv.path}"))
+                    continue
+                try:
+                    types = self._reflect(t)
+                except SchemaDrift as exc:
+                    out.append(Finding(place, False, str(exc)))
+                    continue
+                needed = list(dict.fromkeys([*t.columns.values(), *([t.updated_at] if t.updated_at else [])]))
+                missing = [c for c in needed if c not in types]
+                if missing:
+                    out.append(Finding(place, False, f"no column {', '.join(map(repr, missing))} (columns: "
+                                                     f"{', '.join(types)})"))
+                    continue
+                table = sa.table(t.table, schema=t.db_schema)
+                with self.engine().connect() as conn:
+                    total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                    if t.mode == "full":
+                        out.append(Finding(place, total > 0, f"{len(needed)} columns mapped; {total} rows, read whole"))
+                        continue
+                    lo = interval.start - timedelta(minutes=self.source.lookback_minutes)
+                    where, params = self._window(t, types[t.updated_at], lo, interval.end)
+                    rows = conn.execute(sa.select(sa.func.count()).select_from(table).where(where), params).scalar_one()
+                    form = _stored_form(types[t.updated_at], _sample(conn, t.table, t.db_schema, t.updated_at, 5) or [None])
+                out.append(Finding(place, total > 0,
+                                   f"{len(needed)} columns mapped; cursor {t.updated_at} stored as {form}; the window "
+                                   f"{lo:%Y-%m-%d %H:%M}..{interval.end:%H:%M} UTC reads {rows} of {total} rows"
+                                   if total else "the table is empty"))
+        finally:
+            self.close()
+        return out
 
     def _dialect(self) -> str:
         c = self.connection

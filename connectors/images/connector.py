@@ -27,8 +27,18 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import RAW, Connector, Decoded, Extract, Raw, State, capture_regex, fill
-from connectors.files import Claims, claim
+from connectors.base import (
+    RAW,
+    Connector,
+    Decoded,
+    Extract,
+    Finding,
+    Raw,
+    State,
+    capture_regex,
+    fill,
+)
+from connectors.files import Claims, claim, scan
 from connectors.images.probe import SUFFIXES, Job, Probe
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects, record_json
@@ -73,6 +83,33 @@ class ImagesConnector(Connector):
         self.ingested: list[Path] = []
         #: (folder index, name) -> (file, sidecar) of the files this run claimed
         self._paths: dict[tuple[int, str], tuple[Path, str | None]] = {}
+
+    def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
+        """Per folder: the files its pattern matches, and how many carry what it reads from them (a
+        sidecar, a name that fits name_pattern)."""
+        out = []
+        for i, f in enumerate(self.source.folders):
+            folder = self.plant.path(f.path)
+            place = f"folders[{i}] {f.path}/{f.pattern}"
+            if not folder.is_dir():
+                out.append(Finding(place, False, f"folder {folder} does not exist"))
+                continue
+            ignore = (f.sidecar.suffix.lower(),) if f.sidecar else ()
+            files = scan(folder, f.pattern, ignore)
+            if not files:
+                out.append(Finding(place, False, f"no file matches {f.pattern!r}"))
+                continue
+            if f.sidecar:
+                fit = sum(d.path.with_suffix(f.sidecar.suffix).exists() for d in files)
+                what = f"{fit} with a {f.sidecar.suffix} sidecar"
+            elif self.name_patterns[i] is not None:
+                fit = sum(bool(self.name_patterns[i].match(Path(d.name).name)) for d in files)
+                what = f"{fit} named as {f.name_pattern}"
+            else:
+                fit, what = len(files), f"station {f.asset}, capture time from EXIF"
+            out.append(Finding(place, fit > 0, f"{len(files)} file(s), {what}"
+                               + ("" if fit == len(files) else f"; the other {len(files) - fit} are quarantined")))
+        return out
 
     # ---- extract ---------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from connectors.base import (
     Connector,
     Decoded,
     Extract,
+    Finding,
     Raw,
     State,
     capture_regex,
@@ -446,6 +447,76 @@ class MqttConnector(Connector):
 
     def _asset(self, template: str, captures: dict[str, str]) -> str | None:
         return self.plant.resolve_asset(fill(template, captures))
+
+    def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
+        """Listen on a throwaway session (never the durable one: its queue stays as it is) to the
+        source's subscriptions; per rule the topics and a sample reading, per tag mapping its field."""
+        from connectors.mqtt.discover import listen
+
+        seen = listen(self.connection, f"source {self.source.name}", listen_s, self.subscriptions())
+        quiet = f"no message in {listen_s:g} s (a quiet device? listen longer: --seconds)"
+        out = []
+        bodies: dict[str, dict] = {}
+        for t, got in seen.items():
+            if not t.startswith("spBv1.0/") and got.payloads:
+                try:
+                    body = json.loads(got.payloads[-1])
+                except ValueError:
+                    continue
+                if isinstance(body, dict):
+                    bodies[t] = body
+        for i, (pattern, rule) in enumerate(self.json_rules):
+            topics = [t for t in seen if pattern.match(t) is not None]
+            place = f"json[{i}] {rule.topic}"
+            if not topics:
+                out.append(Finding(place, False, quiet))
+                continue
+            t = topics[0]
+            asset = self._asset(rule.asset, pattern.match(t) or {})
+            if asset is None:
+                out.append(Finding(place, False, f"{t}: asset {fill(rule.asset, pattern.match(t) or {})!r} is not in "
+                                                 "the site hierarchy"))
+                continue
+            body = bodies.get(t)
+            if body is None:
+                out.append(Finding(place, False, f"{t}: the payload is not a JSON object"))
+                continue
+            values = body.get(rule.values) if rule.values else {
+                k: v for k, v in body.items() if k not in {*rule.timestamp, rule.id, rule.units, rule.quality}}
+            values = {k: v for k, v in (values or {}).items() if not any(fnmatch.fnmatch(k, x) for x in rule.exclude)}
+            stamp = next((body[f] for f in rule.timestamp if f in body), None)
+            out.append(Finding(place, bool(values) and stamp is not None,
+                               f"{len(topics)} topic(s), {sum(seen[x].count for x in topics)} messages; {t} -> {asset}: "
+                               + (", ".join(f"{k}={v!r}" for k, v in list(values.items())[:4]) or "NO value fields")
+                               + ("" if stamp is not None else f"; NO timestamp field ({', '.join(rule.timestamp)})")))
+        births: dict[str, set[str]] = {}
+        for t, got in seen.items():
+            parts = t.split("/")
+            if len(parts) == 5 and parts[2] == "DBIRTH":
+                for p in got.payloads:
+                    try:
+                        births.setdefault("/".join((parts[0], parts[1], parts[3], parts[4])), set()).update(
+                            m.name for m in sparkplug.decode(p).metrics if m.name)
+                    except Exception:  # noqa: BLE001 - not Sparkplug B: the rule reports what it saw
+                        continue
+        for i, (pattern, rule) in enumerate(self.spb_rules):
+            devices = sorted({"/".join((p[1], p[3], p[4])) for p in (t.split("/") for t in seen)
+                              if len(p) == 5 and p[0] == "spBv1.0" and pattern.match("/".join((p[1], p[3], p[4])))})
+            place = f"sparkplug[{i}] {rule.group}/{rule.edge_node}/{rule.device}"
+            out.append(Finding(place, bool(devices), f"{len(devices)} device(s): {', '.join(devices[:5])}" if devices
+                               else quiet))
+        for i, pattern in enumerate(self.raw_rules):
+            n = sum(g.count for t, g in seen.items() if pattern.match(t) is not None)
+            out.append(Finding(f"raw_topics[{i}] {pattern.pattern}", n > 0, f"{n} messages" if n else quiet))
+        for k, tag in enumerate(self.source.tags):
+            topic, _, fld = tag.ref.rpartition("#")
+            body = bodies.get(topic)
+            found = fld in births.get(topic, set()) or (body is not None and (fld in body or any(
+                isinstance(body.get(r.values), dict) and fld in body[r.values] for _, r in self.json_rules if r.values)))
+            out.append(Finding(f"tags[{k}] {tag.ref}", bool(found),
+                               "field seen" if found else ("topic seen, no such field" if topic in seen or topic in births
+                                                           else quiet)))
+        return out
 
     def unmatched(self) -> list[str]:
         if not self.stats.get("messages"):

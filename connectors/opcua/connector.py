@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import RAW, Connector, Decoded, Extract, Raw, fill, tag_name
+from connectors.base import RAW, Connector, Decoded, Extract, Finding, Raw, fill, tag_name
 from plantlake.core.errors import HistoryRefused, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects
@@ -50,6 +50,7 @@ class ResolvedNode:
     type: str | None  # number | text | bool, from the variable's DataType
     unit: str | None
     error: str | None = None
+    rule: int | None = None  # the nodes rule that selected it (None: a tags mapping)
 
 
 async def connect(connection: Any, endpoint: str, name: str, timeout_s: float) -> Any:
@@ -173,7 +174,7 @@ class OpcUaConnector(Connector):
                     rel = fill(sel.asset, captures)
                     asset = self.plant.resolve_asset(rel)
                     out.append(ResolvedNode(_ref(node_id, ns_array), node_id, asset, tag_name(name), None, None,
-                                            None if asset else f"asset {rel!r} is not in the site hierarchy"))
+                                            None if asset else f"asset {rel!r} is not in the site hierarchy", k))
             if len(out) == before:
                 self._unmatched.append(f"nodes[{k}] {sel.path}/{sel.variables} in {sel.namespace} matched no "
                                        f"variable on {self.endpoint}")
@@ -225,6 +226,53 @@ class OpcUaConnector(Connector):
                     if isinstance(eu, ua.EUInformation):  # the UNECE code first, the display text last
                         n.unit = from_eu_information(eu.NamespaceUri, eu.UnitId,
                                                      eu.DisplayName.Text if eu.DisplayName else None)
+
+    def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
+        return _run(self._probe())
+
+    async def _probe(self) -> list[Finding]:
+        from asyncua import ua
+
+        client = await self._client()
+        try:
+            try:
+                nodes = await self.resolve(client)
+            except ValueError as exc:  # a namespace the server does not have
+                return [Finding("nodes", False, str(exc))]
+            by_ref = {n.source_ref: n for n in nodes}
+            shown = [n for n in nodes if n.error is None and n.node_id is not None]
+            first = {}
+            for n in shown:
+                first.setdefault(n.rule, n)
+            sample = list(first.values()) + [by_ref[t.ref] for t in self.source.tags if by_ref[t.ref] in shown]
+            values = await client.uaclient.read_attributes([n.node_id for n in sample[:500]], ua.AttributeIds.Value)
+            seen = {n.source_ref: (dv.Value.Value if dv.StatusCode.is_good() and dv.Value else dv.StatusCode.name)
+                    for n, dv in zip(sample, values, strict=False)}
+        finally:
+            await client.disconnect()
+        out = []
+        for k, sel in enumerate(self.source.nodes):
+            mine = [n for n in nodes if n.rule == k]
+            bad = [n for n in mine if n.error]
+            place = f"nodes[{k}] {sel.path}/{sel.variables}"
+            if not mine:
+                out.append(Finding(place, False, f"matches no variable in {sel.namespace} on {self.endpoint}"))
+                continue
+            units = sorted({n.unit for n in mine if n.unit})
+            e = first.get(k)
+            example = f"; e.g. {e.asset_id}/{e.tag} = {seen.get(e.source_ref)!r} {e.unit or ''}".rstrip() if e else ""
+            out.append(Finding(place, not bad or len(bad) < len(mine),
+                               f"{len(mine)} variables on {len({n.asset_id for n in mine})} assets; units "
+                               f"{', '.join(units) or 'none'}{example}"
+                               + (f"; {len(bad)} not usable: {bad[0].error}" if bad else "")))
+        for k, t in enumerate(self.source.tags):
+            n = by_ref[t.ref]
+            if n.error or n.node_id is None:
+                out.append(Finding(f"tags[{k}] {t.ref}", False, n.error or "not on the server"))
+            else:
+                out.append(Finding(f"tags[{k}] {t.ref}", True, f"{n.type}, unit {n.unit or 'none'}, "
+                                   f"value {seen.get(t.ref)!r}"))
+        return out
 
     def unmatched(self) -> list[str]:
         return list(getattr(self, "_unmatched", []))

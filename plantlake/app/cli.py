@@ -63,7 +63,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
         return 2
     print(f"ok: {len(cfg.assets())} assets, {len(cfg.sources)} source(s): "
           + ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in cfg.sources))
-    return 0
+    if not args.probe:
+        return 0
+    from plantlake.app.probe import probe_sources
+
+    return probe_sources(cfg, print, only=args.source, seconds=args.seconds)
 
 
 def _connection_problems(cfg: Any) -> list[str]:
@@ -318,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="validate the site config, or regenerate its reference")
     c.add_argument("action", choices=["check", "docs"])
     c.add_argument("--out", default="docs/configuration.md")
+    c.add_argument("--probe", action="store_true", help="check: connect to every enabled source and say what each "
+                   "rule and mapping matches (exit 1 when anything matches nothing)")
+    c.add_argument("--source", action="append", help="check --probe: only this source (repeatable)")
+    c.add_argument("--seconds", type=_duration, default=5.0, help="check --probe: how long to listen to an MQTT broker")
     c.set_defaults(func=_cmd_config)
 
     dc = sub.add_parser("discover", help="look at a live source and write a draft site config (with --config: "

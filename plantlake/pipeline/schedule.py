@@ -34,3 +34,15 @@ def intervals(schedule: str, start: datetime, end: datetime) -> list[Interval]:
 
 def _plain(t: datetime) -> datetime:
     return datetime.fromtimestamp(t.timestamp(), UTC)
+
+
+def previous_interval(source: Any, now: datetime) -> Interval:
+    """The newest data interval of the source's schedule that has ended by `now` (what the next
+    scheduled run reads, or the last one did)."""
+    from datetime import timedelta
+
+    for days in (2, 40, 400):
+        found = intervals(source.schedule, now - timedelta(days=days), now)
+        if found:
+            return found[-1]
+    raise ValueError(f"source {source.name}: schedule {source.schedule!r} has no interval in the past year")

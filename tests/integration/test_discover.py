@@ -1,0 +1,298 @@
+"""`plantlake discover` against live sources shaped unlike our own (the foreign plant, a Part 8
+server of 100,000 nodes) and our virtual plant: the drafted config passes `config check`, runs
+end to end with no hand edits but naming (which asset a code names), and the lake equals the
+plant's ground truth. And `config check --probe` on good and broken configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plantlake.core.config import load_config
+from plantlake.core.lake import Lake
+from schemas import get_table
+from simulators import foreign_plant
+from tests.conftest import ROOT
+from tests.servers import Part8Shape, part8_opcua
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 20, 7, tzinfo=UTC)
+END = START + timedelta(hours=1)
+
+
+def cli(cwd: Path, env: dict, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "plantlake", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd, env=env)
+    if ok and done.returncode != 0:
+        print(done.stdout[-8000:], done.stderr[-4000:])
+        raise AssertionError(f"plantlake {' '.join(args)} exited {done.returncode}")
+    return done
+
+
+def hierarchy_only(src: Path, dest: Path) -> Path:
+    """The site's hierarchy and lake from a config, no sources: what a plant starts discovery from."""
+    data = yaml.safe_load(src.read_text())
+    dest.write_text(yaml.safe_dump({"enterprise": data["enterprise"], "lake": {"root": "./lake"}}, sort_keys=False))
+    return dest
+
+
+def probe_block(out: str, name: str) -> list[str]:
+    """The finding lines `config check --probe` printed for one source."""
+    lines = out.splitlines()
+    start = next((i for i, x in enumerate(lines) if x.startswith(f"{name} (")), None)
+    if start is None:
+        return []
+    block = []
+    for x in lines[start + 1:]:
+        if not x.startswith("  "):
+            break
+        block.append(x)
+    return block
+
+
+class Devices:
+    """Devices that keep publishing while discovery listens (a plant does not pause for it)."""
+
+    def __init__(self, publish) -> None:
+        self.publish, self.stop = publish, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        k = 0
+        while not self.stop.is_set():
+            self.publish(k)
+            k += 1
+            time.sleep(0.3)
+
+    def __enter__(self) -> Devices:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+def test_the_foreign_plant_discovered_runs_into_its_ground_truth(tmp_path, mosquitto):
+    """Nordwerk's plant: every source discovered from the hierarchy alone, two code decisions made by
+    a person (the ERP's line code, the camera's station code), then run: the lake is the truth."""
+    site = hierarchy_only(ROOT / "tests" / "data" / "foreign_plant.yaml", tmp_path / "plant.yaml")
+    truth = foreign_plant.write(tmp_path, START, END)
+    with foreign_plant.ForeignOpcUa(START, END) as opcua:
+        opc = f"opc.tcp://127.0.0.1:{opcua.port}/nordwerk"
+        env = {**os.environ, "AIRFLOW_CONN_ANLAGE": f"opcua://127.0.0.1:{opcua.port}/nordwerk",
+               "AIRFLOW_CONN_GERAETE": f"mqtt://127.0.0.1:{mosquitto.port}",
+               "AIRFLOW_CONN_ERP": f"sqlite:///{tmp_path / 'erp.sqlite'}"}
+        began = time.monotonic()
+        out = cli(tmp_path, env, "--config", str(site), "discover", "opcua", opc, "--name", "anlage").stdout
+        opcua_s = time.monotonic() - began
+        assert "nodes_browsed 12" in out and "variables 8" in out, out
+        live = START - timedelta(hours=2)
+        with Devices(lambda k: foreign_plant.publish(mosquitto.port, live + timedelta(minutes=k), live + timedelta(minutes=k + 1))):
+            out = cli(tmp_path, env, "--config", str(site), "discover", "mqtt", "GERAETE", "--name", "geraete",
+                      "--for", "4s").stdout
+        assert "topics 2" in out, out
+        cli(tmp_path, env, "--config", str(site), "discover", "erp", "ERP", "--name", "erp")
+        cli(tmp_path, env, "--config", str(site), "discover", "folder", "historian", "--name", "historian")
+        cli(tmp_path, env, "--config", str(site), "discover", "folder", "bilder", "--name", "kamera")
+        assert cli(tmp_path, env, "--config", str(site), "config", "check").returncode == 0
+        text = site.read_text()
+        draft = yaml.safe_load(text)
+        by_name = {s["name"]: s for s in draft["sources"]}
+        assert set(by_name) == {"anlage", "geraete", "erp", "historian", "kamera"}
+        # what discovery found, by meaning
+        assert by_name["anlage"]["nodes"] == [{"namespace": "urn:nordwerk:abfuellung", "path": "Abfuellung/{line}/{cell}",
+                                               "asset": "abfuellung/{line}/{cell}"}]
+        rule = by_name["geraete"]["json"][0]
+        assert (rule["topic"], rule["asset"], rule["timestamp"], rule["epoch_unit"], rule["id"], rule["units"],
+                rule["quality"], rule["exclude"]) == ("nordwerk/{line}/{cell}/daten", "abfuellung/{line}/{cell}", ["ts"],
+                                                      "ms", "id", "unit", "q", ["device_id"])
+        orders = next(t for t in by_name["erp"]["tables"] if t["target"] == "production_orders")
+        assert orders["columns"] == {"order_id": "AufNr", "material_id": "MatNr", "line_id": "Linie", "status": "Status",
+                                     "quantity_planned": "Sollmenge", "quantity_produced": "Istmenge",
+                                     "actual_start": "Start", "updated_at": "GeaendertAm"}
+        assert orders["codes"] == {"status": {"REL": "released", "GESTARTET": "running"}}
+        assert "ISO 8601 text with offset" in text and "Linie (line_id) values to map under codes.line_id: ABF1" in text
+        hist = by_name["historian"]
+        assert (hist["encoding"], hist["delimiter"], hist["decimal"], hist["timestamp_format"], hist["pattern"]) == (
+            "latin-1", ";", ",", "%d.%m.%Y %H:%M:%S", "Historian_*.csv")
+        assert {t["ref"]: t["asset"] for t in hist["tags"]} == {f"TANK1.{x}": "abfuellung/linie1/tank1"
+                                                                 for x in ("FLOW", "LEVEL", "TEMP")}
+        cam = by_name["kamera"]["folders"][0]
+        assert cam["sidecar"] == {"suffix": ".json", "asset": "Station", "part_serial": "Seriennummer",
+                                  "order_id": "Auftrag", "captured_at": "Aufnahmezeit"}
+        # a person decides what the plant's own codes name (the draft lists them); nothing else is edited
+        orders["codes"]["line_id"] = {"ABF1": "abfuellung/linie1"}
+        cam["codes"] = {"FL-CAM": "abfuellung/linie1/kamera1"}
+        by_name["kamera"]["settle_s"] = 0
+        site.write_text(yaml.safe_dump(draft, sort_keys=False, allow_unicode=True))
+        probe = cli(tmp_path, env, "--config", str(site), "config", "check", "--probe", "--seconds", "1", ok=False)
+        window = ["--start", START.isoformat(), "--end", END.isoformat(), "--json"]
+        first = cli(tmp_path, env, "--config", str(site), "run", "geraete", "--start", (START - timedelta(hours=1)).isoformat(),
+                    "--end", START.isoformat(), "--json")  # opens plantlake's durable session
+        assert json.loads(first.stdout)["raw_rows"] == 0
+        assert foreign_plant.publish(mosquitto.port, START, END) == 120
+        runs = {n: json.loads(cli(tmp_path, env, "--config", str(site), "run", n, *window).stdout)
+                for n in ("anlage", "geraete", "kamera", "erp", "historian")}
+    print(f"discover opcua: {opcua_s:.1f} s (CLI, start to file)")
+    # the probe saw every rule of the sources that sit still (the devices had stopped: quiet, said so)
+    for name in ("anlage", "erp", "historian", "kamera"):
+        block = probe_block(probe.stdout, name)
+        assert block and not any(line.lstrip().startswith("NONE") for line in block), probe.stdout
+    for name, s in runs.items():
+        assert s["quarantined"] == 0, (name, {t: v["reasons"] for t, v in s["tables"].items()})
+        assert s["unmatched"] == [], (name, s["unmatched"])
+    lake = Lake(load_config(site).lake_root())
+    rows = lake.read(get_table("sensor_readings")).to_pylist()
+    got = {(r["asset_id"], r["tag"], r["ts"]): r for r in rows}
+    assert len(got) == len(rows) == len(truth["readings"])
+    assert Counter(r["source"] for r in rows) == {"opcua": 8 * 360, "mqtt": 2 * 60, "csv": 3 * 60}
+    for e in truth["readings"]:
+        r = got[(e["asset_id"], e["tag"], datetime.fromisoformat(e["ts"]))]
+        assert r["unit"] == e["unit"], e
+        assert r["value"] == pytest.approx(e["value"], rel=1e-5, abs=1e-9), e
+        if e["source"] == "mqtt":
+            assert (r["quality"], r["message_id"]) == (e["quality"], e["message_id"])
+    images = {r["part_serial"]: r for r in lake.read(get_table("inspection_images")).to_pylist()}
+    assert sorted(images) == sorted(e["part_serial"] for e in truth["images"])
+    assert {r["asset_id"] for r in images.values()} == {"nordwerk/werk1/abfuellung/linie1/kamera1"}
+    published = {r["order_id"]: r for r in lake.read(get_table("production_orders")).to_pylist()}
+    assert sorted(published) == [e["order_id"] for e in truth["orders"]]
+    for e in truth["orders"]:
+        r = published[e["order_id"]]
+        assert (r["status"], r["quantity_planned"], r["quantity_produced"], r["line_id"]) == (
+            e["status"], e["quantity_planned"], e["quantity_produced"], "nordwerk/werk1/abfuellung/linie1")
+        assert r["updated_at"] == datetime.fromisoformat(e["updated_at"])
+
+
+def test_a_part8_server_of_100000_nodes_is_discovered_whole(tmp_path):
+    """Objects/Factory/Hall x/Line nn/Machinennn: 101,381 nodes. The draft names every reading once,
+    by two patterns (history, poll), with units from the UNECE codes and EURange as min/max, and
+    leaves out the properties and arrays; no hierarchy given: it is drafted, marked for naming."""
+    shape = Part8Shape(halls=4, lines=11, machines=49, analog=13)
+    assert shape.nodes > 100_000
+    with part8_opcua(shape) as endpoint:
+        began = time.monotonic()
+        done = cli(tmp_path, dict(os.environ), "discover", "opcua", endpoint, "--name", "widgets")
+        took = time.monotonic() - began
+    print(f"{shape.nodes} nodes: {done.stdout.splitlines()[0]}; {took:.1f} s from start to a validated file")
+    cfg = load_config(tmp_path / "plant.yaml")
+    history, poll = cfg.source("widgets"), cfg.source("widgets_poll")
+    assert (history.mode, poll.mode, poll.connection_id) == ("history", "poll", "widgets")
+    assert [(n.namespace, n.path, n.asset) for n in history.nodes] == [
+        ("urn:example:widgets", "Factory/{area}/{line}/{cell}", "{area}/{line}/{cell}")]
+    assert sorted(history.nodes[0].exclude) == ["Manufacturer", "SerialNumber", "Setpoint", "Spectrum"]
+    assert (poll.nodes[0].variables, poll.nodes[0].exclude) == ("Setpoint", [])
+    assert len(history.tags) == shape.objects * shape.analog
+    by_ref = {t.ref: t for t in history.tags}
+    t = by_ref["nsu=urn:example:widgets;s=H3.L10.M48.A7"]
+    assert (t.asset, t.tag, t.min, t.max) == ("hall_d/line_11/machine049", "analog7", -70.0, 170.0)
+    assert len(cfg.assets()) == 2 + 4 + 44 + shape.objects
+    text = (tmp_path / "plant.yaml").read_text()
+    assert "units bar, kW, m/s, r/min, °C, N·m" in text or all(u in text for u in ("bar", "kW", "r/min", "N·m", "°C"))
+    assert "Spectrum: DataType Double[]: not a value plantlake decodes" in text
+    assert "SerialNumber: a property of the object (nameplate data), not a reading" in text
+    assert took < 300  # a bound against hanging, not a benchmark
+
+
+def test_discover_stops_at_its_node_bound_and_says_so(tmp_path):
+    shape = Part8Shape(halls=2, lines=2, machines=5, analog=2)
+    with part8_opcua(shape) as endpoint:
+        done = cli(tmp_path, dict(os.environ), "discover", "opcua", endpoint, "--max-nodes", "30")
+    text = (tmp_path / "plant.yaml").read_text()
+    assert "STOPPED: " in text and "(--max-nodes 30): the rest of the address space not browsed" in text, text[:3000]
+    assert "stopped" in done.stdout
+
+
+@pytest.fixture
+def virtual_plant(tmp_path):
+    """Our virtual plant, its story anchored the midnight before yesterday (as the demo anchors it)."""
+    from simulators.run import VirtualPlant
+    from simulators.story import Plant
+
+    story = Plant(seed=42, start=(datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                                                 microsecond=0))
+    with VirtualPlant(story, tmp_path / "vp", erp_mistake_rate=0.0) as vp:
+        yield vp
+
+
+def test_probe_says_what_each_rule_matches_and_fails_on_what_matches_nothing(tmp_path, virtual_plant, plant_dir):
+    """plant.yaml against the running virtual plant: every rule matched, in seconds; then a wrong ref,
+    a wrong namespace, a wrong column and a topic nobody publishes: exit 1, each named."""
+    vp = virtual_plant
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    vp.produce(now - timedelta(hours=1), now)
+    env = {**os.environ, **vp.connections()}
+    cfg = yaml.safe_load((plant_dir / "plant.yaml").read_text())
+    cfg["sources"] = [s for s in cfg["sources"] if s["name"] in ("opcua_plant", "erp", "mqtt_plant")]
+    # the virtual plant's devices send no diagnostics: plant.yaml's raw_topics rule matches nothing here,
+    # which the probe reports (asserted below with the broken config)
+    mqtt_src = next(s for s in cfg["sources"] if s["name"] == "mqtt_plant")
+    diagnostics = mqtt_src.pop("raw_topics")
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    stop = threading.Event()
+
+    def keep_publishing() -> None:
+        from simulators.mqtt_publisher import MqttPublisher
+
+        t = now
+        while not stop.is_set():
+            MqttPublisher(vp.plant, port=vp.broker.port).publish(t, t + timedelta(seconds=20))
+            t += timedelta(seconds=20)
+            time.sleep(0.2)
+
+    pub = threading.Thread(target=keep_publishing, daemon=True)
+    pub.start()
+    try:
+        began = time.monotonic()
+        done = cli(plant_dir, env, "--config", str(good), "config", "check", "--probe", "--seconds", "2")
+        took = time.monotonic() - began
+        out = done.stdout
+        assert "probe: all 3 source(s) match everything configured" in out, out
+        assert "ok   nodes[0] Plant/{line}/{machine}/*: 86 variables on 8 assets" in out
+        assert "ok   tags[0] nsu=urn:acme:shenzhen:plantsim;s=line1.press1.line_speed: number, unit m/min" in out
+        assert "ok   tables[1] production_orders <- orders: 12 columns mapped; cursor changed_at stored as" in out
+        assert "ok   json[0] acme/shenzhen/{area}/{line}/{machine}/telemetry: 4 topic(s)" in out
+        assert "ok   sparkplug[0] acme/{line}-utilities/chiller{n}: 2 device(s)" in out
+        print(f"probe of 3 sources: {took:.1f} s (CLI, with a 2 s MQTT listen)")
+
+        bad = json.loads(json.dumps(cfg))
+        src = {s["name"]: s for s in bad["sources"]}
+        src["opcua_plant"]["tags"][0]["ref"] = "nsu=urn:acme:shenzhen:plantsim;s=line1.press1.no_such_tag"
+        src["opcua_plant"]["nodes"].append({"namespace": "urn:acme:shenzhen:other", "path": "Plant/{line}",
+                                            "asset": "assembly/{line}"})
+        src["erp"]["tables"][1]["columns"]["quantity_planned"] = "qty_plan"
+        src["mqtt_plant"]["json"][0]["topic"] = "acme/shenzhen/{area}/{line}/{machine}/telemetri"
+        src["mqtt_plant"]["raw_topics"] = diagnostics
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(yaml.safe_dump(bad, sort_keys=False))
+        done = cli(plant_dir, env, "--config", str(broken), "config", "check", "--probe", "--seconds", "2", ok=False)
+    finally:
+        stop.set()
+        pub.join(30)
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert "NONE nodes: source opcua_plant: the server has no namespace 'urn:acme:shenzhen:other'" in out, out
+    assert "NONE tables[1] production_orders <- orders: no column 'qty_plan'" in out, out
+    assert "NONE json[0] acme/shenzhen/{area}/{line}/{machine}/telemetri: no message in 2 s" in out, out
+    assert "NONE raw_topics[0] acme/shenzhen/+/+/+/diagnostics: no message in 2 s" in out, out
+    assert "probe: 0 of 3 source(s) match everything configured" in out, out
+    # the wrong ref alone (namespace as configured)
+    src["opcua_plant"]["nodes"].pop()
+    broken.write_text(yaml.safe_dump(bad, sort_keys=False))
+    done = cli(plant_dir, env, "--config", str(broken), "config", "check", "--probe", "--source", "opcua_plant", ok=False)
+    assert done.returncode == 1
+    assert "NONE tags[0] nsu=urn:acme:shenzhen:plantsim;s=line1.press1.no_such_tag: node not found on the server" in \
+        done.stdout, done.stdout
