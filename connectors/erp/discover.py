@@ -110,6 +110,7 @@ def _draft(conn: Any, described: dict[str, tuple[list, dict]], schema: str | Non
     notes: dict[tuple, str] = {}
     unmatched: list[str] = []
     taken: set[str] = set()
+    by_k: dict[int, str] = {}
     ranked = []
     for table, (cols, pk) in described.items():
         target_name, mapping = _best_target(table, [c["name"] for c in cols])
@@ -129,7 +130,12 @@ def _draft(conn: Any, described: dict[str, tuple[list, dict]], schema: str | Non
         types = {c["name"]: c["type"] for c in cols}
         change = _change_time(conn, table, schema, types)
         said = [f"primary key {', '.join(pk.get('constrained_columns') or []) or 'none'}"]
-        if change:
+        if target_name == "materials":  # master data: a change window would never see what changed before
+            entry["mode"] = "full"
+            notes[("tables", k, "mode")] = "master data: small, read whole every run (orders refer to it)"
+            if change:
+                mapping["updated_at"] = change[0]
+        elif change:
             col, form = change
             entry["updated_at"] = col
             mapping["updated_at"] = col
@@ -151,6 +157,11 @@ def _draft(conn: Any, described: dict[str, tuple[list, dict]], schema: str | Non
             said.append(f"{target_name} columns with no source column found: {', '.join(missing)}")
         notes[("tables", k)] = f"{table}: {len(types)} columns; " + "; ".join(said)
         entries.append(entry)
+        by_k[k] = table
+    order = ["materials", "production_orders", "quality_inspections"]  # a referenced table first
+    entries.sort(key=lambda e: order.index(e["target"]))
+    notes = {(place[0], [e["table"] for e in entries].index(by_k[place[1]]), *place[2:]) if len(place) > 1 else place: v
+             for place, v in notes.items()} if entries else notes
     source: dict[str, Any] = {"name": name, "kind": "erp", "description": f"Discovered on {target}",
                               "connection_id": name, "schedule": "0 * * * *", "lookback_minutes": 60,
                               "tables": entries}

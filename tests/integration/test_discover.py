@@ -61,6 +61,23 @@ def probe_block(out: str, name: str) -> list[str]:
     return block
 
 
+def live_publisher(port: int, messages: list[tuple[str, bytes]]):
+    """A publish(k) that sends the k-th pair of `messages` (each message once, in order)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="live-devices")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+
+    def publish(k: int) -> None:
+        for topic, payload in messages[2 * k:2 * k + 2]:
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+        if 2 * k >= len(messages):
+            client.loop_stop()
+
+    return publish
+
+
 class Devices:
     """Devices that keep publishing while discovery listens (a plant does not pause for it)."""
 
@@ -97,9 +114,10 @@ def test_the_foreign_plant_discovered_runs_into_its_ground_truth(tmp_path, mosqu
         began = time.monotonic()
         out = cli(tmp_path, env, "--config", str(site), "discover", "opcua", opc, "--name", "anlage").stdout
         opcua_s = time.monotonic() - began
-        assert "nodes_browsed 12" in out and "variables 8" in out, out
-        live = START - timedelta(hours=2)
-        with Devices(lambda k: foreign_plant.publish(mosquitto.port, live + timedelta(minutes=k), live + timedelta(minutes=k + 1))):
+        assert "nodes_browsed 13, objects_with_variables 3, variables 8" in out, out
+        earlier = foreign_plant.mqtt_messages(START - timedelta(hours=2), START)
+        earlier.sort(key=lambda m: json.loads(m[1])["id"].rsplit("-", 1)[1])  # both devices, minute by minute
+        with Devices(live_publisher(mosquitto.port, earlier)):
             out = cli(tmp_path, env, "--config", str(site), "discover", "mqtt", "GERAETE", "--name", "geraete",
                       "--for", "4s").stdout
         assert "topics 2" in out, out
@@ -112,11 +130,12 @@ def test_the_foreign_plant_discovered_runs_into_its_ground_truth(tmp_path, mosqu
         by_name = {s["name"]: s for s in draft["sources"]}
         assert set(by_name) == {"anlage", "geraete", "erp", "historian", "kamera"}
         # what discovery found, by meaning
-        assert by_name["anlage"]["nodes"] == [{"namespace": "urn:nordwerk:abfuellung", "path": "Abfuellung/{line}/{cell}",
-                                               "asset": "abfuellung/{line}/{cell}"}]
+        # one line: its segment stays literal; the machines vary and map to the hierarchy's cells
+        assert by_name["anlage"]["nodes"] == [{"namespace": "urn:nordwerk:abfuellung", "path": "Abfuellung/Linie1/{cell}",
+                                               "asset": "abfuellung/linie1/{cell}"}]
         rule = by_name["geraete"]["json"][0]
         assert (rule["topic"], rule["asset"], rule["timestamp"], rule["epoch_unit"], rule["id"], rule["units"],
-                rule["quality"], rule["exclude"]) == ("nordwerk/{line}/{cell}/daten", "abfuellung/{line}/{cell}", ["ts"],
+                rule["quality"], rule["exclude"]) == ("nordwerk/linie1/{cell}/daten", "abfuellung/linie1/{cell}", ["ts"],
                                                       "ms", "id", "unit", "q", ["device_id"])
         orders = next(t for t in by_name["erp"]["tables"] if t["target"] == "production_orders")
         assert orders["columns"] == {"order_id": "AufNr", "material_id": "MatNr", "line_id": "Linie", "status": "Status",
@@ -125,8 +144,9 @@ def test_the_foreign_plant_discovered_runs_into_its_ground_truth(tmp_path, mosqu
         assert orders["codes"] == {"status": {"REL": "released", "GESTARTET": "running"}}
         assert "ISO 8601 text with offset" in text and "Linie (line_id) values to map under codes.line_id: ABF1" in text
         hist = by_name["historian"]
+        # Latin-1 bytes as Windows-1252 reads them alike (° 0xB0, ³ 0xB3): the units below prove the reading
         assert (hist["encoding"], hist["delimiter"], hist["decimal"], hist["timestamp_format"], hist["pattern"]) == (
-            "latin-1", ";", ",", "%d.%m.%Y %H:%M:%S", "Historian_*.csv")
+            "cp1252", ";", ",", "%d.%m.%Y %H:%M:%S", "Historian_*.csv")
         assert {t["ref"]: t["asset"] for t in hist["tags"]} == {f"TANK1.{x}": "abfuellung/linie1/tank1"
                                                                  for x in ("FLOW", "LEVEL", "TEMP")}
         cam = by_name["kamera"]["folders"][0]
