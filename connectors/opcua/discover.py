@@ -163,7 +163,13 @@ def _apply_range(v: Variable, rng: Any) -> None:
 
 def discover(endpoint: str, connection: Any, *, name: str, plant: Any | None, max_nodes: int = 200_000,
              max_depth: int = 12, timeout_s: float = 30.0, **_: Any) -> list[Draft]:
-    """Drafts for the server at `endpoint` (`opc.tcp://host:port/path`)."""
+    """Drafts for the server at `endpoint` (`opc.tcp://host:port/path`, or an Airflow connection id whose
+    connection names the server as the source's does)."""
+    if not endpoint.startswith("opc.tcp://"):
+        if connection is None or not connection.host:
+            raise ValueError(f"{endpoint}: no OPC UA server (give opc.tcp://host:port/path or a connection id)")
+        endpoint = f"opc.tcp://{connection.host}:{connection.port or 4840}" + (
+            f"/{connection.schema}" if connection.schema else "")
     from connectors.opcua.connector import _run
 
     return _run(_discover(connection, endpoint, name, plant, max_nodes, max_depth, timeout_s))

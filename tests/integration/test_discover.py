@@ -62,8 +62,8 @@ def probe_block(out: str, name: str) -> list[str]:
     return block
 
 
-def live_publisher(port: int, messages: list[tuple[str, bytes]]):
-    """A publish(k) that sends the k-th pair of `messages` (each message once, in order)."""
+def live_publisher(port: int, messages: list[tuple[str, bytes]], per_tick: int = 2):
+    """A publish(k) that sends the k-th `per_tick` of `messages` (each message once, in order)."""
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="live-devices")
@@ -71,12 +71,18 @@ def live_publisher(port: int, messages: list[tuple[str, bytes]]):
     client.loop_start()
 
     def publish(k: int) -> None:
-        for topic, payload in messages[2 * k:2 * k + 2]:
+        for topic, payload in messages[per_tick * k:per_tick * (k + 1)]:
             client.publish(topic, payload, qos=1).wait_for_publish(10)
-        if 2 * k >= len(messages):
+        if per_tick * k >= len(messages):
             client.loop_stop()
 
     return publish
+
+
+def sent_at(m) -> int:
+    """A virtual-plant message's time in seconds, from its id (`…:<epoch s>`, births `…:<epoch ms>:nbirth`)."""
+    stamp = next(int(p) for p in reversed(m.msg_id.split(":")) if p.isdigit() and len(p) >= 10)
+    return stamp // 1000 if stamp > 10**11 else stamp
 
 
 class Devices:
@@ -318,3 +324,113 @@ def test_probe_says_what_each_rule_matches_and_fails_on_what_matches_nothing(tmp
     assert done.returncode == 1
     assert "NONE tags[0] nsu=urn:acme:shenzhen:plantsim;s=line1.press1.no_such_tag: node not found on the server" in \
         done.stdout, done.stdout
+
+
+def test_the_virtual_plant_discovered_lands_what_the_hand_written_config_lands(tmp_path):
+    """Our own plant: every silo discovered from plant.yaml's hierarchy alone, the code lists the draft
+    names mapped by a person, one hour run through both configs: the discovered lake holds what the
+    plant sent (OPC UA and MQTT against the simulators' ground truth, images by hash) and what the
+    hand-written plant.yaml lands from the ERP and the historian exports."""
+    from plantlake.app.demo import write_historian_export
+    from plantlake.core.connections import get_connection
+    from plantlake.core.kinds import source_kind
+    from plantlake.pipeline.runner import run_source
+    from simulators import truth
+    from simulators.mqtt_publisher import MqttPublisher, messages
+    from simulators.run import VirtualPlant
+    from simulators.story import Plant
+
+    hour = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    story = Plant(seed=42, start=datetime(2026, 3, 1, tzinfo=UTC))
+    found_dir = tmp_path  # both configs beside the one drop folder; each with a lake of its own
+    hand_cfg = yaml.safe_load((ROOT / "plant.yaml").read_text())
+    hand_cfg["lake"]["root"] = "./lake-hand"
+    (tmp_path / "hand.yaml").write_text(yaml.safe_dump(hand_cfg, sort_keys=False, allow_unicode=True))
+    site = hierarchy_only(ROOT / "plant.yaml", found_dir / "plant.yaml")
+    drop = tmp_path / "drop"
+    with VirtualPlant(story, tmp_path / "vp", image_dir=drop / "images") as vp:
+        write_historian_export(drop / "historian", hour, hours=1)
+        env = {**os.environ, **vp.connections()}
+        env |= {"AIRFLOW_CONN_OPCUA_PLANT": env["AIRFLOW_CONN_PLANT_OPCUA"],
+                "AIRFLOW_CONN_MQTT_PLANT": env["AIRFLOW_CONN_PLANT_MQTT"], "AIRFLOW_CONN_ERP": env["AIRFLOW_CONN_PLANT_ERP"]}
+        vp.opcua.call(vp.opcua.prefill(hour, hour + timedelta(hours=1)))
+        cli(found_dir, env, "--config", str(site), "discover", "opcua", "PLANT_OPCUA", "--name", "opcua_plant")
+        # the plant as it runs: every device's messages in time order; the Sparkplug births went out when
+        # the edge nodes came up, before discovery listened (the draft says the metrics are unknown)
+        earlier = sorted(messages(story, hour - timedelta(hours=2), hour - timedelta(hours=1)), key=sent_at)
+        with Devices(live_publisher(vp.broker.port, [(m.topic, m.payload) for m in earlier], per_tick=6)):
+            cli(found_dir, env, "--config", str(site), "discover", "mqtt", "PLANT_MQTT", "--name", "mqtt_plant",
+                "--for", "5s")
+        vp.erp.sync(hour + timedelta(hours=1))
+        cli(found_dir, env, "--config", str(site), "discover", "erp", "PLANT_ERP", "--name", "erp")
+        vp.produce(hour, hour + timedelta(hours=1))  # camera, ERP rows (OPC UA history and MQTT below)
+        for folder in ("historian", "images"):
+            cli(found_dir, env, "--config", str(site), "discover", "folder", f"drop/{folder}", "--name", folder)
+        draft = yaml.safe_load(site.read_text())
+        by_name = {s["name"]: s for s in draft["sources"]}
+        assert set(by_name) == {"opcua_plant", "mqtt_plant", "erp", "historian", "images"}
+        # the person's part: what the plant's own code lists mean (the draft lists every value it found)
+        tables = {t["target"]: t for t in by_name["erp"]["tables"]}
+        assert "status_code (status) values to map under codes.status: 10, 20, 30, 40" in re.sub(
+            r"\n\s*# ", " ", site.read_text())
+        tables["production_orders"]["codes"] = {"status": {"10": "planned", "20": "released", "30": "running",
+                                                           "40": "completed", "90": "cancelled"},
+                                                "line_id": {"L1": "assembly/line1", "L2": "assembly/line2"}}
+        tables["quality_inspections"]["codes"]["asset_id"] = {"L1-EOL": "assembly/line1/camera1",
+                                                              "L2-EOL": "assembly/line2/camera2"}
+        by_name["images"]["settle_s"] = by_name["images"].get("settle_s", 2.0)
+        site.write_text(yaml.safe_dump(draft, sort_keys=False, allow_unicode=True))
+        found, hand = load_config(site), load_config(tmp_path / "hand.yaml")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
+        for cfg, name in ((found, "mqtt_plant"), (hand, "mqtt_plant")):  # durable sessions before the plant publishes
+            src = cfg.source(name)
+            source_kind("mqtt").load()(src, cfg, get_connection(src.connection_id)).open_session()
+        MqttPublisher(story, port=vp.broker.port).publish(hour, hour + timedelta(hours=1))
+        runs = {}
+        for cfg, tag in ((found, "found"), (hand, "hand")):
+            for s in cfg.sources:
+                if s.enabled:
+                    runs[tag, s.name] = run_source(s.name, hour, hour + timedelta(hours=1), config=cfg)
+    for (tag, name), s in runs.items():
+        if tag == "found":
+            assert s.published > 0, (name, s.describe())
+    lake = Lake(found.lake_root())
+    rows = lake.read(get_table("sensor_readings")).to_pylist()
+    # OPC UA: every value of every variable, at its time; where no conversion applies, the very value
+    opc = truth.opcua_values(story, hour, hour + timedelta(hours=1)).to_pylist()
+    got = {(r["source_ref"], r["ts"]): r for r in rows if r["source"] == "opcua"}
+    assert len(got) == len(opc) == 86 * 360
+    same_unit = 0
+    for e in opc:
+        r = got[(e["node"], e["ts"])]
+        if e["value_text"] is not None:
+            assert r["value_text"] == e["value_text"]
+        elif r["unit"] == e["unit"]:
+            assert r["value"] == pytest.approx(e["value"]), e
+            same_unit += 1
+    assert same_unit > 10_000
+    # MQTT: every JSON message by id; every Sparkplug metric sample
+    sent = truth.mqtt_messages(story, hour, hour + timedelta(hours=1))
+    json_ids = {e["msg_id"] for e in sent.to_pylist() if e["kind"] == "json" and e["tag"]}
+    assert {r["message_id"] for r in rows if r["source"] == "mqtt" and not r["tag"].startswith(("chiller", "coolant"))} \
+        == json_ids
+    spb = [e for e in sent.to_pylist() if e["kind"] == "sparkplug" and e["tag"]]
+    chillers = [r for r in rows if r["source"] == "mqtt" and r["tag"].startswith(("chiller", "coolant"))]
+    assert sorted((r["tag"], r["ts"]) for r in chillers if r["status_code"] == 0) == sorted((e["tag"], e["ts"]) for e in spb)
+    assert len([r for r in chillers if r["status_code"] != 0]) == 2 * 3  # each device's DDEATH: its metrics Bad
+    # images: every intact one by its hash
+    shots = truth.images(story, hour, hour + timedelta(hours=1)).to_pylist()
+    images = [r["image_id"] for r in lake.read(get_table("inspection_images")).to_pylist()]
+    assert sorted(images) == sorted(s["sha256"] for s in shots if not s["corrupt"])
+    # ERP and historian: what the hand-written config lands, the discovered one lands too
+    hand_lake = Lake(hand.lake_root())
+    for table, key in (("production_orders", ("order_id", "status", "line_id", "quantity_planned")),
+                       ("quality_inspections", ("inspection_id", "result", "asset_id", "measured_value"))):
+        want = {tuple(r[k] for k in key) for r in hand_lake.read(get_table(table)).to_pylist()}
+        have = {tuple(r[k] for k in key) for r in lake.read(get_table(table)).to_pylist()}
+        assert want and have == want, table
+    hist = Counter((r["ts"], round(r["value"], 9) if r["value"] is not None else r["value_text"])
+                   for r in hand_lake.read(get_table("sensor_readings")).to_pylist() if r["source"] == "csv")
+    mine = Counter((r["ts"], round(r["value"], 9) if r["value"] is not None else r["value_text"])
+                   for r in rows if r["source"] == "csv")
+    assert hist and not (hist - mine), hist - mine
