@@ -121,6 +121,10 @@ def _split_by_kept(group: list[Named], keep: Sequence[int]) -> list[list[Named]]
 def _rule(group: list[Named], hierarchy: Hierarchy, depth: int) -> Rule | None:
     varying = [i for i in range(depth) if len({n.segments[i] for n in group}) > 1]
     matched = {id(n): hierarchy.match(n.segments) for n in group}
+    deepest = max((len(a) for a in matched.values() if a), default=0)
+    for n in group:  # siblings of one shape name assets of one level: a shallower match is a new asset
+        if matched[id(n)] and len(matched[id(n)]) < deepest:
+            matched[id(n)] = None
     known = [n for n in group if matched[id(n)]]
     basis = known or group
     assets = {id(n): matched[id(n)] or _guess(n.segments) for n in basis}
