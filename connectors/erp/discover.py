@@ -155,7 +155,9 @@ def _draft(conn: Any, described: dict[str, tuple[list, dict]], schema: str | Non
         missing = sorted(set(VOCABULARY[target_name]) - set(mapping))
         if missing:
             said.append(f"{target_name} columns with no source column found: {', '.join(missing)}")
-        notes[("tables", k)] = f"{table}: {len(types)} columns; " + "; ".join(said)
+        shown = ", ".join(f"{c} {type(t).__name__}" for c, t in types.items())
+        notes[("tables", k)] = (f"{table}: {len(types)} columns ({shown[:400]}{'…' if len(shown) > 400 else ''}); "
+                                + "; ".join(said))
         entries.append(entry)
         by_k[k] = table
     order = ["materials", "production_orders", "quality_inspections"]  # a referenced table first
