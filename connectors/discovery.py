@@ -216,3 +216,14 @@ def field_named(fields: Sequence[str], names: Sequence[str]) -> str | None:
             if norm(f) == n:
                 return f
     return None
+
+
+def parses_as(value: str, fmt: str) -> bool:
+    """Whether `value` is a time in strptime format `fmt`."""
+    from datetime import datetime
+
+    try:
+        datetime.strptime(value, fmt)
+        return True
+    except ValueError:
+        return False

@@ -16,12 +16,11 @@ import csv
 import io
 import re
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from connectors.base import slug, tag_name
-from connectors.discovery import Draft, Hierarchy, field_named, folder_setting
+from connectors.discovery import Draft, Hierarchy, field_named, folder_setting, parses_as
 from connectors.files import UnsafeFile, open_drop_file, scan
 
 COLUMNS = {"ts": ("timestamp", "ts", "time", "datetime", "date_time", "zeitstempel", "zeitpunkt", "zeit", "datum_zeit"),
@@ -109,21 +108,13 @@ def _glob(names: list[str]) -> str:
 
 def _time_format(stamps: list[str]) -> tuple[str | None, str]:
     stamps = [s.strip() for s in stamps if s.strip()]
-    fits = [f for f in FORMATS if sum(_parses(s, f) for s in stamps) >= 0.95 * len(stamps)]
+    fits = [f for f in FORMATS if sum(parses_as(s, f) for s in stamps) >= 0.95 * len(stamps)]
     if not fits:
         return None, (f"no usual time format reads stamps like {stamps[0]!r}: set timestamp_format (strptime)"
                       if stamps else "no time stamps sampled")
     if any(f.startswith("%m/%d") for f in fits) and any(f.startswith("%d/%m") for f in fits):
         return fits[0], "ambiguous: day/month or month/day? No day above 12 was sampled: check the exporting tool"
-    return fits[0], f"reads {sum(_parses(s, fits[0]) for s in stamps)} of {len(stamps)} sampled stamps"
-
-
-def _parses(s: str, fmt: str) -> bool:
-    try:
-        datetime.strptime(s, fmt)
-        return True
-    except ValueError:
-        return False
+    return fits[0], f"reads {sum(parses_as(s, fits[0]) for s in stamps)} of {len(stamps)} sampled stamps"
 
 
 def _tags(rows: list[list[str]], idx: dict[str, int], plant: Any, folder: Path,

@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from connectors.base import slug
-from connectors.discovery import Draft, Hierarchy, field_named, folder_setting
+from connectors.discovery import Draft, Hierarchy, field_named, folder_setting, parses_as
 from connectors.files import UnsafeFile, open_drop_file, scan
 
 IMAGE = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -132,7 +131,7 @@ def _names(entry: dict, stems: list[str], ext: str, hierarchy: Hierarchy, folder
                 if asset:
                     said.append(f"{values[0]} names the station: {asset}")
             continue
-        fmt = next((f for f in TIME_FORMATS if all(_parses(v, f) for v in values)), None)
+        fmt = next((f for f in TIME_FORMATS if all(parses_as(v, f) for v in values)), None)
         prefix = re.fullmatch(r"([A-Za-z]+)(\d+)", values[0])
         if fmt:
             template.append("{captured_at}")
@@ -162,14 +161,6 @@ def _names(entry: dict, stems: list[str], ext: str, hierarchy: Hierarchy, folder
         said.append("one station for all: a new asset (marked)")
     entry["asset"] = asset
     return "; ".join(said) if said else "names parsed"
-
-
-def _parses(value: str, fmt: str) -> bool:
-    try:
-        datetime.strptime(value, fmt)
-        return True
-    except ValueError:
-        return False
 
 
 def _series(hierarchy: Hierarchy, prefix: str, numbers: list[str]) -> str | None:

@@ -187,6 +187,9 @@ async def _discover(connection: Any, endpoint: str, name: str, plant: Any | None
     finally:
         await client.disconnect()
     figures.update({"seconds": round(time.monotonic() - began, 1), "server_limits": limits})
+    if not objects:
+        raise ValueError(f"{endpoint}: no object with variables below Objects ({figures['nodes_browsed']} nodes "
+                         "browsed; standard namespace-0 objects are left out)")
     return _drafts(objects, ns_array, endpoint, name, Hierarchy(plant), figures)
 
 

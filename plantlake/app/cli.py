@@ -107,14 +107,18 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     name = args.name or {"folder": "drop_folder"}.get(args.kind, args.kind)
     options = {"seconds": args.seconds, "max_nodes": args.max_nodes, "max_depth": args.max_depth, "topics": args.topic,
                "schema": args.schema, "base_dir": out.resolve().parent}
-    if args.kind == "folder":
-        from plantlake.app.discover import discover_folder
+    try:
+        if args.kind == "folder":
+            from plantlake.app.discover import discover_folder
 
-        drafts = discover_folder(Path(args.target), name=name, plant=plant, **options)
-    else:
-        connection, shown = connection_for(args.target, name, args.kind)
-        drafts = source_kind(args.kind).discoverer()(shown if "://" in args.target else args.target, connection,
-                                                     name=name, plant=plant, **options)
+            drafts = discover_folder(Path(args.target), name=name, plant=plant, **options)
+        else:
+            connection, shown = connection_for(args.target, name, args.kind)
+            drafts = source_kind(args.kind).discoverer()(shown if "://" in args.target else args.target, connection,
+                                                         name=name, plant=plant, **options)
+    except (ValueError, OSError) as exc:  # found nothing to draft, or cannot read it: one line, nothing written
+        print(f"plantlake: discover {args.kind}: {str(exc)[:1000]}", file=sys.stderr)
+        return 1
     doc = base_document(base)
     added = merge(doc, drafts)
     cfg = write(doc, out)

@@ -24,6 +24,7 @@ from plantlake.core.lake import Lake
 from schemas import get_table
 from simulators import foreign_plant
 from tests.conftest import ROOT
+from tests.integration.test_foreign_plant import assert_ground_truth
 from tests.servers import Part8Shape, part8_opcua
 
 pytestmark = pytest.mark.integration
@@ -180,27 +181,7 @@ def test_the_foreign_plant_discovered_runs_into_its_ground_truth(tmp_path, mosqu
     for name, s in runs.items():
         assert s["quarantined"] == 0, (name, {t: v["reasons"] for t, v in s["tables"].items()})
         assert s["unmatched"] == [], (name, s["unmatched"])
-    lake = Lake(load_config(site).lake_root())
-    rows = lake.read(get_table("sensor_readings")).to_pylist()
-    got = {(r["asset_id"], r["tag"], r["ts"]): r for r in rows}
-    assert len(got) == len(rows) == len(truth["readings"])
-    assert Counter(r["source"] for r in rows) == {"opcua": 8 * 360, "mqtt": 2 * 60, "csv": 3 * 60}
-    for e in truth["readings"]:
-        r = got[(e["asset_id"], e["tag"], datetime.fromisoformat(e["ts"]))]
-        assert r["unit"] == e["unit"], e
-        assert r["value"] == pytest.approx(e["value"], rel=1e-5, abs=1e-9), e
-        if e["source"] == "mqtt":
-            assert (r["quality"], r["message_id"]) == (e["quality"], e["message_id"])
-    images = {r["part_serial"]: r for r in lake.read(get_table("inspection_images")).to_pylist()}
-    assert sorted(images) == sorted(e["part_serial"] for e in truth["images"])
-    assert {r["asset_id"] for r in images.values()} == {"nordwerk/werk1/abfuellung/linie1/kamera1"}
-    published = {r["order_id"]: r for r in lake.read(get_table("production_orders")).to_pylist()}
-    assert sorted(published) == [e["order_id"] for e in truth["orders"]]
-    for e in truth["orders"]:
-        r = published[e["order_id"]]
-        assert (r["status"], r["quantity_planned"], r["quantity_produced"], r["line_id"]) == (
-            e["status"], e["quantity_planned"], e["quantity_produced"], "nordwerk/werk1/abfuellung/linie1")
-        assert r["updated_at"] == datetime.fromisoformat(e["updated_at"])
+    assert_ground_truth(Lake(load_config(site).lake_root()), truth)
 
 
 def test_a_part8_server_of_100000_nodes_is_discovered_whole(tmp_path):
@@ -434,3 +415,14 @@ def test_the_virtual_plant_discovered_lands_what_the_hand_written_config_lands(t
     mine = Counter((r["ts"], round(r["value"], 9) if r["value"] is not None else r["value_text"])
                    for r in rows if r["source"] == "csv")
     assert hist and not (hist - mine), hist - mine
+
+
+def test_discovery_that_finds_nothing_says_so_and_writes_nothing(tmp_path, mosquitto):
+    env = dict(os.environ)
+    (tmp_path / "empty").mkdir()
+    done = cli(tmp_path, env, "discover", "folder", "empty", ok=False)
+    assert done.returncode == 2 and "empty: holds no historian exports (.csv, .txt) and no images" in done.stderr
+    done = cli(tmp_path, env, "discover", "mqtt", f"mqtt://127.0.0.1:{mosquitto.port}", "--for", "1s", ok=False)
+    assert done.returncode == 1, done.stderr
+    assert "no message arrived in 1 s on the topics subscribed: listen longer (--for)" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "plant.yaml").exists()

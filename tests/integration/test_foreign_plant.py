@@ -53,6 +53,14 @@ def test_the_foreign_plant_lands_exactly_its_ground_truth(tmp_path, mosquitto):
         assert s["unmatched"] == [], (name, s["unmatched"])
     lake = Lake(load_config(tmp_path / "plant.yaml").lake_root())
 
+    assert_ground_truth(lake, truth)
+    assert runs["geraete"]["stats"]["fields_excluded"] == 120  # the device ids
+    assert runs["kamera"]["stats"]["repeated_frames"] == 6  # parts 4..9 got one frame
+    assert runs["erp"]["stats"]["rows"] == {"materials": 1, "production_orders": 6}
+
+
+def assert_ground_truth(lake: Lake, truth: dict) -> None:
+    """The lake holds exactly the foreign plant's ground truth: readings, images, orders."""
     # sensor readings: every one, on its asset and tag, in its kind's canonical unit, nothing else
     rows = lake.read(get_table("sensor_readings")).to_pylist()
     got = {(r["asset_id"], r["tag"], r["ts"]): r for r in rows}
@@ -66,7 +74,6 @@ def test_the_foreign_plant_lands_exactly_its_ground_truth(tmp_path, mosquitto):
         assert r["value"] == pytest.approx(e["value"], rel=1e-5, abs=1e-9), e
         if e["source"] == "mqtt":
             assert (r["quality"], r["message_id"]) == (e["quality"], e["message_id"])
-    assert runs["geraete"]["stats"]["fields_excluded"] == 120  # the device ids
 
     # images: a row per capture, the frozen frame counted, the station code mapped
     images = {r["part_serial"]: r for r in lake.read(get_table("inspection_images")).to_pylist()}
@@ -76,7 +83,6 @@ def test_the_foreign_plant_lands_exactly_its_ground_truth(tmp_path, mosquitto):
         assert (r["image_id"], r["captured_at"], r["source_file"], r["asset_id"]) == (
             e["image_id"], datetime.fromisoformat(e["captured_at"]), e["source_file"],
             "nordwerk/werk1/abfuellung/linie1/kamera1")
-    assert runs["kamera"]["stats"]["repeated_frames"] == 6  # parts 4..9 got one frame
 
     # ERP: each order at its change instant, with its codes mapped
     orders = {r["order_id"]: r for r in lake.read(get_table("production_orders")).to_pylist()}
@@ -87,4 +93,3 @@ def test_the_foreign_plant_lands_exactly_its_ground_truth(tmp_path, mosquitto):
             e["status"], e["quantity_planned"], e["quantity_produced"], "nordwerk/werk1/abfuellung/linie1")
         assert r["updated_at"] == datetime.fromisoformat(e["updated_at"])
         assert r["actual_start"] == datetime.fromisoformat(e["actual_start"])
-    assert runs["erp"]["stats"]["rows"] == {"materials": 1, "production_orders": 6}
