@@ -421,7 +421,8 @@ def test_discovery_that_finds_nothing_says_so_and_writes_nothing(tmp_path, mosqu
     env = dict(os.environ)
     (tmp_path / "empty").mkdir()
     done = cli(tmp_path, env, "discover", "folder", "empty", ok=False)
-    assert done.returncode == 2 and "empty: holds no historian exports (.csv, .txt) and no images" in done.stderr
+    assert done.returncode == 1 and "discover folder: empty: holds no historian exports (.csv, .txt) and no images" \
+        in done.stderr
     done = cli(tmp_path, env, "discover", "mqtt", f"mqtt://127.0.0.1:{mosquitto.port}", "--for", "1s", ok=False)
     assert done.returncode == 1, done.stderr
     assert "no message arrived in 1 s on the topics subscribed: listen longer (--for)" in done.stderr
