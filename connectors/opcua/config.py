@@ -20,7 +20,9 @@ class OpcUaNodes(ConfigModel):
     and `-` made one `_` (`Filler` -> `filler`, `LabelPrinter2` -> `label_printer2`,
     `Line 1` -> `line_1`). An asset is an ISA-95 path, absolute (`acme/shenzhen/assembly/line1`)
     or relative to the site (`assembly/line1`). `variables` is a glob on the variables'
-    browse names; the tag is the browse name made a tag name the same way.
+    browse names; the tag is the browse name made a tag name the same way. An object's
+    properties (HasProperty references: serial number, manufacturer, nameplate) are never
+    readings and are not selected; map one as a tag (`nsu=…;s=…`) if it really is one.
     """
 
     namespace: str = Field(min_length=1, description="Namespace URI of the path's segments.")

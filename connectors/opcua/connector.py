@@ -190,12 +190,15 @@ class OpcUaConnector(Connector):
         return out
 
     async def _browse(self, client: Any, node_ids: list[Any], node_class: Any) -> list[list[tuple[str, int, Any]]]:
-        """Hierarchical children (browse name, its namespace index, node id) of many nodes, batched."""
+        """Hierarchical children (browse name, its namespace index, node id) of many nodes, batched. An
+        object's properties (HasProperty: serial number, manufacturer, nameplate data) are never
+        readings and are left out; its components and organized variables are kept."""
         from asyncua import ua
 
         found = await browse(client, node_ids, node_class, self.source.batch_nodes)
+        prop = ua.NodeId(ua.ObjectIds.HasProperty)
         return [[(r.BrowseName.Name, r.BrowseName.NamespaceIndex, ua.NodeId(r.NodeId.Identifier, r.NodeId.NamespaceIndex))
-                 for r in refs] for refs in found]
+                 for r in refs if r.ReferenceTypeId != prop] for refs in found]
 
     async def _describe(self, client: Any, nodes: list[ResolvedNode]) -> None:
         """DataType and EngineeringUnits of every resolved node, in batched reads."""

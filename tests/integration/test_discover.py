@@ -427,3 +427,21 @@ def test_discovery_that_finds_nothing_says_so_and_writes_nothing(tmp_path, mosqu
     assert done.returncode == 1, done.stderr
     assert "no message arrived in 1 s on the topics subscribed: listen longer (--for)" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "plant.yaml").exists()
+
+
+def test_an_objects_properties_are_never_read_as_readings(tmp_path):
+    """A hand-written `variables: '*'` over machines whose objects carry SerialNumber and Manufacturer
+    properties (Part 3 HasProperty): the connector selects the machines' variables, not their nameplates."""
+    shape = Part8Shape(halls=1, lines=1, machines=2, analog=2)
+    site = {"enterprise": {"id": "acme", "sites": [{"id": "plant1", "areas": [{"id": "hall_a", "lines": [
+        {"id": "line_01", "cells": [{"id": "machine001"}, {"id": "machine002"}]}]}]}]},
+        "lake": {"root": "./lake"},
+        "sources": [{"name": "widgets", "kind": "opcua", "connection_id": "widgets", "mode": "poll",
+                     "nodes": [{"namespace": "urn:example:widgets", "path": "Factory/{area}/{line}/{cell}",
+                                "asset": "{area}/{line}/{cell}"}]}]}
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
+    with part8_opcua(shape) as endpoint:
+        env = {**os.environ, "AIRFLOW_CONN_WIDGETS": endpoint.replace("opc.tcp://", "opcua://")}
+        done = cli(tmp_path, env, "config", "check", "--probe")
+    # per machine: 2 analog items, Running, Count, Recipe, Setpoint, Spectrum — not SerialNumber, Manufacturer
+    assert "ok   nodes[0] Factory/{area}/{line}/{cell}/*: 14 variables on 2 assets" in done.stdout, done.stdout
