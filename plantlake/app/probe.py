@@ -19,7 +19,7 @@ from plantlake.core.kinds import source_kind
 def probe_sources(cfg: PlantConfig, say: Callable[[str], None], *, only: list[str] | None = None,
                   seconds: float = 5.0) -> int:
     """Probe each enabled source (or `only` these), `say`ing a line per finding; the exit code."""
-    from plantlake.pipeline.schedule import previous_interval  # noqa: F401 - lazily: Airflow
+    from plantlake.pipeline.schedule import previous_interval  # imports Airflow: only when probing
 
     sources = [s for s in cfg.sources if s.enabled and (not only or s.name in only)]
     if only and len(sources) < len(set(only)):
