@@ -307,7 +307,7 @@ def test_probe_says_what_each_rule_matches_and_fails_on_what_matches_nothing(tmp
         done.stdout, done.stdout
 
 
-def test_the_virtual_plant_discovered_lands_what_the_hand_written_config_lands(tmp_path):
+def test_the_virtual_plant_discovered_lands_what_the_hand_written_config_lands(tmp_path, monkeypatch):
     """Our own plant: every silo discovered from plant.yaml's hierarchy alone, the code lists the draft
     names mapped by a person, one hour run through both configs: the discovered lake holds what the
     plant sent (OPC UA and MQTT against the simulators' ground truth, images by hash) and what the
@@ -362,7 +362,9 @@ def test_the_virtual_plant_discovered_lands_what_the_hand_written_config_lands(t
         by_name["images"]["settle_s"] = by_name["images"].get("settle_s", 2.0)
         site.write_text(yaml.safe_dump(draft, sort_keys=False, allow_unicode=True))
         found, hand = load_config(site), load_config(tmp_path / "hand.yaml")
-        os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
+        for k, v in env.items():
+            if k.startswith("AIRFLOW_CONN_"):
+                monkeypatch.setenv(k, v)
         for cfg, name in ((found, "mqtt_plant"), (hand, "mqtt_plant")):  # durable sessions before the plant publishes
             src = cfg.source(name)
             source_kind("mqtt").load()(src, cfg, get_connection(src.connection_id)).open_session()
@@ -442,6 +444,6 @@ def test_an_objects_properties_are_never_read_as_readings(tmp_path):
     (tmp_path / "plant.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
     with part8_opcua(shape) as endpoint:
         env = {**os.environ, "AIRFLOW_CONN_WIDGETS": endpoint.replace("opc.tcp://", "opcua://")}
-        done = cli(tmp_path, env, "config", "check", "--probe")
+        done = cli(tmp_path, env, "--config", str(tmp_path / "plant.yaml"), "config", "check", "--probe")
     # per machine: 2 analog items, Running, Count, Recipe, Setpoint, Spectrum — not SerialNumber, Manufacturer
     assert "ok   nodes[0] Factory/{area}/{line}/{cell}/*: 14 variables on 2 assets" in done.stdout, done.stdout
