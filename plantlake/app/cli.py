@@ -107,15 +107,16 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     name = args.name or {"folder": "drop_folder"}.get(args.kind, args.kind)
     options = {"seconds": args.seconds, "max_nodes": args.max_nodes, "max_depth": args.max_depth, "topics": args.topic,
                "schema": args.schema, "base_dir": out.resolve().parent}
+    shown = args.target
     try:
         if args.kind == "folder":
             from plantlake.app.discover import discover_folder
 
             drafts = discover_folder(Path(args.target), name=name, plant=plant, **options)
         else:
-            connection, shown = connection_for(args.target, name, args.kind)
-            drafts = source_kind(args.kind).discoverer()(shown if "://" in args.target else args.target, connection,
-                                                         name=name, plant=plant, **options)
+            connection, printable = connection_for(args.target, name, args.kind)
+            shown = printable if "://" in args.target else args.target  # a URL without its password, or the id
+            drafts = source_kind(args.kind).discoverer()(shown, connection, name=name, plant=plant, **options)
     except (ValueError, OSError) as exc:  # found nothing to draft, or cannot read it: one line, nothing written
         print(f"plantlake: discover {args.kind}: {str(exc)[:1000]}", file=sys.stderr)
         return 1
@@ -123,7 +124,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     added = merge(doc, drafts)
     cfg = write(doc, out)
     figures = drafts[0].figures if drafts else {}
-    print(f"discovered {args.target if '://' not in args.target else connection_for(args.target, name, args.kind)[1]}: "
+    print(f"discovered {shown}: "
           + ", ".join(f"{k} {v}" for k, v in figures.items() if v not in (None, {}, [])))
     for d in drafts:
         print(f"  source {d.source['name']} ({d.source['kind']}"
