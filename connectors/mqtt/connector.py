@@ -125,6 +125,16 @@ class MqttState(State):
     quarantined: list[tuple[str, str]] = []
 
 
+def authenticate(client: Any, c: Any) -> None:
+    """A paho client's login and TLS from an MQTT connection (`mqtts://`, or extra `tls: true` with
+    `ca_certs`, `certfile`, `keyfile`): the durable session's and discovery's alike."""
+    if c.login:
+        client.username_pw_set(c.login, c.password)
+    extra = c.extra or {}
+    if str(extra.get("tls", "")).lower() in ("1", "true", "yes") or c.conn_type == "mqtts":
+        client.tls_set(ca_certs=extra.get("ca_certs"), certfile=extra.get("certfile"), keyfile=extra.get("keyfile"))
+
+
 class MqttConnector(Connector):
     State = MqttState
 
@@ -169,11 +179,7 @@ class MqttConnector(Connector):
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
                              clean_session=None if v5 else False, manual_ack=True)
-        if c.login:
-            client.username_pw_set(c.login, c.password)
-        extra = c.extra or {}
-        if str(extra.get("tls", "")).lower() in ("1", "true", "yes") or c.conn_type == "mqtts":
-            client.tls_set(ca_certs=extra.get("ca_certs"), certfile=extra.get("certfile"), keyfile=extra.get("keyfile"))
+        authenticate(client, c)
         inbox: deque = deque()
         cond = threading.Condition()
         connected: dict[str, Any] = {}

@@ -45,16 +45,14 @@ class Seen:
 def listen(connection: Any, target: str, seconds: float, filters: list[str]) -> dict[str, Seen]:
     import paho.mqtt.client as mqtt
 
+    from connectors.mqtt.connector import authenticate
+
     c = connection
     if c is None or not c.host:
         raise ValueError(f"{target}: no broker host (give mqtt://host:port or a connection id)")
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"plantlake-discover-{secrets.token_hex(4)}",
                          protocol=mqtt.MQTTv5)
-    if c.login:
-        client.username_pw_set(c.login, c.password)
-    extra = c.extra or {}
-    if str(extra.get("tls", "")).lower() in ("1", "true", "yes") or c.conn_type == "mqtts":
-        client.tls_set(ca_certs=extra.get("ca_certs"), certfile=extra.get("certfile"), keyfile=extra.get("keyfile"))
+    authenticate(client, c)
     seen: dict[str, Seen] = {}
     lock = threading.Lock()
     ready = threading.Event()
