@@ -115,14 +115,14 @@ def _file_checks(table: Table, staged: Staged) -> list[Check]:
     expected = table.arrow_schema()
     checks = []
     for f in staged.files:
-        schema = pq.read_schema(f.staged)
+        schema = pq.read_schema(f.path)
         meta = schema.metadata or {}
         same = schema.remove_metadata().equals(expected.remove_metadata(), check_metadata=False) and all(
             a.nullable == b.nullable for a, b in zip(schema, expected, strict=True))
-        checks.append(Check(f"schema matches {table.name} v{table.version} in {f.staged.name}", same,
+        checks.append(Check(f"schema matches {table.name} v{table.version} in {f.path.name}", same,
                             observed=None if same else str(schema)))
         version_ok = meta.get(META_TABLE) == table.name.encode() and meta.get(META_VERSION) == str(table.version).encode()
-        checks.append(Check(f"file metadata names table and schema version in {f.staged.name}", version_ok,
+        checks.append(Check(f"file metadata names table and schema version in {f.path.name}", version_ok,
                             observed={k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"plantlake")}))
     return checks
 
@@ -132,7 +132,7 @@ def _read(table: Table, staged: Staged, columns: list[str]) -> pa.Table:
     strings = [f.name for f in table.arrow_schema() if pa.types.is_string(f.type) and f.name in columns]
     parts = []
     for n, f in enumerate(staged.files):
-        data = pq.read_table(f.staged, columns=columns, read_dictionary=strings)
+        data = pq.read_table(f.path, columns=columns, read_dictionary=strings)
         parts.append(data.append_column("__file", pa.array(np.full(data.num_rows, n, dtype=np.int32))))
     return pa.concat_tables(parts)
 
@@ -165,7 +165,7 @@ def audit_staged(table: Table, staged: Staged, *, source: Any = None, max_bad_sh
                                 result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20})
         results.update({failed[r.expectation_config.meta["spec"]]: r for r in detail.results})
     validation.results = [results[i] for i in range(len(judged))]
-    present = set(pq.read_schema(staged.files[0].staged).names)  # every file passed the schema check
+    present = set(pq.read_schema(staged.files[0].path).names)  # every file passed the schema check
     _add_native(validation, build_suite(table, source, native), data, present)
 
     bad: dict[int, tuple[str, str]] = {}
@@ -239,10 +239,10 @@ def _set_aside(data: pa.Table, bad: dict[int, tuple[str, str]], staged: Staged) 
         mine = keep[offsets[n]:offsets[n + 1]]
         if mine.all():
             continue
-        whole = pq.read_table(f.staged)  # every column, as written
+        whole = pq.read_table(f.path)  # every column, as written
         for i, rec in zip(np.flatnonzero(~mine), whole.filter(pa.array(~mine)).to_pylist(), strict=True):
             records[int(offsets[n] + i)] = rec
-        f.rows = write_parquet(f.staged, [whole.filter(pa.array(mine))], whole.schema)
+        f.rows = write_parquet(f.path, [whole.filter(pa.array(mine))], whole.schema)
     return pa.Table.from_pylist([
         {"stage": "audit", "column": bad[i][0], "reason": bad[i][1],
          "record": record_json(records[i])} for i in sorted(bad)

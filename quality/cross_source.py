@@ -38,7 +38,8 @@ class CrossSourceResult:
     interval: Interval
     rows: pa.Table
     validation: dict[str, Any]
-    path: str
+    #: the cross_source_checks table's version holding the rows
+    version: int
 
     def failures(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -144,10 +145,10 @@ def run_checks(lake: Lake, cfg: PlantConfig, interval: Interval, run_id: str) ->
 
     table = get_table(TABLE)
     rows = compute(lake, cfg, interval, run_id)
-    path = lake.write_quality_results(table, f"{interval.key}.parquet", interval, rows)
+    version = lake.write_quality_results(table, "cross_source", interval, rows, run_id)
     suite = build_suite(table, None, specs(cfg))
     validation = gx_batch(rows.to_pandas()).validate(suite, result_format={"result_format": "SUMMARY"})
     result = validation.to_json_dict()
     keep_validation(lake, TABLE, "cross_source", interval, run_id, suite.name, result,
                     name=interval.key, passed=bool(validation.success), rows=rows.num_rows)
-    return CrossSourceResult(interval, rows, result, str(path.relative_to(lake.root)))
+    return CrossSourceResult(interval, rows, result, version)

@@ -2,7 +2,8 @@
 
 - `_quality/results/<table>/<name>.json`: one GX validation result with plantlake's context
   (suite, source, run, interval, when); Data Docs are built from these files.
-- `quality_results` (a table under `_quality/`): one row per check of every audit, for trends.
+- `quality_results` (a Delta table under `_quality/`): one row per check of every audit, for trends;
+  a rerun of an interval replaces its audit's rows.
 """
 
 from __future__ import annotations
@@ -48,4 +49,4 @@ def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: 
         "element_count": audit.rows} for c in audit.checks],
         schema=pa.schema([f for f in table.arrow_schema() if f.name not in STAMPED]))
     data = stamped(table, checks, run_id, now)
-    lake.write_quality_results(table, f"{audit.table}__{name}.parquet", interval, data)
+    lake.write_quality_results(table, f"{source}/{audit.table}{slice_label}", interval, data, run_id)

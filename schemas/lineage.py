@@ -40,11 +40,12 @@ def stamped(table: Table, data: pa.Table, run_id: str, at: datetime | None = Non
 def quarantined(parts: list[Any], source: str, interval_start: datetime, run_id: str) -> pa.Table:
     """Rejected rows (REJECT_SCHEMA tables) with the run that set them aside: source, run id,
     the interval's start and when."""
-    from schemas.rejects import REJECT_SCHEMA
+    from schemas.rejects import QUARANTINE_SCHEMA, REJECT_SCHEMA
 
     data = pa.concat_tables([p.cast(REJECT_SCHEMA) for p in parts]) if parts else REJECT_SCHEMA.empty_table()
     n = data.num_rows
     return (data.append_column("source", constant(source, n))
                 .append_column("run_id", constant(run_id, n))
                 .append_column("interval_start", pa.repeat(pa.scalar(interval_start, UTC_US), n))
-                .append_column("quarantined_at", pa.repeat(pa.scalar(datetime.now(UTC), UTC_US), n)))
+                .append_column("quarantined_at", pa.repeat(pa.scalar(datetime.now(UTC), UTC_US), n))
+                .cast(QUARANTINE_SCHEMA))

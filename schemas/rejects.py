@@ -28,6 +28,15 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
+#: A quarantine table's rows: the rejected row and the run that set it aside (schemas.lineage.quarantined).
+QUARANTINE_SCHEMA = pa.schema([
+    *REJECT_SCHEMA,
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("interval_start", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("quarantined_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+
 #: A reject reason: fixed text, or built from the rejected record.
 Reason = Callable[[dict], str] | str
 

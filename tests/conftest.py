@@ -44,6 +44,19 @@ def files_holding(root: Path, *secrets: str) -> list[str]:
     return found
 
 
+def quarantined(lake, table: str, summary=None) -> list[dict]:
+    """The quarantined rows of a table in the lake's current snapshot (a `Lake` or its root), of one
+    run's source and interval when `summary` (a RunSummary) is given."""
+    from plantlake.core.lake import Lake
+
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
+    rows = lake.read_quarantine(table).to_pylist()
+    if summary is not None:
+        rows = [r for r in rows if r["source"] == summary.source
+                and r["interval_start"].isoformat() == summary.interval_start]
+    return rows
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 

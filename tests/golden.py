@@ -44,17 +44,20 @@ def _digest(lines: list[str]) -> str:
 
 
 def snapshot(lake_root: Path) -> dict[str, Any]:
-    import pyarrow.dataset as ds
+    """Each Delta table's current snapshot, its declared columns and `date` (the owner columns are
+    plantlake's bookkeeping, left out)."""
+    from deltalake import DeltaTable
+
+    from plantlake.core.tables import OWNER
 
     root = str(lake_root.parent)
     out: dict[str, Any] = {}
     for layer in LAYERS:
-        for folder in sorted(p for p in (lake_root / layer).glob("*") if p.is_dir()):
-            files = sorted(f for f in folder.rglob("*.parquet") if not f.name.startswith((".", "_")))
-            if not files:
+        for folder in sorted(p for p in (lake_root / layer).glob("*") if (p / "_delta_log").is_dir()):
+            data = DeltaTable(folder).to_pyarrow_table()
+            if not data.num_rows:
                 continue
-            data = ds.dataset(files, format="parquet", partitioning="hive").to_table()
-            columns = sorted(c for c in data.column_names if c not in VOLATILE)
+            columns = sorted(c for c in data.column_names if c not in VOLATILE and c not in OWNER)
             rows = [{c: _canonical(r[c], root) for c in columns} for r in data.select(columns).to_pylist()]
             out[f"{layer}/{folder.name}"] = {
                 "rows": len(rows),

@@ -149,7 +149,7 @@ def _cmd_quality(args: argparse.Namespace) -> int:
             raise ConfigError("plantlake quality check needs --start and --end")
         run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
         result = run_checks(lake, cfg, Interval(args.start, args.end), run_id)
-        print(f"{result.rows.num_rows} cross-source check rows in {result.path}; failed: {result.failures() or 'none'}")
+        print(f"{result.rows.num_rows} cross-source check rows (cross_source_checks version {result.version}); failed: {result.failures() or 'none'}")
     from quality.docs import build_data_docs
 
     print(f"Data Docs: {build_data_docs(lake, cfg)}")
@@ -172,21 +172,25 @@ def _cmd_products(args: argparse.Namespace) -> int:
     lake = Lake(cfg.lake_root()).ensure()
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     for run in build_day(lake, cfg, args.day, run_id):
-        print(f"{run.product} {run.day}: {run.rows} rows, {run.quarantined} quarantined -> {', '.join(run.files)}")
+        print(f"{run.product} {run.day}: {run.rows} rows, {run.quarantined} quarantined -> version {run.version}")
     print(f"catalog: {build_catalog(lake)}")
     return 0
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
     from plantlake.core.lake import Lake
-    from plantlake.pipeline.compaction import compact_day
-    from schemas import get_table
+    from plantlake.pipeline.catalog import build_catalog
+    from plantlake.pipeline.compaction import compact_all
 
-    lake = Lake(load_config(args.config).lake_root()).ensure()
-    done = compact_day(lake, get_table("sensor_readings"), args.day)
-    print("nothing to compact" if done is None else
-          f"sensor_readings {done.day}: {done.files_before} files -> {done.files_after}, "
-          f"{done.rows_after} rows ({done.duplicates} duplicates dropped)")
+    cfg = load_config(args.config)
+    lake = Lake(cfg.lake_root()).ensure()
+    done = compact_all(lake, args.day, cfg.lake.vacuum_retention_hours)
+    for c in done:
+        print(f"{c.table} {c.day}: {c.files_before} files -> {c.files_after}, {c.rows} rows, "
+              f"{c.vacuumed} old files vacuumed" + (f", {c.duplicates} duplicate keys" if c.duplicates else ""))
+    if not done:
+        print("nothing to compact")
+    build_catalog(lake)
     return 0
 
 
@@ -357,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--day", type=_day, required=True)
     pr.set_defaults(func=_cmd_products)
 
-    cp = sub.add_parser("compact", help="compact one day's sensor_readings partition")
+    cp = sub.add_parser("compact", help="compact one day's partition of every table and vacuum old files")
     cp.add_argument("--day", type=_day, required=True)
     cp.set_defaults(func=_cmd_compact)
 

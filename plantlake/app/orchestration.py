@@ -95,7 +95,7 @@ def ingest_dag(src: Any, config_path: str) -> Any:
                 )
             for table, ts in summary.tables.items():
                 context["outlet_events"][asset_for(table)].extra = {
-                    "rows": ts.published, "quarantined": ts.quarantined, "files": ts.files,
+                    "rows": ts.published, "quarantined": ts.quarantined, "version": ts.version,
                     "interval": [summary.interval_start, summary.interval_end],
                 }
             return summary.as_dict()
@@ -238,14 +238,14 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
 
 
 def build_compaction_dag(config_path: str | Path | None = None) -> Any:
-    """Daily compaction of the previous day's `sensor_readings` partition, then the catalog."""
+    """Daily compaction of every table's partition of the previous day (and a vacuum), then the catalog."""
     from airflow.sdk import dag, task
 
     path = str(Path(config_path or default_config_path()).resolve())
 
     @dag(
         dag_id=COMPACTION_DAG,
-        description="Rewrite a day's sensor_readings files into one sorted file per source",
+        description="Compact a day's small files of every table into large ones, vacuum old files",
         schedule=timetable("30 0 * * *"),  # the day before, once its last hourly runs are in
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
@@ -257,13 +257,15 @@ def build_compaction_dag(config_path: str | Path | None = None) -> Any:
         @task(task_id="compact", outlets=[asset_for("sensor_readings")])
         def compact(**context: Any) -> dict[str, Any]:
             from plantlake.core.lake import Lake
-            from plantlake.pipeline.compaction import compact_day
-            from schemas import get_table
+            from plantlake.pipeline.catalog import build_catalog
+            from plantlake.pipeline.compaction import compact_all
 
             with fail_terminal():
-                lake = Lake(load_config(path).lake_root()).ensure()
-                done = compact_day(lake, get_table("sensor_readings"), context["data_interval_start"].date())
-            return {} if done is None else vars(done)
+                cfg = load_config(path)
+                lake = Lake(cfg.lake_root()).ensure()
+                done = compact_all(lake, context["data_interval_start"].date(), cfg.lake.vacuum_retention_hours)
+                build_catalog(lake)
+            return {c.table: vars(c) for c in done}
 
         compact()
 

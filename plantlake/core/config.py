@@ -258,6 +258,9 @@ def bind_source_kinds() -> None:
 
 class LakeSettings(ConfigModel):
     root: str = "./lake"
+    vacuum_retention_hours: int = Field(24, ge=1, le=24 * 365, description=(
+        "How long files that a commit removed (a rerun, a compaction) stay on disk for readers still on an "
+        "older snapshot, before the daily compaction's vacuum deletes them."))
 
 
 class QualitySettings(ConfigModel):

@@ -1,22 +1,22 @@
-"""The lake store: paths, atomic Parquet writes, write-audit-publish and state.
+"""The lake store: paths, atomic file writes, the tables (Delta Lake) and state.
 
 Layout under one root (LAKE_ROOT):
 
-    raw/<source>/date=YYYY-MM-DD/<interval>.parquet     exactly what came in
+    raw/<source>/date=YYYY-MM-DD/<interval>.parquet     exactly what came in (plain Parquet)
     images/ab/<sha256>.<ext>                             content-addressed image copies
     quarantine/_files/ab/<sha256>.<ext>                  bytes of rejected files (e.g. corrupt images)
-    curated/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
-    curated/<table>/[date=YYYY-MM-DD/]<source>.parquet  upserted tables (key_scope 'latest')
-    quarantine/<table>/date=YYYY-MM-DD/<source>__<interval>.parquet
-    products/<product>/...
-    _quality/                                              validation results, Data Docs
-    _state/<source>.json                                   cursors
-    _state/published/<table>/<source>__<interval>.json    what a publish wrote
-    _staging/                                              written, not yet audited
+    curated/<table>/                                     a Delta table per curated table
+    quarantine/<table>/                                  a Delta table of each table's rejected rows
+    products/<product>/                                  a Delta table per product
+    _quality/<table>/, _quality/results/, _quality/docs/ quality tables (Delta), GX results, Data Docs
+    _state/<source>.json                                 cursors
+    _staging/                                            written, not yet audited
 
-Every file is written to a temporary name, fsynced, renamed into place and the
-directory fsynced, so readers see the old file or the new one, never a partial one.
-File names are a function of (table, source, interval) only: a rerun replaces them.
+Files are written to a temporary name, fsynced and renamed into place, so readers see the old
+file or the new one, never a partial one. Tables change only by Delta commits
+(`plantlake.core.tables`): a run stages its rows under `_staging/`, the audit reads them there,
+and one commit publishes them, replacing what an earlier run of the same source and interval
+committed.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,20 +103,6 @@ def atomic_replace(tmp: Path, final: Path) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
     fsync_dir(final.parent)
-
-
-def exchange_dirs(a: Path, b: Path) -> None:
-    """Swap two directories in one atomic step (Linux renameat2 RENAME_EXCHANGE): a reader sees
-    either the old folder or the new one, never neither or a mix."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    at_fdcwd, rename_exchange = -100, 2
-    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
-    fsync_dir(a.parent)
-    fsync_dir(b.parent)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
@@ -284,8 +270,7 @@ class FileStores:
 
 @dataclass
 class StagedFile:
-    staged: Path
-    final: Path
+    path: Path
     rows: int
 
 
@@ -297,11 +282,11 @@ class Staged:
     source: str
     interval: Interval
     files: list[StagedFile] = field(default_factory=list)
-    #: an upsert into the source's files (key_scope 'latest') rather than the interval's own files
+    #: an upsert (MERGE) of the source's rows (key_scope 'latest') rather than the interval's own rows
     merge: bool = False
-    #: with merge: the staged files are all the source has (a full refresh drops the rest)
+    #: with merge: the staged rows are all the source has (a full refresh drops the rest)
     replace_all: bool = False
-    #: with merge: older versions of keys the new rows replaced
+    #: with merge: older versions of keys the new rows replaced (within the batch, then in the table)
     superseded: int = 0
     #: unique per staged batch: names its staging folder
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -312,7 +297,7 @@ class Staged:
 
 
 class Lake:
-    """Paths and atomic operations under one lake root."""
+    """Paths, tables and atomic operations under one lake root."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
@@ -403,6 +388,60 @@ class Lake:
         path = self.raw_path(source, interval, chunk, stream)
         return path, write_parquet(path, batches, schema)
 
+    # ---- tables (Delta Lake, plantlake.core.tables) -------------------------------------------
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        return None
+
+    def table_uri(self, table: Table) -> str:
+        return str(self.table_dir(table))
+
+    def quarantine_uri(self, table: str) -> str:
+        return str(self.quarantine(table))
+
+    def dataset(self, table: Table, days: Iterable[str] | None = None, version: int | None = None) -> Any:
+        """The table's current snapshot (or `version`) as an Arrow dataset, of the `date` partitions
+        `days` names when given; None when it has no table yet."""
+        from plantlake.core import tables
+
+        return tables.dataset(self.table_uri(table), self.storage_options, days, version)
+
+    def version(self, table: Table) -> int | None:
+        from plantlake.core import tables
+
+        t = tables.load(self.table_uri(table), self.storage_options)
+        return t.version() if t is not None else None
+
+    def files(self, table: Table, days: Iterable[str] | None = None) -> list[str]:
+        """The data files of the table's current snapshot, of the `date` partitions `days` names
+        when given (a glob of the table's folder is not a snapshot: it also holds removed files)."""
+        from plantlake.core import tables
+
+        return tables.file_uris(self.table_uri(table), self.storage_options, days)
+
+    def read(self, table: Table, date: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Read a table's current snapshot (or one date partition, or some columns) with the declared schema."""
+        import pyarrow as pa
+
+        schema = table.arrow_schema()
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
+        data = self.dataset(table, [date] if date else None)
+        if data is None:
+            return schema.empty_table()
+        return data.to_table(columns=schema.names).cast(schema)
+
+    def read_quarantine(self, table: str) -> pa.Table:
+        """Every quarantined row of a table (its current snapshot), with the run that set it aside."""
+        from plantlake.core import tables
+        from schemas.rejects import QUARANTINE_SCHEMA
+
+        data = tables.dataset(self.quarantine_uri(table), self.storage_options)
+        if data is None:
+            return QUARANTINE_SCHEMA.empty_table()
+        return data.to_table(columns=QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+
     # ---- write-audit-publish ---------------------------------------------------------------
 
     def file_name(self, source: str, interval: Interval, slice_label: str = "") -> str:
@@ -412,95 +451,73 @@ class Lake:
 
     def stage(self, table: Table, source: str, interval: Interval, data: pa.Table, *, slice_label: str = "",
               token: str | None = None) -> Staged:
-        """Write `data` under _staging/, one file per date= partition (deterministic names).
+        """Write `data` under _staging/ (one file per batch; deterministic names).
 
         A run that conforms its interval in slices stages each with its `slice_label`
         (`__p0000`, ...) and the first slice's `token`, so all land in one staging folder
         and are published together."""
         staged = Staged(table.name, source, interval, **({"token": token} if token else {}))
-        name = self.file_name(source, interval, slice_label)
-        area = self._staging_area(staged)
-        schema = table.arrow_schema()
-        for partition, piece in split_partitions(table, data):
-            rel = Path(partition) / name if partition else Path(name)
-            rows = write_parquet(area / rel, [piece], schema)
-            staged.files.append(StagedFile(area / rel, self.table_dir(table) / rel, rows))
+        if data.num_rows:  # no rows, no file: the publish still removes what an earlier run of the interval had
+            path = self._staging_area(staged) / self.file_name(source, interval, slice_label)
+            staged.files.append(StagedFile(path, write_parquet(path, [data], table.arrow_schema())))
         return staged
 
     def stage_merge(self, table: Table, source: str, interval: Interval, data: pa.Table,
                     *, replace_all: bool = False) -> Staged:
-        """Upsert `data` into the source's files of a key_scope='latest' table: for each date=
-        partition the rows touch, the source's file there plus the new rows, keeping the newest
-        version of each key. With `replace_all` (a full refresh) the new rows are all there is."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        """Stage rows to upsert into the source's rows of a key_scope='latest' table: the newest
+        version of each key in `data`. With `replace_all` (a full refresh) they are all the source
+        will have."""
         from schemas.keys import keep_latest
 
         assert table.version_column is not None
         staged = Staged(table.name, source, interval, merge=True, replace_all=replace_all)
-        area = self._staging_area(staged)
-        schema = table.arrow_schema()
-        name = f"{_safe(source)}.parquet"
         if data.num_rows == 0 and not replace_all:
-            return staged  # nothing to upsert; a full refresh with no rows empties the source's files
-        for partition, part in split_partitions(table, data):
-            rel = Path(partition) / name if partition else Path(name)
-            final = self.table_dir(table) / rel
-            if final.exists() and not replace_all:
-                part = pa.concat_tables([pq.read_table(final, schema=schema), part.cast(schema)])
-            merged, superseded = keep_latest(part, table.primary_key, table.version_column)
-            staged.superseded += superseded
-            staged.files.append(StagedFile(area / rel, final, write_parquet(area / rel, [merged], schema)))
+            return staged  # nothing to upsert; a full refresh with no rows empties the source's rows
+        latest, staged.superseded = keep_latest(data.cast(table.arrow_schema()), table.primary_key,
+                                                table.version_column)
+        path = self._staging_area(staged) / f"{_safe(source)}.parquet"
+        staged.files.append(StagedFile(path, write_parquet(path, [latest], table.arrow_schema())))
         return staged
 
-    @contextlib.contextmanager
-    def partition_lock(self, table: str, partitions: Iterable[str]) -> Iterator[None]:
-        """Hold the publish locks of a table's partitions (date=… folders; "" for the table's
-        root): publishes and compaction of one partition never interleave."""
-        import fcntl
+    def publish(self, staged: Staged, run_id: str = "") -> int:
+        """Commit the staged rows to the table in one Delta transaction (plantlake.core.tables):
+        they replace what an earlier publish of the same source and interval committed (an upsert
+        merges them into the source's rows; a full refresh replaces all of the source's rows).
+        Returns the table's new version; the staged files are removed."""
+        import pyarrow.parquet as pq
 
-        handles = []
-        try:
-            for part in sorted(set(partitions)):
-                path = self.state_dir / "locks" / _safe(table) / f"{part or '_root'}.lock"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(path, "a+")  # noqa: SIM115 - closed in finally
-                handles.append(fh)
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            yield
-        finally:
-            for fh in handles:
-                fh.close()
+        from plantlake.core import tables
+        from schemas import get_table
 
-    def publish(self, staged: Staged) -> list[Path]:
-        """Rename staged files into place; remove files an earlier publish of the same
-        interval (of the same source, for a merge) wrote that this one no longer has, so
-        reruns never duplicate."""
-        manifest = (self.merge_manifest_path(staged.table, staged.source) if staged.merge
-                    else self.manifest_path(staged.table, staged.source, staged.interval))
-        previous = set(json.loads(manifest.read_text())["files"]) if manifest.exists() else set()
-        published = []
-        parts = [f.final.parent.name if f.final.parent.name.startswith("date=") else "" for f in staged.files]
-        with self.partition_lock(staged.table, parts):
+        table = get_table(staged.table)
+        meta = self._commit_metadata(table.name, table.version, staged.source, staged.interval, run_id)
+        uri, schema = self.table_uri(table), table.arrow_schema()
+
+        def batches() -> Iterator[pa.Table]:
             for f in staged.files:
-                atomic_replace(f.staged, f.final)
-                published.append(f.final)
-        current = {str(p.relative_to(self.root)) for p in published}
-        if staged.merge and not staged.replace_all:  # a merge touches some partitions, keeps the others
-            current |= previous
-        write_json_atomic(manifest, {"table": staged.table, "source": staged.source,
-                                     "interval": [staged.interval.start, staged.interval.end],
-                                     "files": sorted(current),
-                                     "rows": staged.rows, "published_at": datetime.now(UTC)})
-        for stale in sorted(previous - current):
-            path = self.root / stale
-            if path.exists():
-                path.unlink()
-                fsync_dir(path.parent)
-                log.info("removed %s: the rerun of %s has no rows there", stale, staged.interval)
+                yield pq.read_table(f.path, schema=schema)
+
+        if staged.merge and not staged.replace_all:
+            if not staged.files:
+                version = self.version(table)
+                return -1 if version is None else version
+            data = next(batches())
+            version, replaced = tables.upsert(uri, self.storage_options, data, schema, key=table.primary_key,
+                                              version_column=table.version_column or "", source=staged.source,
+                                              interval_key=staged.interval.key, partition_column=table.partition_column,
+                                              metadata=meta)
+            staged.superseded += replaced
+        else:
+            version = tables.replace(uri, self.storage_options, batches, schema, source=staged.source,
+                                     interval_key=None if staged.merge else staged.interval.key,
+                                     partition_column=table.partition_column, metadata=meta)
         self.discard(staged)
-        return published
+        return version
+
+    def _commit_metadata(self, table: str, version: int | str, source: str, interval: Interval,
+                         run_id: str) -> dict[str, str]:
+        return {"plantlake.table": table, "plantlake.schema_version": str(version), "plantlake.source": source,
+                "plantlake.interval": interval.key, "plantlake.run_id": run_id}
 
     def _staging_area(self, staged: Staged) -> Path:
         """A staging folder of this batch alone: two runs of one interval (a backfill overlapping a
@@ -521,70 +538,56 @@ class Lake:
     def published_keys(self, table: Table, data: pa.Table, source: str, interval: Interval) -> pa.Table:
         """Primary keys other publishes already hold, within the table's `key_scope`: the same
         source's other intervals, or every other publish. Only partitions `data` touches are read
-        when the partition column is part of the key."""
+        when the partition column is part of the key, and only the series `data` holds (the first
+        key column's values): a run conformed in slices reads, per slice, its own series' keys."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        from plantlake.core.tables import INTERVAL, SOURCE
 
         key = list(table.primary_key)
         schema = pa.schema([table.arrow_schema().field(k) for k in key])
         if table.key_scope in ("interval", "latest") or data.num_rows == 0:
             return schema.empty_table()
-        own = self.manifest_path(table.name, source, interval)
-        files = sorted({f for m, manifest in self.published_manifests(table.name,
-                                                                       source if table.key_scope == "source" else None)
-                        if m != own for f in manifest["files"]})
+        days = None
         if table.partition_column in key:
-            days = {p for p, _ in split_partitions(table, data.select([table.partition_column]))}
-            files = [f for f in files if Path(f).parent.name in days]
-        # only the series `data` holds (the first key column's values): a run conformed in slices
-        # reads, per slice, the keys of its own series, not every key published that day
-        import pyarrow.compute as pc
-        import pyarrow.dataset as ds
+            days = [p.removeprefix("date=") for p, _ in split_partitions(table, data.select([table.partition_column]))]
+        found = self.dataset(table, days)
+        if found is None:
+            return schema.empty_table()
+        mine = (ds.field(SOURCE) == source) & (ds.field(INTERVAL) == interval.key)
+        where = (ds.field(SOURCE) == source) & ~mine if table.key_scope == "source" else ~mine
+        if len(key) > 1:
+            where &= ds.field(key[0]).isin(pc.unique(data[key[0]]).drop_null())
+        return found.to_table(columns=key, filter=where).cast(schema)
 
-        first = key[0]
-        where = ds.field(first).isin(pc.unique(data[first]).drop_null()) if len(key) > 1 else None
-        parts = [pq.read_table(self.root / f, columns=key, filters=where).cast(schema)
-                 for f in files if (self.root / f).exists()]
-        return pa.concat_tables(parts) if parts else schema.empty_table()
+    def write_quality_results(self, table: Table, name: str, interval: Interval, data: pa.Table, run_id: str) -> int:
+        """One run's rows of a `_quality` table (audit results, cross-source checks), owned by
+        `name`; a rerun replaces them. Returns the table's version."""
+        from plantlake.core import tables
 
-    def manifest_path(self, table: str, source: str, interval: Interval) -> Path:
-        return self.state_dir / "published" / _safe(table) / f"{_safe(source)}__{interval.key}.json"
-
-    def merge_manifest_path(self, table: str, source: str) -> Path:
-        return self.state_dir / "published" / _safe(table) / f"{_safe(source)}.json"
-
-    def compaction_manifest_path(self, table: str, source: str, day: date) -> Path:
-        return self.state_dir / "published" / _safe(table) / f"{_safe(source)}__compacted__{day.isoformat()}.json"
-
-    def published_manifests(self, table: str, source: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
-        """Every manifest of the table's publishes — intervals, upserts, compactions — with what it
-        records, of one source when `source` is given (by the source each manifest names: a
-        source called `line` does not own `line__b`'s files)."""
-        folder = self.state_dir / "published" / _safe(table)
-        found = ((m, json.loads(m.read_text())) for m in sorted(folder.glob("*.json"))) if folder.exists() else ()
-        return [(m, manifest) for m, manifest in found if source is None or manifest.get("source") == source]
-
-    def write_quality_results(self, table: Table, name: str, interval: Interval, data: pa.Table) -> Path:
-        """One run's file of a `_quality` table (audit results, cross-source checks), in the date=
-        partition of the interval's start; a rerun replaces it."""
-        path = self.table_dir(table) / f"date={interval.start:%Y-%m-%d}" / _safe(name)
-        write_parquet(path, [data], table.arrow_schema())
-        return path
+        meta = self._commit_metadata(table.name, table.version, name, interval, run_id)
+        return tables.replace(self.table_uri(table), self.storage_options, lambda: [data], table.arrow_schema(),
+                              source=name, interval_key=interval.key, partition_column=table.partition_column,
+                              metadata=meta)
 
     # ---- quarantine --------------------------------------------------------------------
 
-    def quarantine_path(self, table: str, source: str, interval: Interval) -> Path:
-        return self.quarantine(table) / f"date={interval.start:%Y-%m-%d}" / self.file_name(source, interval)
+    def write_quarantine(self, table: str, source: str, interval: Interval, rejects: pa.Table,
+                         run_id: str) -> int | None:
+        """Replace the interval's quarantined rows of a table (removed when a rerun has none);
+        the quarantine table's new version, None when it has no table and nothing to add."""
+        from plantlake.core import tables
+        from schemas.rejects import QUARANTINE_SCHEMA
 
-    def write_quarantine(self, table: str, source: str, interval: Interval, rejects: pa.Table) -> Path | None:
-        """Replace the interval's quarantine file; remove it when a rerun has no rejects."""
-        path = self.quarantine_path(table, source, interval)
-        if rejects.num_rows == 0:
-            if path.exists():
-                path.unlink()
+        meta = self._commit_metadata(f"quarantine/{table}", 1, source, interval, run_id)
+        uri = self.quarantine_uri(table)
+        if rejects.num_rows == 0 and tables.load(uri, self.storage_options) is None:
             return None
-        write_parquet(path, [rejects], rejects.schema)
-        return path
+        version = tables.replace(uri, self.storage_options, lambda: [rejects], QUARANTINE_SCHEMA, source=source,
+                                 interval_key=interval.key, partition_column="interval_start", metadata=meta)
+        return None if version < 0 else version
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -597,25 +600,6 @@ class Lake:
 
     def write_state(self, source: str, state: dict[str, Any]) -> None:
         write_json_atomic(self.state_path(source), state)
-
-    # ---- reading ---------------------------------------------------------------------------
-
-    def files(self, table: Table) -> list[Path]:
-        base = self.table_dir(table)
-        return sorted(base.rglob("*.parquet")) if base.exists() else []
-
-    def read(self, table: Table, date: str | None = None, columns: list[str] | None = None) -> pa.Table:
-        """Read a curated table (or one date= partition, or some columns) back, with the declared schema."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        schema = table.arrow_schema()
-        if columns:
-            schema = pa.schema([schema.field(c) for c in columns])
-        files = [f for f in self.files(table) if date is None or f.parent.name == f"date={date}"]
-        if not files:
-            return schema.empty_table()
-        return pa.concat_tables(pq.read_table(f, columns=columns, schema=schema) for f in files)
 
 
 def split_partitions(table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:

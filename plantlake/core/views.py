@@ -1,46 +1,67 @@
-"""DuckDB over the lake, for plantlake's own queries (products, cross-source checks, report).
+"""DuckDB over the lake: a view per declared table over the data files of its current Delta
+snapshot, for plantlake's own queries (products, cross-source checks, report) and the analyst
+catalog (`plantlake.pipeline.catalog`, the persistent counterpart).
 
-`connect` registers each declared table as an Arrow dataset of its Parquet files — all of
-them, or the date= partitions `days` names for it — so DuckDB scans only what a query needs
-(projection and filters pushed down) and no file path is ever spliced into SQL. With a site
-config it adds `lines`: each asset of the readings and images with its line. The analyst
-catalog (`plantlake.pipeline.catalog`) is the persistent counterpart.
+A view reads the snapshot's file list (from the table's log) with DuckDB's own Parquet reader —
+no Delta extension, which is a download a plant without internet cannot make — and selects the
+declared columns (the owner and partition columns are plantlake's). File paths are SQL string
+literals, quoted; `connect` can narrow a table to the date partitions a query needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from plantlake.core.lake import Lake
 
 
-def files(lake: Lake, table: str, first: date | None = None, last: date | None = None) -> list[str]:
-    """The table's Parquet files: in the date= partitions first..last when given (all files when
-    the table is unpartitioned or no range is given)."""
-    from schemas import get_table
-
-    t = get_table(table)
-    paths = lake.files(t)
-    if t.partition_column is None or first is None or last is None:
-        return [str(p) for p in paths]
-    days = {f"date={first + timedelta(days=i)}" for i in range((last - first).days + 1)}
-    return [str(p) for p in paths if p.parent.name in days]
+def literal(text: str) -> str:
+    """A SQL string literal (DDL takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
-def connect(lake: Lake, cfg: Any = None, days: dict[str, tuple[date, date]] | None = None) -> Any:
-    """A DuckDB connection with a view per declared table (see the module docstring)."""
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def duck_type(arrow_type: Any) -> str:
     import duckdb
     import pyarrow as pa
-    import pyarrow.dataset as ds
+
+    rel = duckdb.from_arrow(pa.schema([pa.field("x", arrow_type)]).empty_table())
+    return str(rel.types[0])
+
+
+def select_sql(table: Any, files: Sequence[str]) -> str:
+    """A query of `table`'s declared columns over `files` (an empty typed query when there are none)."""
+    if not files:
+        typed = ", ".join(f"cast(null as {duck_type(c.type)}) as {ident(c.name)}" for c in table.columns)
+        return f"select {typed} where false"
+    cols = ", ".join(ident(c.name) for c in table.columns)
+    listed = ", ".join(literal(f) for f in files)
+    return f"select {cols} from read_parquet([{listed}], union_by_name = true)"  # noqa: S608 - quoted
+
+
+def days(first: date, last: date) -> list[str]:
+    """The `date` partition values first..last."""
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def connect(lake: Lake, cfg: Any = None, ranges: dict[str, tuple[date, date]] | None = None) -> Any:
+    """A DuckDB connection with a view per declared table (see the module docstring), of the
+    date partitions `ranges` names for a table."""
+    import duckdb
+    import pyarrow as pa
 
     from schemas.tables import TABLES
 
     con = duckdb.connect()
     for name, table in TABLES.items():
-        first, last = (days or {}).get(name, (None, None))
-        con.register(name, ds.dataset(files(lake, name, first, last), format="parquet",
-                                      schema=table.arrow_schema()))
+        first, last = (ranges or {}).get(name, (None, None))
+        wanted = days(first, last) if table.partition_column and first is not None and last is not None else None
+        con.execute(f"create view {ident(name)} as {select_sql(table, lake.files(table, wanted))}")
     if cfg is not None:
         assets = [r[0] for r in con.execute("select distinct asset_id from sensor_readings union "
                                             "select distinct asset_id from inspection_images").fetchall()]

@@ -1,11 +1,15 @@
 """The analyst catalog: a DuckDB database file with one view per table of the lake.
 
-`<lake>/catalog.duckdb` holds a view per curated table, product and quality table over its
-Parquet files (Hive partitions), with the table's and each column's description from
-`schemas/tables.py` as comments, so `DESCRIBE` and `duckdb_columns()` document the lake.
-A table with no files yet is an empty view with its declared columns. The views read the
-files at query time, so a publish only needs the catalog rebuilt when a table appears;
-`build_catalog` is cheap and is run after publishes anyway (products DAG, demo, `plantlake sql`).
+`<lake>/catalog.duckdb` holds a view per curated table, product and quality table over the
+data files of its current Delta snapshot (the file list of the table's newest version, read
+from its log: DuckDB needs no Delta extension, which is a download a plant without internet
+cannot make), with the table's and each column's description from `schemas/tables.py` as
+comments, so `DESCRIBE` and `duckdb_columns()` document the lake. A table with no rows yet is
+an empty view with its declared columns.
+
+A view names the files of one snapshot, so the catalog is rebuilt after every run's commits (the
+runner, the products, compaction); a view is never a glob of the table's folder, which would also
+read files that later commits removed. `plantlake sql` rebuilds it before it queries.
 """
 
 from __future__ import annotations
@@ -14,17 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from plantlake.core.lake import Lake
+from plantlake.core.views import ident, literal, select_sql
 
 CATALOG = "catalog.duckdb"
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal (DDL takes no parameters)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def build_catalog(lake: Lake) -> Path:
@@ -42,32 +38,14 @@ def build_catalog(lake: Lake) -> Path:
     con = duckdb.connect(str(tmp))
     try:
         for table in TABLES.values():
-            base = lake.table_dir(table)
-            files = sorted(base.rglob("*.parquet")) if base.exists() else []
-            cols = ", ".join(_ident(c.name) for c in table.columns)
-            if files:
-                glob = base / ("*/*.parquet" if table.partition_column else "*.parquet")
-                source = f"read_parquet({_literal(str(glob))}, hive_partitioning = true, union_by_name = true)"
-                con.execute(f"create view {_ident(table.name)} as select {cols} from {source}")  # noqa: S608 - quoted
-            else:
-                typed = ", ".join(f"cast(null as {_duck_type(c.type)}) as {_ident(c.name)}" for c in table.columns)
-                con.execute(f"create view {_ident(table.name)} as select {typed} where false")  # noqa: S608 - quoted
-            con.execute(f"comment on view {_ident(table.name)} is {_literal(table.description)}")
+            con.execute(f"create view {ident(table.name)} as {select_sql(table, lake.files(table))}")
+            con.execute(f"comment on view {ident(table.name)} is {literal(table.description)}")
             for c in table.columns:
-                con.execute(f"comment on column {_ident(table.name)}.{_ident(c.name)} is {_literal(c.description)}")
+                con.execute(f"comment on column {ident(table.name)}.{ident(c.name)} is {literal(c.description)}")
     finally:
         con.close()
     os.replace(tmp, path)
     return path
-
-
-def _duck_type(arrow_type: Any) -> str:
-    import duckdb
-    import pyarrow as pa
-
-    schema = pa.schema([pa.field("x", arrow_type)])
-    rel = duckdb.from_arrow(schema.empty_table())
-    return str(rel.types[0])
 
 
 def query(lake: Lake, sql: str) -> Any:

@@ -33,12 +33,11 @@ def find_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lak
     if not intervals:
         return []
     table = get_table("sensor_readings")
-    base = lake.table_dir(table)
     counts = np.zeros(len(intervals), dtype=np.int64)
-    if base.exists() and any(base.rglob("*.parquet")):
-        data = ds.dataset(base, format="parquet", partitioning="hive", schema=table.arrow_schema())
+    data = lake.dataset(table)
+    if data is not None:
         lo, hi = intervals[0].start, intervals[-1].end
-        # the source's own rows; files from before sensor_readings v3 name only the kind
+        # the source's own rows; rows from before sensor_readings v3 name only the kind
         mine = (ds.field("source_name") == src.name) | (ds.field("source_name").is_null() & (ds.field("source") == src.kind))
         rows = data.to_table(columns=["ts"], filter=mine & (ds.field("ts") >= lo) & (ds.field("ts") < hi))
         us = pc.cast(rows["ts"], "int64").to_numpy()

@@ -2,16 +2,17 @@
 
 A source run and a product build both stage their rows under `_staging/` (in any number of
 tables and slices), audit each staged batch with its table's suite, and only then publish:
-each table's quarantine file is written (replacing the interval's old one, or removed when this
-run has no rejects) and the staged files are renamed into place. A failed batch-level check
-discards everything staged so far and raises `AuditFailed`; nothing already published changes.
+each table's quarantined rows are committed (replacing the interval's earlier ones, or removing
+them when this run has none), then each table's staged rows in one Delta commit
+(`plantlake.core.tables`). A failed batch-level check discards everything staged so far and
+raises `AuditFailed`; nothing already published changes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from plantlake.core.lake import Interval, Lake, Staged
@@ -26,8 +27,10 @@ class Published:
     quarantined: int = 0
     set_aside: int = 0  # of the quarantined: rows the audit's row-level expectations took out
     superseded: int = 0  # older versions of keys the rows replaced (upserted tables)
-    files: list[str] = field(default_factory=list)
-    quarantine_file: str | None = None
+    #: the table's Delta version that made the rows visible (None: nothing committed)
+    version: int | None = None
+    #: the quarantine table's version holding this run's rejected rows (None: none)
+    quarantine_version: int | None = None
 
 
 class WriteAuditPublish:
@@ -91,13 +94,14 @@ class WriteAuditPublish:
         out: dict[str, Published] = {}
         for name, parts in self.rejects.items():
             rejects = quarantined(parts, self.source, self.interval.start, self.run_id)
-            path = self.lake.write_quarantine(name, self.source, self.interval, rejects)
+            version = self.lake.write_quarantine(name, self.source, self.interval, rejects, self.run_id)
             out[name] = Published(quarantined=rejects.num_rows, set_aside=self.set_aside.get(name, 0),
-                                  quarantine_file=str(path.relative_to(self.lake.root)) if path else None)
+                                  quarantine_version=version if rejects.num_rows else None)
         for name, staged in self.staged.items():
             p = out.setdefault(name, Published())
             p.rows = self.rows_in[name] - p.set_aside if staged.merge else staged.rows
+            version = self.lake.publish(staged, self.run_id)
+            p.version = None if version < 0 else version
             p.superseded = staged.superseded
-            p.files = [str(f.relative_to(self.lake.root)) for f in self.lake.publish(staged)]
         self.staged.clear()
         return out

@@ -57,8 +57,8 @@ def _freshness(lake: Lake, con: Any) -> str:
                                              and str(c.type).startswith("timestamp")), None)
         newest = f', max("{ts}")' if ts else ", null"
         n, data_at, written = con.execute(f'select count(*){newest}, max(ingested_at) from "{name}"').fetchone()  # noqa: S608 - declared names
-        rows.append((name, table.layer, len(files), n, data_at, written))
-    return _table(["table", "layer", "files", "rows", "newest data", "last written"], rows)
+        rows.append((name, table.layer, lake.version(table), len(files), n, data_at, written))
+    return _table(["table", "layer", "version", "files", "rows", "newest data", "last written"], rows)
 
 
 def _rows_per_day(con: Any, out: Path) -> str:

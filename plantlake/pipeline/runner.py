@@ -25,6 +25,7 @@ from plantlake.core.config import PlantConfig, load_config
 from plantlake.core.errors import NothingPublished
 from plantlake.core.lake import Interval, Lake
 from plantlake.pipeline import slicing
+from plantlake.pipeline.catalog import build_catalog
 from plantlake.pipeline.publish import Published, WriteAuditPublish
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ class TableSummary:
     published: int = 0
     quarantined: int = 0
     duplicates: int = 0
-    files: list[str] = field(default_factory=list)
-    quarantine_file: str | None = None
+    #: the table's Delta version this run's publish committed, and its quarantine table's (None: none)
+    version: int | None = None
+    quarantine_version: int | None = None
     conversions: dict[str, int] = field(default_factory=dict)
     #: quarantined rows per kind of reason (values left out), and the first full reason of each kind
     reasons: dict[str, int] = field(default_factory=dict)
@@ -54,7 +56,7 @@ class TableSummary:
 
     def record(self, done: Published) -> None:
         self.published, self.quarantined, self.superseded = done.rows, done.quarantined, done.superseded
-        self.files, self.quarantine_file = done.files, done.quarantine_file
+        self.version, self.quarantine_version = done.version, done.quarantine_version
 
 
 @dataclass
@@ -98,7 +100,7 @@ class RunSummary:
         lines = [f"{self.source} ({self.kind}) {self.interval_start} .. {self.interval_end}: "
                  f"{self.raw_rows} raw rows, {self.published} published, {self.quarantined} quarantined"]
         for name, t in self.tables.items():
-            lines.append(f"  {name}: {t.published} rows in {len(t.files)} file(s), {t.quarantined} quarantined, "
+            lines.append(f"  {name}: {t.published} rows (version {t.version}), {t.quarantined} quarantined, "
                          f"{t.duplicates} duplicates dropped")
             for conv, n in t.conversions.items():
                 lines.append(f"    converted {n} values {conv}")
@@ -157,6 +159,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                           rules=slicing.slice_source(src, values, present, first=k == 0), timer=timer)
         for name, done in wap.publish().items():
             summary.tables.setdefault(name, TableSummary()).record(done)
+        build_catalog(lake)  # its views name the files of the snapshots just committed
         timer.lap("publish")
         if state is not None:
             lake.write_state(src.name, connector.dump_state(state))

@@ -17,7 +17,7 @@ from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators.erp import ErpSimulator
 from simulators.story import Plant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def test_rows_failing_a_rule_are_set_aside_and_the_results_are_kept(site):
     t = s.tables["production_orders"]
     reason = "expect_column_pair_values_a_to_be_greater_than_b(actual_end, actual_start): an order cannot end before it starts"
     assert t.reasons == {reason: 1} and t.quarantined == 1
-    q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
+    q = quarantined(tmp / "lake", "production_orders", s)
     assert [(r["stage"], r["column"], json.loads(r["record"])["order_id"]) for r in q] == [
         ("audit", "actual_end", order)]
     published = Lake(tmp / "lake").read(ORDERS)

@@ -10,7 +10,6 @@ import os
 import shutil
 from datetime import UTC, datetime, timedelta
 
-import pyarrow.parquet as pq
 import pytest
 
 from plantlake.core.config import load_config, with_source
@@ -19,6 +18,7 @@ from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from tests import golden
 from tests.conftest import ROOT
+from tests.conftest import quarantined as quarantined_rows
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -85,8 +85,8 @@ def test_the_connector_contract(kind, site, tmp_path):
 
     # bad input is quarantined, each row with a reason, and counted in the summary
     assert first.quarantined > 0, first.describe()
-    quarantined = [r for t in first.tables.values() if t.quarantine_file
-                   for r in pq.read_table(lake.root / t.quarantine_file).to_pylist()]
+    quarantined = [r for name, t in first.tables.items() if t.quarantine_version is not None
+                   for r in quarantined_rows(lake, name, first)]
     assert len(quarantined) == first.quarantined
     assert all(r["reason"] and r["stage"] in ("decode", "conform", "audit") and json.loads(r["record"])
                for r in quarantined)

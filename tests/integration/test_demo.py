@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import duckdb
-import pyarrow.parquet as pq
 import pytest
 
 from plantlake.app.demo import HOURS, run_demo
+from plantlake.core.lake import Lake
+from plantlake.core.views import connect
+from schemas import get_table
 from simulators import truth
 from simulators.story import Plant
 from tests import golden
@@ -39,24 +40,23 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     assert mqtt[0].stats["messages"] == len(set(sent["msg_id"].to_pylist()))
     assert [s.stats["messages"] for s in mqtt[1:]] == [0, 0]
     assert all(s.quarantined == 0 for s in mqtt)
-    glob = str(plant_dir / "lake" / "curated" / "sensor_readings" / "*" / "*.parquet")
-    con = duckdb.connect()
+    lake = Lake(plant_dir / "lake")
+    con = connect(lake)  # each table's current Delta snapshot
     total, dupes, sources = con.execute(
         "select count(*), count(*) - count(distinct (asset_id, tag, ts)), count(distinct source) "
-        "from read_parquet(?, hive_partitioning=true)", [glob]).fetchone()
+        "from sensor_readings").fetchone()
     assert total == sum(s.tables["sensor_readings"].published for s in summaries if "sensor_readings" in s.tables)
     assert dupes == 0 and sources == 3
     readings = sent.filter(sent["tag"].is_valid()).num_rows
     got_ids, mqtt_rows = con.execute(
         "select count(distinct message_id) filter (where status_code = 0), count(*) filter (where status_code = 0) "
-        "from read_parquet(?, hive_partitioning=true) where source = 'mqtt'", [glob]).fetchone()
+        "from sensor_readings where source = 'mqtt'").fetchone()
     assert mqtt_rows == readings
     assert got_ids == len(set(sent.filter(sent["tag"].is_valid())["msg_id"].to_pylist()))
 
     # every intact camera image of the three hours is one row, every broken one is quarantined
     shots = truth.images(story, start, end).to_pylist()
-    images = con.execute("select image_id from read_parquet(?, hive_partitioning=true)",
-                         [str(plant_dir / "lake" / "curated" / "inspection_images" / "*" / "*.parquet")]).fetchall()
+    images = con.execute("select image_id from inspection_images").fetchall()
     assert sorted(i for (i,) in images) == sorted(s["sha256"] for s in shots if not s["corrupt"])
     assert sum(s.quarantined for s in by_source["camera_images"]) == sum(1 for s in shots if s["corrupt"])
 
@@ -69,26 +69,19 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
 
     mistakes = ErpSimulator(story, "sqlite://", mistake_rate=0.02)
     quarantined = [r for table in ("production_orders", "quality_inspections")
-                   for f in (plant_dir / "lake" / "quarantine" / table).rglob("*.parquet")
-                   for r in pq.read_table(f).to_pylist()]
+                   for r in lake.read_quarantine(table).to_pylist()]
     assert len(quarantined) == sum(s.quarantined for s in erp) > 0
     for r in quarantined:
         record = json.loads(r["record"])
         assert r["stage"] == "audit" and mistakes.mistaken(record.get("part_serial") or record["order_id"]), r
-    inspections = con.execute("select part_serial from read_parquet(?, hive_partitioning=true)",
-                              [str(plant_dir / "lake" / "curated" / "quality_inspections" / "*" / "*.parquet")]).fetchall()
+    inspections = con.execute("select part_serial from quality_inspections").fetchall()
     assert not any(mistakes.mistaken(serial) for (serial,) in inspections)
     inspected = {serial for (serial,) in inspections}
     assert erp[0].tables["materials"].published == 4
-    orders = con.execute("select count(*), count(distinct order_id) from read_parquet(?)",
-                         [str(plant_dir / "lake" / "curated" / "production_orders" / "*.parquet")]).fetchone()
+    orders = con.execute("select count(*), count(distinct order_id) from production_orders").fetchone()
     assert orders[0] == orders[1] > 0
 
     # each hour was checked across sources, and the Data Docs show every audit
-    from plantlake.core.lake import Lake
-    from schemas import get_table
-
-    lake = Lake(plant_dir / "lake")
     checks = lake.read(get_table("cross_source_checks"))
     assert len(set(checks["interval_start"].to_pylist())) == HOURS
     assert {"line_bad_share", "order_sensor_coverage"} <= set(checks["check"].to_pylist())

@@ -20,7 +20,7 @@ from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators.erp import STATUS_CODES, ErpSimulator
 from simulators.story import Plant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +205,7 @@ def test_csv_exports_in_windows_1252_with_decimal_comma_and_bad_rows(site):
         "status: unknown code, map it under codes.status": 1,
     }
     assert t.examples["quantity_planned: cannot read … as int64"] == "quantity_planned: cannot read 'viele' as int64"
-    q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
+    q = quarantined(tmp / "lake", "production_orders")
     assert sorted(json.loads(r["record"])["order_id" if "order_id" in r["record"] else "Auftragsnummer"]
                   for r in q) == [f"POBAD{i}" for i in range(4)]
     # everything else is what the database holds

@@ -23,6 +23,7 @@ from simulators import truth
 from simulators.camera import Camera
 from simulators.story import Plant
 from tests.conftest import ROOT
+from tests.conftest import quarantined as quarantined_rows
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +71,7 @@ def test_rows_and_copies_match_the_cameras_ground_truth_and_a_rerun_adds_nothing
         assert r["exif_datetime"] == e["captured_at"].replace(microsecond=0)  # EXIF keeps whole seconds, local time
         assert 0 < r["brightness"] < 255 and r["contrast"] > 0 and r["sharpness"] > 0
     # corrupt files are quarantined by name, with their bytes kept for a look
-    qfiles = [s.tables["inspection_images"].quarantine_file for s in summaries]
-    quarantined = [q for f in qfiles if f for q in pq.read_table(tmp / "lake" / f).to_pylist()]
+    quarantined = quarantined_rows(tmp / "lake", "inspection_images")
     assert sorted(json.loads(q["record"])["file"] for q in quarantined) == corrupt
     assert all(q["reason"].startswith("image: cannot be decoded (") for q in quarantined)
     # a reason names the file and Pillow's complaint, never the address of the buffer it read

@@ -20,7 +20,7 @@ from schemas.units import affine, canonical_unit
 from simulators import truth
 from simulators.mqtt_publisher import MqttPublisher
 from simulators.story import Plant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_malformed_payloads_are_kept_raw_and_quarantined_with_reasons(site, mosq
         "payload: DDATA for line2-utilities/chiller2 before its DBIRTH": 1,
     }
     assert t.quarantined == 9 and t.published == 1
-    q = pq.read_table(tmp / "lake" / t.quarantine_file).to_pylist()
+    q = quarantined(tmp / "lake", "sensor_readings", s)
     assert all(r["record"] and r["reason"] for r in q)
 
 

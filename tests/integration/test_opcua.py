@@ -22,7 +22,7 @@ from simulators import truth
 from simulators.net import free_port
 from simulators.opcua_server import OpcUaSimulator
 from simulators.story import Plant
-from tests.conftest import ROOT, files_holding
+from tests.conftest import ROOT, files_holding, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -177,8 +177,8 @@ def test_bad_values_and_missing_nodes_are_quarantined_with_reasons(setup):
     assert reasons == {"source_ref: node not found on the server": 1, "value: not a finite number": 2,
                        "value: not a number as mapped for tag roll_force": 1}
     assert s.published == 86 * 60
-    q = pa.parquet.read_table(tmp / "lake" / s.tables["sensor_readings"].quarantine_file)
-    assert "nsu=urn:acme:shenzhen:plantsim;s=line1.press1.gone" in " ".join(q["reason"].to_pylist())
+    q = quarantined(tmp / "lake", "sensor_readings", s)
+    assert "nsu=urn:acme:shenzhen:plantsim;s=line1.press1.gone" in " ".join(r["reason"] for r in q)
 
 
 def test_future_and_ancient_timestamps_are_quarantined(setup):

@@ -8,14 +8,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-import pyarrow.parquet as pq
 import pytest
 
 from plantlake.app.demo import write_historian_export
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from schemas import get_table
-from tests.conftest import ROOT
+from tests.conftest import ROOT, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +69,7 @@ def test_each_export_is_read_by_exactly_one_interval(plant, plant_dir):
 def test_quarantine_keeps_each_bad_row_with_its_reason(plant, plant_dir):
     write_historian_export(plant_dir / "drop" / "historian", START, hours=1)
     summary = run_source("historian_export", START, START + timedelta(hours=1), config=plant)
-    q = pq.read_table(plant_dir / "lake" / summary.tables["sensor_readings"].quarantine_file).to_pylist()
+    q = quarantined(plant_dir / "lake", "sensor_readings", summary)
     reasons = sorted(r["reason"] for r in q)
     assert reasons == [
         "Zeitstempel: '31.02.2026 00:00:00' is not a time in timestamp_format '%d.%m.%Y %H:%M:%S' of source historian_export",

@@ -130,7 +130,7 @@ def test_a_clean_batch_passes_and_each_violation_sets_aside_exactly_its_rows(tmp
     # the quarantined records are the offending rows as written, each with its expectation
     assert sorted(got.values()) == sorted(expected.values())
     assert len(got) == len(VIOLATIONS[name])
-    kept = pa.concat_tables([pq.read_table(f.staged) for f in staged.files])
+    kept = pa.concat_tables([pq.read_table(f.path) for f in staged.files])
     assert kept.num_rows == staged.rows == 20 - len(VIOLATIONS[name])
     failed = {c.name: c.unexpected for c in audit.checks if not c.success}
     for expectation in set(expected.values()):

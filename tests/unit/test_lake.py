@@ -1,4 +1,5 @@
-"""Lake store: deterministic names, atomic publish, stale-file removal, safe paths, Hive readback."""
+"""Lake store on Delta tables: one commit per publish, reruns replace their own rows, safe paths,
+readback by DuckDB, Polars and pandas through the log (offline)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 
 from plantlake.core.lake import Interval, Lake
 from schemas import get_table
-from schemas.model import META_VERSION
 
 pytestmark = pytest.mark.unit
 
@@ -40,21 +40,27 @@ def readings(start: datetime, n: int, step_s: int = 60, value: float = 1.0) -> p
     }, schema=SENSOR.arrow_schema())
 
 
-def test_publish_splits_into_hive_date_partitions_with_deterministic_names(tmp_path):
+def test_publish_commits_one_version_partitioned_by_utc_day_with_owner_and_schema_version(tmp_path):
+    from deltalake import DeltaTable
+
     lake = Lake(tmp_path).ensure()
     iv = Interval(T0, T0 + timedelta(hours=2))  # crosses midnight
     staged = lake.stage(SENSOR, "src", iv, readings(T0, 120))
-    published = lake.publish(staged)
-    rel = sorted(p.relative_to(tmp_path).as_posix() for p in published)
-    assert rel == [
-        "curated/sensor_readings/date=2026-03-01/src__20260301T230000Z_20260302T010000Z.parquet",
-        "curated/sensor_readings/date=2026-03-02/src__20260301T230000Z_20260302T010000Z.parquet",
-    ]
-    assert [pq.read_metadata(p).num_rows for p in sorted(published)] == [60, 60]
-    meta = pq.read_schema(published[0]).metadata
-    assert meta[META_VERSION] == str(SENSOR.version).encode()
-    md = pq.read_metadata(published[0])
-    assert md.row_group(0).column(0).compression == "ZSTD"
+    assert lake.publish(staged, "run-1") == 0
+    dt = DeltaTable(tmp_path / "curated" / "sensor_readings")
+    assert dt.metadata().partition_columns == ["date"]
+    parts = sorted((p["date"], p) for p in dt.partitions())
+    assert [d for d, _ in parts] == ["2026-03-01", "2026-03-02"]
+    commit = dt.history(1)[0]
+    assert (commit["plantlake.table"], commit["plantlake.schema_version"], commit["plantlake.source"],
+            commit["plantlake.interval"], commit["plantlake.run_id"]) == (
+        "sensor_readings", str(SENSOR.version), "src", iv.key, "run-1")
+    data = dt.to_pyarrow_table()
+    assert data.num_rows == 120 and set(data["_source"].to_pylist()) == {"src"}
+    assert set(data["_interval"].to_pylist()) == {iv.key}
+    assert pq.read_metadata(lake.files(SENSOR)[0]).row_group(0).column(0).compression == "ZSTD"
+    # field descriptions travel into the Delta schema
+    assert dt.schema().to_arrow().field("ts").metadata[b"description"].startswith(b"Source timestamp")
     assert not list((tmp_path / "_staging").rglob("*.parquet"))
 
 
@@ -65,7 +71,7 @@ def test_rerun_replaces_and_removes_files_the_new_run_no_longer_has(tmp_path):
     # the rerun only has rows before midnight: the date=2026-03-02 file must go
     lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 30, value=100.0)))
     files = lake.files(SENSOR)
-    assert [f.parent.name for f in files] == ["date=2026-03-01"]
+    assert [f.split("/")[-2] for f in files] == ["date=2026-03-01"]
     back = lake.read(SENSOR)
     assert back.num_rows == 30 and back["value"][0].as_py() == 100.0
 
@@ -77,7 +83,7 @@ def test_two_runs_of_one_interval_stage_apart_and_both_publish(tmp_path):
     iv = Interval(T0, T0 + timedelta(hours=1))
     a = lake.stage(SENSOR, "src", iv, readings(T0, 30, value=1.0))
     b = lake.stage(SENSOR, "src", iv, readings(T0, 30, value=2.0))
-    assert {f.staged.parent.parent for f in a.files}.isdisjoint({f.staged.parent.parent for f in b.files})
+    assert {f.path.parent for f in a.files}.isdisjoint({f.path.parent for f in b.files})
     lake.publish(a)
     lake.publish(b)
     back = lake.read(SENSOR)
@@ -96,29 +102,36 @@ def test_other_sources_and_intervals_are_untouched(tmp_path):
     assert lake.read(SENSOR).num_rows == 10 + 30 + 30
 
 
-def test_readback_with_duckdb_polars_and_pandas(tmp_path):
+def test_readback_with_duckdb_polars_and_pandas_through_the_log(tmp_path):
+    """A rerun leaves the replaced files on disk until vacuum: a glob of the folder reads them
+    too, the Delta readers and the catalog read the snapshot only."""
     import duckdb
     import pandas as pd
     import polars as pl
+    from deltalake import DeltaTable
+
+    from plantlake.pipeline.catalog import build_catalog, query
 
     lake = Lake(tmp_path).ensure()
     iv = Interval(T0, T0 + timedelta(hours=2))
-    lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 120)))
-    glob = str(tmp_path / "curated" / "sensor_readings" / "*" / "*.parquet")
+    lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 120, value=0.0)))
+    lake.publish(lake.stage(SENSOR, "src", iv, readings(T0, 120)))  # the rerun replaces every row
+    uri = str(tmp_path / "curated" / "sensor_readings")
+    glob = f"{uri}/*/*.parquet"
+    assert duckdb.connect().execute("select count(*) from read_parquet(?)", [glob]).fetchone()[0] == 240  # not a snapshot
 
-    con = duckdb.connect()
-    rows = con.execute(
-        "select date, count(*), sum(value) from read_parquet(?, hive_partitioning=true) group by date order by date",
-        [glob],
-    ).fetchall()
-    assert [(str(d), n, s) for d, n, s in rows] == [("2026-03-01", 60, sum(1.0 + i for i in range(60))),
-                                                   ("2026-03-02", 60, sum(1.0 + i for i in range(60, 120)))]
-    pl_df = pl.scan_parquet(glob, hive_partitioning=True).collect()
-    assert pl_df.height == 120 and "date" in pl_df.columns
+    build_catalog(lake)
+    rows = query(lake, "select cast(ts as date) as day, count(*) as n, sum(value) as s from sensor_readings "
+                       "group by day order by day").to_pylist()
+    assert [(str(r["day"]), r["n"], r["s"]) for r in rows] == [
+        ("2026-03-01", 60, sum(1.0 + i for i in range(60))), ("2026-03-02", 60, sum(1.0 + i for i in range(60, 120)))]
+    pl_df = pl.scan_delta(uri).filter(pl.col("date") == pl.date(2026, 3, 2)).collect()
+    assert pl_df.height == 60 and pl_df["value"].sum() == sum(1.0 + i for i in range(60, 120))
     assert pl_df.schema["ts"] == pl.Datetime("us", "UTC")
-    pd_df = pd.read_parquet(tmp_path / "curated" / "sensor_readings")
+    pd_df = DeltaTable(uri).to_pandas()
     assert len(pd_df) == 120 and set(pd_df["date"].astype(str)) == {"2026-03-01", "2026-03-02"}
     assert str(pd_df["ts"].dtype) == "datetime64[us, UTC]"
+    assert pd.Series(pd_df["value"]).sum() == sum(1.0 + i for i in range(120))
 
 
 @pytest.mark.parametrize("bad", ["..", "../x", "a/b", ".hidden", "", "x\x00y"])
@@ -146,8 +159,8 @@ def test_state_round_trips_atomically(tmp_path):
 
 def test_a_source_named_like_anothers_prefix_owns_only_its_own_publishes(tmp_path):
     """Sources `line` and `line__b` (both valid names) publish the same keys in different hours:
-    each keeps its rows — the known keys of `line` are its own publishes, read from what each
-    manifest names, not from file names that start alike — and compaction keeps one file each."""
+    each keeps its rows (ownership is the `_source` value, not a name prefix), also after a
+    compaction puts both in one file, and a rerun of one replaces nothing of the other's."""
     from datetime import UTC, datetime, timedelta
 
     from plantlake.pipeline.compaction import compact_day
@@ -166,7 +179,8 @@ def test_a_source_named_like_anothers_prefix_owns_only_its_own_publishes(tmp_pat
     assert lake.published_keys(table, rows, "line__b", second).num_rows == 10
     lake.publish(lake.stage(table, "line", second, rows))
     done = compact_day(lake, table, t0.date())
-    assert (done.files_before, done.files_after, done.duplicates) == (2, 2, 0)
-    files = sorted(p.name for p in (lake.table_dir(table) / "date=2026-01-02").glob("*.parquet"))
-    assert files == ["line__b__compacted.parquet", "line__compacted.parquet"]
-    assert lake.read(table).num_rows == 20
+    assert (done.files_before, done.files_after, done.duplicates) == (2, 1, 10)  # one key set, two owners
+    lake.publish(lake.stage(table, "line", first, rows.slice(0, 3)))  # `line` never published `first`
+    assert lake.read(table).num_rows == 23
+    lake.publish(lake.stage(table, "line__b", first, rows.slice(0, 4)))
+    assert lake.read(table).num_rows == 3 + 4 + 10

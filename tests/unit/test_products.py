@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from plantlake.core.config import load_config
@@ -83,54 +82,61 @@ def test_days_touched_include_the_start_day_of_orders_running_in_the_interval(la
     assert days_touched(lake, cfg, [later]) == [T.date(), later.start.date()]  # PO0002 is still running
 
 
-def test_compaction_keeps_every_row_once_sorted_in_one_file_per_source_and_reruns_add_nothing(tmp_path):
+def test_compaction_bin_packs_a_day_into_one_file_keeps_every_row_and_a_rerun_still_replaces_its_own(tmp_path):
     lake = Lake(tmp_path / "lake").ensure()
     table = get_table("sensor_readings")
     rows = [dict(_sensor(i), ts=T + timedelta(seconds=i)) for i in range(30)]
-    for h in range(3):  # three intervals of one source, the third redelivering two rows of the second
+    ivs = [Interval(T + timedelta(minutes=h * 5), T + timedelta(minutes=h * 5 + 5)) for h in range(3)]
+    for h, iv in enumerate(ivs):  # three intervals of one source, the third redelivering two rows of the second
         chunk = rows[h * 10:(h + 1) * 10] + (rows[15:17] if h == 2 else [])
-        staged = lake.stage(table, "line1_plc", Interval(T + timedelta(minutes=h * 5), T + timedelta(minutes=h * 5 + 5)),
-                            pa.Table.from_pylist(chunk[::-1], schema=table.arrow_schema()))
-        lake.publish(staged)
+        lake.publish(lake.stage(table, "line1_plc", iv, pa.Table.from_pylist(chunk[::-1], schema=table.arrow_schema())))
     _publish(lake, "sensor_readings", [dict(_sensor(0), asset_id=f"{L1}/coater1", tag="dryer_temperature")])  # source "t"
     before = lake.read(table)
-    done = compaction.compact_day(lake, table, T.date())
-    assert (done.files_before, done.files_after, done.rows_before, done.rows_after) == (4, 2, 33, 31)
-    folder = lake.table_dir(table) / f"date={T.date()}"
-    assert sorted(p.name for p in folder.iterdir()) == ["line1_plc__compacted.parquet", "t__compacted.parquet"]
-    mine = pq.read_table(folder / "line1_plc__compacted.parquet")
-    assert mine["ts"].to_pylist() == sorted(r["ts"] for r in rows)  # sorted by (asset, tag, ts), each key once
-    key = list(table.primary_key)
+    version = lake.version(table)
+    done = compaction.compact_day(lake, table, T.date(), retention_hours=0)
+    # four files (one per publish) into one; 33 rows kept; the two keys published twice are counted, not dropped
+    assert (done.files_before, done.files_after, done.rows, done.duplicates) == (4, 1, 33, 2)
+    from deltalake import DeltaTable
+
+    ops = [h["operation"] for h in DeltaTable(lake.table_uri(table)).history() if h["version"] > version]
+    assert sorted(ops) == ["OPTIMIZE", "VACUUM END", "VACUUM START"]  # the rows moved in one commit
+    assert done.vacuumed == 4  # the replaced files are gone from the folder (retention 0 here)
+    on_disk = sorted(p.name for p in (lake.table_dir(table) / f"date={T.date()}").glob("*.parquet"))
+    assert [p.rsplit("/", 1)[-1] for p in lake.files(table)] == on_disk
+    key = [*table.primary_key, "value"]
     assert lake.read(table).select(key).sort_by([(k, "ascending") for k in key]).equals(
-        before.select(key).group_by(key).aggregate([]).select(key).sort_by([(k, "ascending") for k in key]))
-    assert not any((lake.root / "_staging" / "_compaction").rglob("*.parquet"))
-    # a rerun of an interval drops what the compacted file holds (the source's key scope)
-    iv = Interval(T + timedelta(minutes=5), T + timedelta(minutes=10))
-    known = lake.published_keys(table, pa.Table.from_pylist(rows[10:20], schema=table.arrow_schema()), "line1_plc", iv)
-    assert known.num_rows == 31 - 1  # every line1_plc key (the other source's key is not in scope)
-    # compacting again changes nothing
-    again = compaction.compact_day(lake, table, T.date())
-    assert (again.files_before, again.rows_after) == (2, 31)
+        before.select(key).sort_by([(k, "ascending") for k in key]))
+    # a rerun of the second interval, inside the compacted file: its 10 rows replaced by its 3 new ones
+    lake.publish(lake.stage(table, "line1_plc", ivs[1], pa.Table.from_pylist(rows[10:13], schema=table.arrow_schema())))
+    after = lake.read(table)
+    assert after.num_rows == 33 - 10 + 3
+    assert sorted(after.filter(pa.compute.equal(after["asset_id"], rows[0]["asset_id"]))["value"].to_pylist()) == sorted(
+        [r["value"] for r in rows[:10] + rows[10:13] + rows[20:30] + rows[15:17]])
+    # keys of the source's other intervals, in the compacted file, are still known to a rerun
+    known = lake.published_keys(table, pa.Table.from_pylist(rows[10:20], schema=table.arrow_schema()), "line1_plc", ivs[1])
+    assert known.num_rows == 10 + 12  # intervals 1 and 3 (the other source's key is out of scope)
+    # compacting again: one file out, every row kept
+    again = compaction.compact_day(lake, table, T.date(), retention_hours=0)
+    assert (again.files_after, again.rows) == (1, 26)
 
 
-def test_a_compaction_killed_before_the_swap_leaves_the_partition_as_it_was(tmp_path, monkeypatch):
+def test_a_compaction_killed_before_its_commit_leaves_the_table_as_it_was(tmp_path, monkeypatch):
     lake = Lake(tmp_path / "lake").ensure()
     table = get_table("sensor_readings")
     for h in range(2):
         lake.publish(lake.stage(table, "s", Interval(T + timedelta(hours=h), T + timedelta(hours=h + 1)),
                                 pa.Table.from_pylist([dict(_sensor(h))], schema=table.arrow_schema())))
-    folder = lake.table_dir(table) / f"date={T.date()}"
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    version, files = lake.version(table), lake.files(table)
 
-    def killed(a, b):
+    def killed(action, what):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(compaction, "exchange_dirs", killed)
+    monkeypatch.setattr(compaction.tables, "commit", killed)
     with pytest.raises(KeyboardInterrupt):
         compaction.compact_day(lake, table, T.date())
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert (lake.version(table), lake.files(table)) == (version, files)
     monkeypatch.undo()
-    assert compaction.compact_day(lake, table, T.date()).files_after == 1  # and the next run sweeps and succeeds
+    assert compaction.compact_day(lake, table, T.date()).files_after == 1  # the next run succeeds
     assert lake.read(table).num_rows == 2
 
 
@@ -179,9 +185,9 @@ def test_a_rebuilt_product_day_without_bad_rows_drops_the_days_old_quarantine(tm
 
     first = publish(lake, "order_context", day, rows(1.5), "run-1")  # a pass rate above 1: set aside
     assert (first.rows, first.quarantined) == (1, 1)
-    quarantine = list((lake.root / "quarantine" / "order_context").rglob("*.parquet"))
-    assert [json.loads(r["record"])["order_id"] for f in quarantine for r in pq.read_table(f).to_pylist()] == ["PO2"]
+    quarantine = lake.read_quarantine("order_context")
+    assert [json.loads(r)["order_id"] for r in quarantine["record"].to_pylist()] == ["PO2"]
     again = publish(lake, "order_context", day, rows(0.75), "run-2")
     assert (again.rows, again.quarantined) == (2, 0)
-    assert list((lake.root / "quarantine" / "order_context").rglob("*.parquet")) == []
+    assert lake.read_quarantine("order_context").num_rows == 0  # the rebuild's commit removed the day's rejects
     assert sorted(lake.read(table)["order_id"].to_pylist()) == ["PO1", "PO2"]

@@ -9,7 +9,7 @@ products DAG, the CLI and the demo call.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,8 @@ class ProductRun:
     day: str
     rows: int = 0
     quarantined: int = 0
-    files: list[str] = field(default_factory=list)
+    #: the product table's Delta version the build committed
+    version: int | None = None
 
 
 def day_interval(day: date) -> Interval:
@@ -50,7 +51,7 @@ def publish(lake: Lake, table_name: str, day: date, data: Any, run_id: str, *, s
     wap = WriteAuditPublish(lake, source, interval or day_interval(day), run_id, [table_name])
     wap.stage(table, data.cast(table.arrow_schema()))
     done = wap.publish()[table_name]
-    return ProductRun(table_name, day.isoformat(), rows=done.rows, quarantined=done.quarantined, files=done.files)
+    return ProductRun(table_name, day.isoformat(), rows=done.rows, quarantined=done.quarantined, version=done.version)
 
 
 def publish_assets(lake: Lake, cfg: PlantConfig, run_id: str) -> ProductRun:
