@@ -194,6 +194,22 @@ def _cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lake(args: argparse.Namespace) -> int:
+    from plantlake.core.lake import Lake
+    from plantlake.pipeline.catalog import build_catalog
+    from plantlake.pipeline.migrate import BACKUP, migrate
+
+    lake = Lake(load_config(args.config).lake_root()).ensure()
+    done = migrate(lake)
+    for m in done:
+        print(f"{m.folder}: {m.files} Parquet files, {m.rows_before} rows -> Delta table, {m.rows_after} rows, "
+              f"digest {'matches' if m.digest_matches else 'DIFFERS'}")
+    print(f"{len(done)} table(s) migrated" + (f"; the old files are under {lake.root / BACKUP} (delete them when "
+                                              "satisfied)" if done else ": the lake is already on Delta tables"))
+    build_catalog(lake)
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     from plantlake.core.lake import Lake
     from plantlake.pipeline.catalog import build_catalog, query
@@ -364,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compact", help="compact one day's partition of every table and vacuum old files")
     cp.add_argument("--day", type=_day, required=True)
     cp.set_defaults(func=_cmd_compact)
+
+    lk = sub.add_parser("lake", help="lake maintenance: migrate a plain-Parquet lake to Delta tables, in place")
+    lk.add_argument("action", choices=["migrate"])
+    lk.set_defaults(func=_cmd_lake)
 
     sq = sub.add_parser("sql", help="run a query against the analyst catalog (DuckDB)")
     sq.add_argument("query")
