@@ -34,9 +34,20 @@ def small_lake(tmp_path):
         subprocess.run(["umount", "-l", str(lake)], check=False)
 
 
-def _snapshot(lake) -> dict[str, bytes]:
-    return {p.relative_to(lake).as_posix(): p.read_bytes() for p in lake.rglob("*")
-            if p.is_file() and not p.name.startswith(".") and p.name != "filler"}
+def _snapshot(lake) -> dict[str, object]:
+    """What readers see: each Delta table's version and rows, and every other file's bytes (raw,
+    state, results); data files no version lists are no one's to read."""
+    from deltalake import DeltaTable
+
+    tables = {p.parent for p in lake.rglob("_delta_log")}
+    seen: dict[str, object] = {}
+    for t in sorted(tables):
+        dt = DeltaTable(t)
+        seen[t.relative_to(lake).as_posix()] = (dt.version(), dt.to_pyarrow_table().to_pylist())
+    for p in lake.rglob("*"):
+        if p.is_file() and not p.name.startswith(".") and p.name != "filler" and not any(t in p.parents for t in tables):
+            seen[p.relative_to(lake).as_posix()] = p.read_bytes()
+    return seen
 
 
 def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(tmp_path, small_lake, reliability):
@@ -53,14 +64,18 @@ def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(tmp_path, s
     with pytest.raises(OSError) as err:
         run_source("historian_export", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
     assert err.value.errno == errno.ENOSPC or "No space left" in str(err.value), err.value
-    # nothing partial became visible, nothing already published changed, no temp file stayed behind
+    # nothing partial became visible (no version lists it), nothing already published changed, no
+    # temp file stayed behind
     assert _snapshot(small_lake) == before
     assert not [p for p in small_lake.rglob(".*.tmp")]
     # space returns: the rerun of the failed hour publishes it
     (small_lake / "filler").unlink()
     second = run_source("historian_export", START + timedelta(hours=1), START + timedelta(hours=2), config=cfg)
     assert second.published == first.published
-    assert sorted(p.parent.name for p in (small_lake / "curated").rglob("*.parquet")) == ["date=2026-03-01"] * 2
+    from plantlake.core.lake import Lake
+    from schemas import get_table
+
+    assert [f.split("/")[-2] for f in Lake(small_lake).files(get_table("sensor_readings"))] == ["date=2026-03-01"] * 2
     reliability("disk full (3 MiB tmpfs lake) during a publish", data_in=2 * first.published,
                 data_out=first.published + second.published, lost=2 * first.published - first.published - second.published,
                 duplicates=0, unit="sensor rows", note="ENOSPC fails the run; nothing partial or changed; the rerun publishes")
