@@ -57,6 +57,21 @@ def quarantined(lake, table: str, summary=None) -> list[dict]:
     return rows
 
 
+def lake_content(lake) -> dict[str, list[dict]]:
+    """Every table's rows in its current snapshot (a `Lake` or its root), lineage left out, in key
+    order: what a rerun of the same input must leave exactly as it was."""
+    from plantlake.core.lake import Lake
+    from schemas.tables import TABLES
+
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
+    out = {}
+    for name, table in TABLES.items():
+        rows = lake.read(table).drop_columns(list(table.lineage)).to_pylist()
+        if rows:
+            out[name] = sorted(rows, key=lambda r: [str(r[k]) for k in (*table.primary_key, *table.data_columns)])
+    return out
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 

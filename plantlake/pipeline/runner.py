@@ -159,8 +159,9 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
                           rules=slicing.slice_source(src, values, present, first=k == 0), timer=timer)
         for name, done in wap.publish().items():
             summary.tables.setdefault(name, TableSummary()).record(done)
-        build_catalog(lake)  # its views name the files of the snapshots just committed
         timer.lap("publish")
+        build_catalog(lake)  # its views name the files of the snapshots just committed
+        timer.lap("catalog")
         if state is not None:
             lake.write_state(src.name, connector.dump_state(state))
         add_stats(summary.stats, {"slices": len(parts), **connector.after_publish()})

@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from connectors.images.connector import ImagesConnector
@@ -55,8 +54,7 @@ def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(
     lake = Lake(tmp_path / "lake")
     published = {r["image_id"] for r in lake.read(get_table("inspection_images")).to_pylist()}
     assert first.stats["files_waiting"] >= 1 and intact[writing]["sha256"] not in published
-    quarantined = [r for f in (lake.root / "quarantine" / "inspection_images").rglob("*.parquet")
-                   for r in pq.read_table(f).to_pylist()]
+    quarantined = lake.read_quarantine("inspection_images").to_pylist()
     vanished = [r for r in quarantined if vanishing in r["record"]]
     assert [r["reason"] for r in vanished] == [f"file: vanished before it could be read ({vanishing})"]
 
@@ -67,8 +65,7 @@ def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(
     run_source("camera_images", now + timedelta(minutes=1), now + timedelta(minutes=2), config=cfg)
     published = {r["image_id"] for r in lake.read(get_table("inspection_images")).to_pylist()}
     assert published == {s["sha256"] for name, s in intact.items() if name != vanishing}
-    quarantined = [r for f in (lake.root / "quarantine" / "inspection_images").rglob("*.parquet")
-                   for r in pq.read_table(f).to_pylist()]
+    quarantined = lake.read_quarantine("inspection_images").to_pylist()
     corrupt = sum(1 for s in shots if s["corrupt"] and any(s["file"] in r["record"] for r in quarantined))
     accounted = len(published) + len(vanished) + corrupt
     reliability("camera writes a file during the scan; another vanishes mid-scan", data_in=len(shots),

@@ -22,7 +22,7 @@ from schemas import get_table
 from simulators import truth
 from simulators.camera import Camera
 from simulators.story import Plant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, lake_content
 from tests.conftest import quarantined as quarantined_rows
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,8 @@ def site(tmp_path):
     return load_config(tmp_path / "plant.yaml"), tmp_path
 
 
-def curated_files(lake: Path) -> dict[str, bytes]:
-    return {p.relative_to(lake).as_posix(): p.read_bytes() for p in sorted((lake / "curated").rglob("*.parquet"))}
+def curated_files(lake: Path) -> dict[str, list[dict]]:
+    return lake_content(lake)
 
 
 def test_rows_and_copies_match_the_cameras_ground_truth_and_a_rerun_adds_nothing(site):
@@ -293,7 +293,7 @@ def test_content_decides_the_format_station_codes_map_and_rejected_bytes_leave_i
         ("acme/shenzhen/assembly/line2/camera2", "JPEG", f"images/{digest[:2]}/{digest}.jpg")]
     assert s.stats["format_mismatch"] == 1
     # the unknown station is quarantined with the setting that fixes it, and its bytes are in quarantine/
-    q = pq.read_table(next((tmp_path / "lake" / "quarantine" / "inspection_images").rglob("*.parquet"))).to_pylist()
+    q = quarantined_rows(tmp_path / "lake", "inspection_images")
     assert len(q) == 1 and "station is not an asset of the site hierarchy" in q[0]["reason"]
     assert "map station codes under folders[0].codes" in q[0]["reason"]
     bad_digest = hashlib.sha256(bad).hexdigest()

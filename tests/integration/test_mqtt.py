@@ -186,7 +186,9 @@ def test_late_and_out_of_order_messages_land_in_their_own_event_day(site, mosqui
     pub.loop_stop()
     s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
     assert s.published == 4 and s.quarantined == 0
-    curated = tmp / "lake" / "curated" / "sensor_readings"
-    by_day = {f.parent.name: sorted(pq.read_table(f)["message_id"].to_pylist()) for f in curated.rglob("*.parquet")}
-    assert by_day == {"date=2026-01-01": ["late-0", "late-2"], "date=2025-12-31": ["late-1"],
-                      "date=2025-12-30": ["late-3"]}
+    rows = Lake(tmp / "lake").dataset(get_table("sensor_readings")).to_table(columns=["date", "message_id"])
+    by_day: dict[str, list[str]] = {}
+    for r in rows.to_pylist():
+        by_day.setdefault(f"date={r['date']}", []).append(r["message_id"])
+    assert {k: sorted(v) for k, v in by_day.items()} == {"date=2026-01-01": ["late-0", "late-2"],
+                                                          "date=2025-12-31": ["late-1"], "date=2025-12-30": ["late-3"]}

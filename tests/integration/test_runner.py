@@ -14,7 +14,7 @@ from plantlake.app.demo import write_historian_export
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from schemas import get_table
-from tests.conftest import ROOT, quarantined
+from tests.conftest import ROOT, lake_content, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +37,10 @@ def test_cli_run_publishes_and_a_rerun_is_identical(plant, plant_dir):
     assert first["tables"]["sensor_readings"]["conversions"] == {"W -> kW": 720, "°F -> degC": 360}
 
     lake = Lake(plant_dir / "lake")
-    files_before = sorted(p.relative_to(lake.root) for p in lake.root.rglob("*") if p.is_file())
+    everything_before = lake_content(lake)
     content_before = _content(lake)
     second = json.loads(subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
-    files_after = sorted(p.relative_to(lake.root) for p in lake.root.rglob("*") if p.is_file())
-    assert files_after == files_before
+    assert lake_content(lake) == everything_before  # every table, quarantine and quality results alike
     assert _content(lake).equals(content_before)
     assert second["published"] == first["published"]
     assert second["run_id"] != first["run_id"]

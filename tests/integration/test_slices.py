@@ -7,12 +7,11 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 
-import pyarrow.parquet as pq
 import pytest
 
 from plantlake.app.demo import write_historian_export
 from plantlake.core.config import with_source
-from plantlake.core.lake import Interval, Lake
+from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from quality.audit import AuditFailed
 from schemas import get_table
@@ -30,7 +29,7 @@ def _content(lake: Lake):
 
 
 def _quarantine(lake: Lake):
-    rows = pq.read_table(next((lake.root / "quarantine" / "sensor_readings").rglob("*.parquet"))).to_pylist()
+    rows = lake.read_quarantine("sensor_readings").to_pylist()
     return sorted((r["stage"], r["column"], r["reason"], r["record"]) for r in rows if r["stage"] != "audit") + \
         sorted((r["stage"], r["column"], r["reason"], json.loads(r["record"])["value"]) for r in rows
                if r["stage"] == "audit")
@@ -61,9 +60,9 @@ def test_slices_publish_and_quarantine_exactly_what_one_pass_does(plant, plant_d
     assert s.reasons == w.reasons and s.conversions == w.conversions
     assert _content(sliced_lake).equals(_content(whole_lake))
     assert _quarantine(sliced_lake) == _quarantine(whole_lake)  # incl. the glitch the audit set aside
-    # one file per slice, and one kept audit result per slice
-    assert sorted(p.name for p in (sliced_lake.root / "curated" / "sensor_readings").rglob("*.parquet")) == [
-        f"historian_export__{Interval(START, END).key}__p000{k}.parquet" for k in range(3)]
+    # the slices in one commit, and one kept audit result per slice
+    assert (s.version, w.version) == (0, 0)
+    assert len(sliced_lake.files(SENSOR)) == 3
     results = sorted(p.name for p in (sliced_lake.root / "_quality" / "results" / "sensor_readings").glob("*.json"))
     assert len(results) == 3 and all("__p000" in name for name in results)
 
@@ -76,8 +75,7 @@ def test_a_rerun_in_one_pass_replaces_the_slices(plant, plant_dir, export, tmp_p
     again = run_source("historian_export", START, END, config=plant, lake=lake)  # the claimed file, read again
 
     assert again.stats["slices"] == 1 and again.published == first.published == 2183
-    files = list((lake.root / "curated" / "sensor_readings").rglob("*.parquet"))
-    assert len(files) == 1 and "__p" not in files[0].name  # the three slice files are gone
+    assert len(lake.files(SENSOR)) == 1 and again.tables["sensor_readings"].version == 1  # the three slices' rows replaced
     assert _content(lake).equals(content)
 
 

@@ -211,10 +211,7 @@ def test_what_the_birth_declares_decides_where_a_metric_lands(site):
 
 
 def _quarantine_reasons(cfg) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return [r["reason"] for f in (Lake(cfg.lake_root()).root / "quarantine" / "sensor_readings").rglob("*.parquet")
-            for r in pq.read_table(f).to_pylist()]
+    return [r["reason"] for r in Lake(cfg.lake_root()).read_quarantine("sensor_readings").to_pylist()]
 
 
 def test_session_rules_a_stale_death_a_will_and_a_redelivered_message(site):
