@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.model import Table
+from schemas.model import PARTITION_COLUMN, STORAGE_COLUMNS, Table
 from schemas.tables import TABLES
 
 _SCOPE = {
@@ -33,7 +33,7 @@ def _rule(c) -> str:
 
 
 def table_markdown(t: Table) -> str:
-    where = f"`{t.layer}/{t.name}/`" + (f", partitioned by `date=` of `{t.partition_column}` (UTC)" if t.partition_column else "")
+    where = f"`{t.layer}/{t.name}/`" + (f", a Delta table partitioned by `date`, the UTC day of `{t.partition_column}`" if t.partition_column else ", a Delta table")
     lines = [
         f"## `{t.name}` (version {t.version})",
         "",
@@ -59,7 +59,24 @@ def data_dictionary() -> str:
         "Timestamps are UTC microseconds; units are canonical and pint-parseable.",
         "",
     ]
-    return "\n".join(head + [table_markdown(t) + "\n" for t in TABLES.values()])
+    storage = [
+        "## How the tables are stored",
+        "",
+        "Every table below is a Delta Lake table under the lake root (`curated/`, `products/`, `_quality/`), and "
+        "each one's rejected rows are the Delta table `quarantine/<table>/` (columns `stage`, `column`, `reason`, "
+        "`record` as JSON, `source`, `run_id`, `interval_start`, `quarantined_at`). Read a table through its log "
+        "(the catalog's view, `polars.scan_delta`, `deltalake.DeltaTable`), never a glob of its folder: the folder "
+        "also holds files later commits replaced, until the vacuum. Besides its declared columns each table has:",
+        "",
+        "| column | type | description |",
+        "|---|---|---|",
+        *(f"| `{name}` | `{'date32' if name == PARTITION_COLUMN else 'string'}` | {text} |"
+          for name, text in STORAGE_COLUMNS.items()),
+        "",
+        "The catalog's views show the declared columns only.",
+        "",
+    ]
+    return "\n".join(head + storage + [table_markdown(t) + "\n" for t in TABLES.values()])
 
 
 def write_data_dictionary(path: Path) -> Path:

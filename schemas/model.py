@@ -10,6 +10,18 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+#: Columns every table of the lake has besides its declared ones (each table is a Delta table,
+#: plantlake/core/tables.py): who wrote the row (the configured source, `products`, `site_config`,
+#: an audit) and the data interval of that run (the owner a rerun replaces), and the partition.
+SOURCE_COLUMN, INTERVAL_COLUMN, PARTITION_COLUMN = "_source", "_interval", "date"
+STORAGE_COLUMNS = {
+    PARTITION_COLUMN: "The partition: the UTC day (date) of the table's partition column; partitioned tables only.",
+    SOURCE_COLUMN: "Who wrote the row: the configured source (`sources[].name`), `products`, `site_config`, or an "
+                   "audit (`<source>/<table>`).",
+    INTERVAL_COLUMN: "The data interval of the run that wrote the row (`<start>_<end>`, UTC); a rerun of that "
+                     "source and interval replaces exactly these rows.",
+}
+
 #: Key-value metadata keys stamped on every Parquet file plantlake writes.
 META_TABLE = b"plantlake.table"
 META_VERSION = b"plantlake.schema_version"

@@ -36,6 +36,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from plantlake.core.errors import Transient
+from schemas.model import INTERVAL_COLUMN as INTERVAL
+from schemas.model import PARTITION_COLUMN as PARTITION
+from schemas.model import SOURCE_COLUMN as SOURCE
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOURCE, INTERVAL, PARTITION = "_source", "_interval", "date"
 #: the columns plantlake adds to every table's declared ones
 OWNER = (SOURCE, INTERVAL)
 #: a conflicting commit is tried this many times in all, waiting BACKOFF_S * 2**n (jittered, capped)
