@@ -134,7 +134,7 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_old_version_or_the_new(s3, 
     assert first.wait(300) == 0, first.stderr.read()
     rng = random.Random(3)
     seen = set()
-    for attempt in range(4):
+    for _ in range(4):
         proc = _writer(s3, uri, 1, 1000, rows)  # rewrites interval i0, i1, … with the round in the value
         t0 = time.monotonic()
         assert proc.stdout.readline().strip() == "0", proc.stderr.read()
