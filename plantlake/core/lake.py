@@ -583,8 +583,8 @@ class Lake:
 
         meta = self._commit_metadata(f"quarantine/{table}", 1, source, interval, run_id)
         uri = self.quarantine_uri(table)
-        if rejects.num_rows == 0 and tables.load(uri, self.storage_options) is None:
-            return None
+        if rejects.num_rows == 0 and not tables.owns_rows(uri, self.storage_options, source, interval.key):
+            return None  # nothing to add, nothing of an earlier run to remove: no commit
         version = tables.replace(uri, self.storage_options, lambda: [rejects], QUARANTINE_SCHEMA, source=source,
                                  interval_key=interval.key, partition_column="interval_start", metadata=meta)
         return None if version < 0 else version

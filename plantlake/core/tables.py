@@ -219,6 +219,15 @@ def dataset(uri: str, options: dict[str, str] | None = None, days: Iterable[str]
     return table.to_pyarrow_dataset(partitions=partitions)
 
 
+def owns_rows(uri: str, options: dict[str, str] | None, source: str, interval_key: str) -> bool:
+    """Whether the table holds rows of this owner (file statistics skip most files unread)."""
+    import pyarrow.dataset as ds
+
+    data = dataset(uri, options)
+    return data is not None and data.count_rows(
+        filter=(ds.field(SOURCE) == source) & (ds.field(INTERVAL) == interval_key)) > 0
+
+
 def file_uris(uri: str, options: dict[str, str] | None = None, days: Iterable[str] | None = None) -> list[str]:
     """The data files of the table's newest snapshot, of the `date` partitions `days` names when
     given ([] when there is no table)."""
