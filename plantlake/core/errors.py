@@ -61,6 +61,11 @@ class StateInvalid(Terminal, ValueError):
     newer plantlake)."""
 
 
+class StateConflict(Transient, RuntimeError):
+    """Another run of the same source committed its state after this run read it (two workers, two
+    hosts): this run's rows are published, its state is not; the retry starts from the newer state."""
+
+
 class AuditFailed(Terminal, RuntimeError):
     """A staged batch failed a batch-level check; nothing was published."""
 

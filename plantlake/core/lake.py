@@ -9,7 +9,7 @@ Layout under one root (LAKE_ROOT):
     quarantine/<table>/                                  a Delta table of each table's rejected rows
     products/<product>/                                  a Delta table per product
     _quality/<table>/, _quality/results/, _quality/docs/ quality tables (Delta), GX results, Data Docs
-    _state/<source>.json                                 cursors
+    _state/<source>/<version>.json                       cursors, versioned (create-only writes)
     _staging/                                            written, not yet audited
 
 Files are written to a temporary name, fsynced and renamed into place, so readers see the old
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 512 * 1024
+#: how many versions of a source's state are kept (the newest is the one runs read)
+STATE_VERSIONS = 20
 #: staging folders older than this belong to runs that died: the next run of the interval removes them
 STALE_STAGING_S = 6 * 3600
 
@@ -301,6 +303,15 @@ class Lake:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
+        #: the state version each source's state was read at (read_state), which write_state succeeds
+        self._state_read: dict[str, int] = {}
+
+    @property
+    def storage(self) -> Any:
+        """The filesystem layer of the lake's files that are not tables (plantlake.core.storage)."""
+        from plantlake.core.storage import LocalStorage
+
+        return LocalStorage(self.root)
 
     # ---- paths -----------------------------------------------------------------------
 
@@ -592,14 +603,49 @@ class Lake:
     # ---- state ---------------------------------------------------------------------------
 
     def state_path(self, source: str) -> Path:
+        """The state file of the first lake layout (one file, replaced by each run); read once."""
         return self.state_dir / f"{_safe(source)}.json"
 
+    def _state_versions(self, source: str) -> list[int]:
+        names = (k.rsplit("/", 1)[-1] for k in self.storage.list(f"_state/{_safe(source)}"))
+        return sorted(int(n.removesuffix(".json")) for n in names if re.fullmatch(r"\d{10}\.json", n))
+
     def read_state(self, source: str) -> dict[str, Any]:
-        path = self.state_path(source)
-        return json.loads(path.read_text()) if path.exists() else {}
+        """A source's newest state (cursors, claims, Sparkplug births); remembers its version."""
+        versions = self._state_versions(source)
+        if versions:
+            self._state_read[source] = versions[-1]
+            return json.loads(self.storage.get(f"_state/{_safe(source)}/{versions[-1]:010d}.json"))
+        self._state_read[source] = 0
+        legacy = self.state_path(source)
+        return json.loads(legacy.read_text()) if legacy.exists() else {}
 
     def write_state(self, source: str, state: dict[str, Any]) -> None:
-        write_json_atomic(self.state_path(source), state)
+        """Commit a source's state as the version after the one `read_state` returned, only if no
+        other run committed that version first (a create-only write: local `link(2)`, S3
+        If-None-Match), so two workers on two hosts never overwrite each other's cursor. Raises
+        `StateConflict` when one did; keeps the last STATE_VERSIONS versions."""
+        from plantlake.core.errors import StateConflict
+
+        read = self._state_read.get(source)
+        if read is None:
+            versions = self._state_versions(source)
+            read = versions[-1] if versions else 0
+        new = read + 1
+        body = json.dumps(state, indent=2, sort_keys=True, default=str).encode()
+        key = f"_state/{_safe(source)}/{new:010d}.json"
+        if not self.storage.create(key, body):
+            if json.loads(self.storage.get(key)) == json.loads(body):
+                self._state_read[source] = new  # the other run (the same interval, the same input) wrote the same
+                return
+            raise StateConflict(f"source {source}: another run committed state version {new} after this run read "
+                                f"version {read}; this run's rows are published, its state is not — the retry reads "
+                                "the newer state")
+        self._state_read[source] = new
+        for old in self._state_versions(source):
+            if old <= new - STATE_VERSIONS:
+                self.storage.delete(f"_state/{_safe(source)}/{old:010d}.json")
+        self.state_path(source).unlink(missing_ok=True)  # the first layout's file, now superseded
 
 
 def split_partitions(table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:

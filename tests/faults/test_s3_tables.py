@@ -151,3 +151,32 @@ def test_a_writer_killed_mid_commit_on_s3_leaves_the_old_version_or_the_new(s3, 
     reliability("writer SIGKILLed mid-commit on S3 (4 kills)", data_in=rows, data_out=rows, lost=0, duplicates=0,
                 unit="rows of each interval", note="every interval holds one whole write; versions seen: "
                 f"{sorted(seen)}")
+
+
+def test_state_versions_on_s3_are_create_only_so_one_of_two_racing_writers_wins(s3):
+    """The compare-and-swap versioned state rests on (plantlake.core.storage): a version created
+    on S3 is never overwritten; of two processes creating the same version, exactly one succeeds."""
+    from plantlake.core.storage import open_storage
+
+    storage = open_storage(s3.uri("cas"), s3.storage_options)
+    assert storage.create("_state/erp/0000000001.json", b'{"v": 1}')
+    assert not storage.create("_state/erp/0000000001.json", b'{"v": "other"}')
+    assert storage.get("_state/erp/0000000001.json") == b'{"v": 1}'
+    race = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from plantlake.core.storage import open_storage
+from tests.servers import S3Server
+s3 = S3Server(sys.argv[1], "lake")
+st = open_storage(s3.uri("cas"), s3.storage_options)
+print(sum(st.create(f"_state/race/{{k:010d}}.json", sys.argv[2].encode()) for k in range(40)), flush=True)
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", race, s3.endpoint, f"writer{me}"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for me in (1, 2)]
+    won = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        won.append(int(out.strip()))
+    assert sum(won) == 40  # every version created exactly once, by one writer or the other
+    assert len(storage.list("_state/race")) == 40

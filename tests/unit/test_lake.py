@@ -149,12 +149,33 @@ def test_interval_must_be_aware_and_ordered():
     assert Interval(T0, T0 + timedelta(hours=1)).key == "20260301T230000Z_20260302T000000Z"
 
 
-def test_state_round_trips_atomically(tmp_path):
+def test_state_round_trips_in_versions_and_a_concurrent_writer_is_refused(tmp_path):
+    from plantlake.core.errors import StateConflict
+
     lake = Lake(tmp_path).ensure()
-    assert lake.read_state("src") == {}
+    (tmp_path / "_state" / "src.json").write_text('{"cursor": "2026-02-28T00:00:00Z"}')  # the first layout's file
+    assert lake.read_state("src") == {"cursor": "2026-02-28T00:00:00Z"}
     lake.write_state("src", {"cursor": "2026-03-01T00:00:00Z"})
     assert lake.read_state("src") == {"cursor": "2026-03-01T00:00:00Z"}
-    assert not [p for p in (tmp_path / "_state").iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in (tmp_path / "_state").rglob("*")) == ["0000000001.json", "src"]
+    # two workers (two Lake objects, as on two hosts) read version 1; the second to commit is refused
+    a, b = Lake(tmp_path), Lake(tmp_path)
+    a.read_state("src"), b.read_state("src")
+    a.write_state("src", {"cursor": "2026-03-01T01:00:00Z"})
+    with pytest.raises(StateConflict, match="another run committed state version 2 after this run read version 1"):
+        b.write_state("src", {"cursor": "2026-03-01T00:30:00Z"})
+    assert Lake(tmp_path).read_state("src") == {"cursor": "2026-03-01T01:00:00Z"}  # never overwritten
+    b.read_state("src")  # the retry reads the newer state, then commits after it
+    b.write_state("src", {"cursor": "2026-03-01T02:00:00Z"})
+    # the same state from an overlapping run of the same input is no conflict
+    c = Lake(tmp_path)
+    c.read_state("src")
+    Lake(tmp_path).write_state("src", {"cursor": "same"}), c.write_state("src", {"cursor": "same"})
+    for k in range(30):
+        c.write_state("src", {"k": k})
+    kept = sorted(p.name for p in (tmp_path / "_state" / "src").iterdir())
+    assert len(kept) == 20 and kept[-1] == "0000000034.json"
+    assert not [p for p in (tmp_path / "_state").rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_a_source_named_like_anothers_prefix_owns_only_its_own_publishes(tmp_path):
