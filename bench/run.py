@@ -38,6 +38,7 @@ MAIN: dict[str, list[str]] = {
     "mqtt": ["--messages", "100000", "--repeat", "3"],
     "images": ["--images", "10000", "--repeat", "3"],
     "erp": ["--rows", "1000000", "--repeat", "3"],
+    "compaction": ["--rows", "5000000", "--files", "240", "--repeat", "3"],
     "demo": ["--repeat", "3"],
 }
 #: the scale curves: the size argument, the sizes and how often each is repeated
