@@ -8,13 +8,13 @@ the results written since the last one and refreshes the index.
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from plantlake.core.config import PlantConfig
 from plantlake.core.lake import Lake
-from quality.results import results_dir
+from quality.results import kept_results
 
 SITE = "plantlake"
 
@@ -70,16 +70,15 @@ def build_data_docs(lake: Lake, cfg: PlantConfig) -> Path:
         ctx.suites.add(suite)
         fresh.append(ExpectationSuiteIdentifier(suite.name))
     schema = ExpectationSuiteValidationResultSchema()
-    for path in sorted(results_dir(lake).glob("*/*.json")):
-        kept = json.loads(path.read_text())
+    for stem, kept in kept_results(lake):
         if not kept.get("validation"):
             continue  # the staged files failed their file-level checks before GX ran
         key = ValidationResultIdentifier(
             ExpectationSuiteIdentifier(kept["suite"]),
             RunIdentifier(run_name=kept["run_id"], run_time=kept["validated_at"]),
-            batch_identifier=f"{kept['source']}__{path.stem}" if kept["source"] not in path.stem else path.stem)
+            batch_identifier=f"{kept['source']}__{stem}" if kept["source"] not in stem else stem)
         ctx.validation_results_store.set(key, schema.load(kept["validation"]))
-        if path.stat().st_mtime >= built_at:
+        if datetime.fromisoformat(str(kept["validated_at"])).timestamp() >= built_at:
             fresh.append(key)
     ctx.build_data_docs(site_names=[SITE], resource_identifiers=fresh)
     return index

@@ -1,6 +1,6 @@
 """Where validation results are kept, and in which shapes.
 
-- `_quality/results/<table>/<name>.json`: one GX validation result with plantlake's context
+- `_quality/results/<table>/<name>.json` (through the lake's storage): one GX validation result with plantlake's context
   (suite, source, run, interval, when); Data Docs are built from these files.
 - `quality_results` (a Delta table under `_quality/`): one row per check of every audit, for trends;
   a rerun of an interval replaces its audit's rows.
@@ -8,25 +8,31 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from plantlake.core.lake import Interval, Lake, write_json_atomic
+from plantlake.core.lake import Interval, Lake, safe_name
 
-
-def results_dir(lake: Lake) -> Path:
-    return lake.quality_dir / "results"
+RESULTS = "_quality/results"
 
 
 def keep_validation(lake: Lake, table: str, source: str, interval: Interval, run_id: str, suite: str,
-                    validation: dict[str, Any] | None, *, name: str, **context: Any) -> Path:
-    """One validation result as JSON (a rerun of the same interval replaces it)."""
-    return write_json_atomic(results_dir(lake) / table / f"{name}.json", {
+                    validation: dict[str, Any] | None, *, name: str, **context: Any) -> str:
+    """One validation result as JSON (a rerun of the same interval replaces it); returns its key."""
+    key = f"{RESULTS}/{safe_name(table)}/{safe_name(name)}.json"
+    lake.storage.put(key, json.dumps({
         "table": table, "suite": suite, "source": source, "run_id": run_id,
         "interval": [interval.start, interval.end], "validated_at": datetime.now(UTC),
-        "validation": validation, **context})
+        "validation": validation, **context}, indent=2, sort_keys=True, default=str).encode())
+    return key
+
+
+def kept_results(lake: Lake) -> list[tuple[str, dict[str, Any]]]:
+    """Every kept validation result: (its name, what it holds)."""
+    return [(key.rsplit("/", 1)[-1].removesuffix(".json"), json.loads(lake.storage.get(key)))
+            for key in lake.storage.list(RESULTS) if key.endswith(".json")]
 
 
 def keep_audit(lake: Lake, source: str, interval: Interval, run_id: str, audit: Any, *, slice_label: str = "") -> None:

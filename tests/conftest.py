@@ -68,7 +68,7 @@ def lake_content(lake) -> dict[str, list[dict]]:
     for name, table in TABLES.items():
         rows = lake.read(table).drop_columns(list(table.lineage)).to_pylist()
         if rows:
-            out[name] = sorted(rows, key=lambda r: [str(r[k]) for k in (*table.primary_key, *table.data_columns)])
+            out[name] = sorted(rows, key=lambda r: [str(r.get(k)) for k in (*table.primary_key, *table.data_columns)])
     return out
 
 

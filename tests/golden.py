@@ -43,33 +43,40 @@ def _digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
 
 
-def snapshot(lake_root: Path) -> dict[str, Any]:
+def snapshot(lake: Any, site: str | None = None) -> dict[str, Any]:
     """Each Delta table's current snapshot, its declared columns and `date` (the owner columns are
-    plantlake's bookkeeping, left out)."""
-    from deltalake import DeltaTable
-
+    plantlake's bookkeeping, left out); `lake` is a local lake's root or a `Lake` (also on S3)."""
+    from plantlake.core import tables
+    from plantlake.core.lake import Lake
     from plantlake.core.tables import OWNER
+    from schemas.tables import TABLES
 
-    root = str(lake_root.parent)
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
+    root = site or str(lake.root.parent)  # the site folder, whose path some rows hold
+    uris = {**{lake.table_key(t): lake.table_uri(t) for t in TABLES.values()},
+            **{f"quarantine/{t}": lake.quarantine_uri(t) for t in TABLES}}
     out: dict[str, Any] = {}
-    for layer in LAYERS:
-        for folder in sorted(p for p in (lake_root / layer).glob("*") if (p / "_delta_log").is_dir()):
-            data = DeltaTable(folder).to_pyarrow_table()
-            if not data.num_rows:
-                continue
-            columns = sorted(c for c in data.column_names if c not in VOLATILE and c not in OWNER)
-            rows = [{c: _canonical(r[c], root) for c in columns} for r in data.select(columns).to_pylist()]
-            out[f"{layer}/{folder.name}"] = {
-                "rows": len(rows),
-                "digest": _digest([json.dumps(r, sort_keys=True, default=str) for r in rows]),
-                "columns": {c: _digest([json.dumps(r[c], default=str) for r in rows]) for c in columns},
-            }
+    for name, uri in sorted(uris.items()):
+        if name.split("/")[0] not in LAYERS:
+            continue
+        found = tables.dataset(uri, lake.storage_options)
+        data = found.to_table() if found is not None else None
+        if data is None or not data.num_rows:
+            continue
+        columns = sorted(c for c in data.column_names if c not in VOLATILE and c not in OWNER)
+        rows = [{c: _canonical(r[c], root) for c in columns} for r in data.select(columns).to_pylist()]
+        out[name] = {
+            "rows": len(rows),
+            "digest": _digest([json.dumps(r, sort_keys=True, default=str) for r in rows]),
+            "columns": {c: _digest([json.dumps(r[c], default=str) for r in rows]) for c in columns},
+        }
     return out
 
 
-def check(lake_root: Path, golden: Path) -> None:
-    """Assert the lake matches the stored snapshot, naming each table and column that differs."""
-    got = snapshot(lake_root)
+def check(lake: Any, golden: Path, *, site: str | None = None) -> None:
+    """Assert the lake matches the stored snapshot, naming each table and column that differs.
+    `site`: the local site folder whose path rows hold (an object-storage lake has none of its own)."""
+    got = snapshot(lake, site)
     if os.environ.get("PLANTLAKE_GOLDEN") == "update" or not golden.exists():
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")

@@ -138,10 +138,10 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
-    from plantlake.core.lake import Interval, Lake
+    from plantlake.core.lake import Interval
 
     cfg = load_config(args.config)
-    lake = Lake(cfg.lake_root()).ensure()
+    lake = cfg.open_lake().ensure()
     if args.action == "check":
         from quality.cross_source import run_checks
 
@@ -164,12 +164,11 @@ def _day(text: str) -> date:
 
 
 def _cmd_products(args: argparse.Namespace) -> int:
-    from plantlake.core.lake import Lake
     from plantlake.pipeline.catalog import build_catalog
     from plantlake.pipeline.products import build_day
 
     cfg = load_config(args.config)
-    lake = Lake(cfg.lake_root()).ensure()
+    lake = cfg.open_lake().ensure()
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     for run in build_day(lake, cfg, args.day, run_id):
         print(f"{run.product} {run.day}: {run.rows} rows, {run.quarantined} quarantined -> version {run.version}")
@@ -178,12 +177,11 @@ def _cmd_products(args: argparse.Namespace) -> int:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    from plantlake.core.lake import Lake
     from plantlake.pipeline.catalog import build_catalog
     from plantlake.pipeline.compaction import compact_all
 
     cfg = load_config(args.config)
-    lake = Lake(cfg.lake_root()).ensure()
+    lake = cfg.open_lake().ensure()
     done = compact_all(lake, args.day, cfg.lake.vacuum_retention_hours)
     for c in done:
         print(f"{c.table} {c.day}: {c.files_before} files -> {c.files_after}, {c.rows} rows, "
@@ -195,11 +193,10 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _cmd_lake(args: argparse.Namespace) -> int:
-    from plantlake.core.lake import Lake
     from plantlake.pipeline.catalog import build_catalog
     from plantlake.pipeline.migrate import BACKUP, migrate
 
-    lake = Lake(load_config(args.config).lake_root()).ensure()
+    lake = load_config(args.config).open_lake().ensure()
     done = migrate(lake)
     for m in done:
         print(f"{m.folder}: {m.files} Parquet files, {m.rows_before} rows -> Delta table, {m.rows_after} rows, "
@@ -211,10 +208,9 @@ def _cmd_lake(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    from plantlake.core.lake import Lake
     from plantlake.pipeline.catalog import build_catalog, query
 
-    lake = Lake(load_config(args.config).lake_root()).ensure()
+    lake = load_config(args.config).open_lake().ensure()
     build_catalog(lake)
     result = query(lake, args.query)
     from rich.console import Console
@@ -230,10 +226,9 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from plantlake.core.lake import Lake
     from plantlake.pipeline.report import build_report
 
-    print(f"report: {build_report(Lake(load_config(args.config).lake_root()).ensure())}")
+    print(f"report: {build_report(load_config(args.config).open_lake().ensure())}")
     return 0
 
 
@@ -273,7 +268,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     config_path = Path(args.config or default_config_path()).resolve()
     cfg = load_config(config_path)
-    root = cfg.lake_root()
     if not args.verbose:  # the demo prints a line a run; the narration of plantlake, Airflow, GX and the
         for handler in logging.getLogger().handlers:  # virtual plant below warnings is for --verbose
             handler.setLevel(logging.WARNING)
@@ -295,16 +289,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     skipped = not_run(cfg)
     for name, why in skipped.items():
         print(f"{name}: NOT RUN: {why.removeprefix('not run: ')}")
-    print(f"\nplantlake demo: the lake is {root}")
-    print(f"  curated tables : {root / 'curated'}")
-    print(f"  quarantine     : {root / 'quarantine'} (each row with its reason)")
-    print(f"  quality        : {root / '_quality'} (validation results, quality_results, cross_source_checks)")
-    print(f"  Data Docs      : {root / '_quality' / 'docs' / 'index.html'}")
-    print(f"  products       : {root / 'products'} (order_context, image_training_set)")
-    print(f"  catalog        : {root / 'catalog.duckdb'}  (try: plantlake sql \"{DEMO_QUERY}\")")
-    print(f"  report         : {root / '_report' / 'index.html'}")
-    print(f"  try: duckdb -c \"select asset_id, tag, unit, count(*), avg(value) from "  # noqa: S608 - printed for the analyst, never executed
-          f"read_parquet('{root}/curated/sensor_readings/*/*.parquet', hive_partitioning=true) group by all\"")
+    lake = cfg.open_lake()
+    uri, local = lake.uri, lake.root
+    print(f"\nplantlake demo: the lake is {uri} (Delta tables; read them through the catalog or their logs)")
+    print(f"  curated tables : {uri}/curated")
+    print(f"  quarantine     : {uri}/quarantine (each row with its reason)")
+    print(f"  quality        : {uri}/_quality (validation results, quality_results, cross_source_checks)")
+    print(f"  Data Docs      : {local / '_quality' / 'docs' / 'index.html'}")
+    print(f"  products       : {uri}/products (order_context, image_training_set)")
+    print(f"  catalog        : {local / 'catalog.duckdb'}  (try: plantlake sql \"{DEMO_QUERY}\")")
+    print(f"  report         : {local / '_report' / 'index.html'}")
+    print(f"  try: duckdb -readonly {local / 'catalog.duckdb'} -c \"select asset_id, tag, unit, count(*), avg(value) "  # noqa: S608 - printed for the analyst, never executed
+          "from sensor_readings group by all\"")
     if skipped:
         print(f"\nplantlake demo: {len(skipped)} source(s) NOT RUN on this machine: {', '.join(skipped)} (see above)")
     return 0

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from plantlake.core.config import PlantConfig, default_config_path, load_config
-from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import RunSummary
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
 
     config_path = Path(config_path or default_config_path()).resolve()
     cfg = config or load_config(config_path)
-    lake = Lake(cfg.lake_root()).ensure()
+    lake = cfg.open_lake().ensure()
     end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=HOURS)
     skipped = not_run(cfg)

@@ -137,12 +137,11 @@ def data_docs_task(path: str) -> Any:
 
     @task(task_id="data_docs")
     def docs() -> str:
-        from plantlake.core.lake import Lake
         from quality.docs import build_data_docs
 
         with fail_terminal():
             cfg = load_config(path)
-            return str(build_data_docs(Lake(cfg.lake_root()).ensure(), cfg))
+            return str(build_data_docs(cfg.open_lake().ensure(), cfg))
 
     return docs()
 
@@ -172,12 +171,11 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
     def quality() -> None:
         @task(task_id="cross_source_checks")
         def checks(**context: Any) -> dict[str, Any]:
-            from plantlake.core.lake import Lake
             from quality.cross_source import run_checks
 
             with fail_terminal():
                 cfg = load_config(path)
-                lake = Lake(cfg.lake_root()).ensure()
+                lake = cfg.open_lake().ensure()
                 return {iv.key: run_checks(lake, cfg, iv, context["run_id"]).failures()
                         for iv in published_intervals(context)}
 
@@ -211,13 +209,12 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
     def products() -> None:
         @task(task_id="build_products", outlets=[asset_for(p, "products") for p in PRODUCTS])
         def build(**context: Any) -> dict[str, Any]:
-            from plantlake.core.lake import Lake
             from plantlake.pipeline.products import build_day, days_touched
 
             out: dict[str, Any] = {}
             with fail_terminal():
                 cfg = load_config(path)
-                lake = Lake(cfg.lake_root()).ensure()
+                lake = cfg.open_lake().ensure()
                 for day in days_touched(lake, cfg, published_intervals(context)):
                     out[day.isoformat()] = {r.product: r.rows for r in build_day(lake, cfg, day, context["run_id"])}
             for name in PRODUCTS:
@@ -226,11 +223,10 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
 
         @task(task_id="catalog")
         def catalog() -> str:
-            from plantlake.core.lake import Lake
             from plantlake.pipeline.catalog import build_catalog
 
             with fail_terminal():
-                return str(build_catalog(Lake(load_config(path).lake_root()).ensure()))
+                return str(build_catalog(load_config(path).open_lake().ensure()))
 
         build() >> [catalog(), data_docs_task(path)]
 
@@ -256,13 +252,12 @@ def build_compaction_dag(config_path: str | Path | None = None) -> Any:
     def compaction() -> None:
         @task(task_id="compact", outlets=[asset_for("sensor_readings")])
         def compact(**context: Any) -> dict[str, Any]:
-            from plantlake.core.lake import Lake
             from plantlake.pipeline.catalog import build_catalog
             from plantlake.pipeline.compaction import compact_all
 
             with fail_terminal():
                 cfg = load_config(path)
-                lake = Lake(cfg.lake_root()).ensure()
+                lake = cfg.open_lake().ensure()
                 done = compact_all(lake, context["data_interval_start"].date(), cfg.lake.vacuum_retention_hours)
                 build_catalog(lake)
             return {c.table: vars(c) for c in done}

@@ -257,7 +257,15 @@ def bind_source_kinds() -> None:
 
 
 class LakeSettings(ConfigModel):
-    root: str = "./lake"
+    root: str = Field("./lake", description=(
+        "Where the lake lives: a folder (relative to the config file), or `s3://bucket/prefix` on S3-compatible "
+        "object storage (then `connection_id` names its endpoint and credentials). LAKE_ROOT overrides it."))
+    connection_id: str | None = Field(None, description=(
+        "The Airflow connection of an `s3://` lake (type aws: login = access key id, password = secret key, "
+        "extra `endpoint_url` and `region_name`), e.g. AIRFLOW_CONN_PLANTLAKE_LAKE."))
+    local_dir: str | None = Field(None, description=(
+        "For an `s3://` lake: the local folder for what is local by nature (staging, the catalog, Data Docs, the "
+        "report, a cache of the snapshot files the catalog reads); default: a folder under the system's temp dir."))
     vacuum_retention_hours: int = Field(24, ge=1, le=24 * 365, description=(
         "How long files that a commit removed (a rerun, a compaction) stay on disk for readers still on an "
         "older snapshot, before the daily compaction's vacuum deletes them."))
@@ -365,9 +373,29 @@ class PlantConfig(ConfigModel):
         p = Path(relative)
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
-    def lake_root(self) -> Path:
-        env = os.environ.get(LAKE_ENV)
-        return Path(env).resolve() if env else self.path(self.lake.root)
+    def lake_root(self) -> Path | str:
+        """The lake's root: a local folder, or an `s3://` URL as written (LAKE_ROOT overrides the config)."""
+        root = os.environ.get(LAKE_ENV) or self.lake.root
+        if "://" in root:
+            return root
+        return Path(root).resolve() if os.environ.get(LAKE_ENV) else self.path(root)
+
+    def open_lake(self) -> Any:
+        """The `Lake` at `lake_root()`; an object-storage lake with the storage options of
+        `lake.connection_id` (an Airflow connection, never the config)."""
+        from plantlake.core.lake import Lake
+
+        root = self.lake_root()
+        options = None
+        if isinstance(root, str):
+            if not self.lake.connection_id:
+                raise ConfigError(f"lake root {root!r} is on object storage: set lake.connection_id in the site config "
+                                  "to the Airflow connection holding its endpoint and credentials")
+            from plantlake.core.connections import get_connection
+            from plantlake.core.storage import s3_options
+
+            options = s3_options(get_connection(self.lake.connection_id))
+        return Lake(root, options, self.path(self.lake.local_dir) if self.lake.local_dir else None)
 
 
 # --------------------------------------------------------------------------- loading

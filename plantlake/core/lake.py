@@ -138,18 +138,11 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
 def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema,
                   *, atomic: bool = True) -> int:
     """Stream tables/batches into one Parquet file (fsynced, renamed into place); return rows."""
-    import pyarrow.parquet as pq
-
     path.parent.mkdir(parents=True, exist_ok=True)
     target = _tmp_name(path) if atomic else path
-    rows = 0
     try:
         with open(target, "wb") as fh:
-            with pq.ParquetWriter(fh, schema, **parquet_options(schema)) as writer:
-                for t in tables:
-                    if t.num_rows:
-                        writer.write(t, row_group_size=ROW_GROUP_ROWS)
-                        rows += t.num_rows
+            rows = write_parquet_stream(fh, tables, schema)
             fh.flush()
             os.fsync(fh.fileno())
         if atomic:
@@ -158,6 +151,19 @@ def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schem
         if atomic:
             target.unlink(missing_ok=True)
         raise
+    return rows
+
+
+def write_parquet_stream(sink: Any, tables: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema) -> int:
+    """Stream tables/batches as one Parquet file into an open binary sink; return rows."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with pq.ParquetWriter(sink, schema, **parquet_options(schema)) as writer:
+        for t in tables:
+            if t.num_rows:
+                writer.write(t, row_group_size=ROW_GROUP_ROWS)
+                rows += t.num_rows
     return rows
 
 
@@ -180,16 +186,20 @@ def sync_filesystem(path: Path) -> None:
 class BlobStore:
     """Content-addressed files under one folder of the lake: `<prefix>/ab/<sha256><suffix>`.
 
-    Picklable and stdlib-only, so worker processes write their copies themselves. A blob
-    is renamed into place from a temp file, so its name never shows partial content while
-    the writer lives; it is *not* fsynced one by one (two fsyncs a file cost more than the
-    rest of the work): whoever lands rows that reference blobs calls `flush()` first,
-    which syncs the filesystem once. A blob left short by a crash before that flush is
-    rewritten the next time the same content arrives (the size check in `put`).
+    Picklable, so worker processes write their copies themselves. On local disk a blob is
+    renamed into place from a temp file, so its name never shows partial content while the
+    writer lives; it is *not* fsynced one by one (two fsyncs a file cost more than the rest of
+    the work): whoever lands rows that reference blobs calls `flush()` first, which syncs the
+    filesystem once. A blob left short by a crash before that flush is rewritten the next time
+    the same content arrives (the size check in `put`). On object storage a blob is one PUT.
     """
 
-    root: Path
+    storage: Any  # plantlake.core.storage.LocalStorage | ObjectStorage
     prefix: str
+
+    @property
+    def _local(self) -> Path | None:
+        return getattr(self.storage, "root", None)
 
     def key(self, digest: str, suffix: str) -> str:
         if not re.fullmatch(r"[0-9a-f]{64}", digest) or not re.fullmatch(r"(\.[a-z0-9]{1,10})?", suffix):
@@ -199,17 +209,17 @@ class BlobStore:
     def put(self, data: bytes, digest: str, suffix: str, *, link_from: Path | None = None) -> str:
         """Store `data` (whose sha256 is `digest`) and return its lake-relative key.
 
-        With `link_from` (the file the bytes were read from), the blob is a hard link to it when
-        both are on one filesystem: no copy at all, atomic, but it shares the file's inode, so
-        it is only for drop folders whose files are never rewritten in place.
+        With `link_from` (the file the bytes were read from) on a local lake, the blob is a hard
+        link to it when both are on one filesystem: no copy at all, atomic, but it shares the
+        file's inode, so it is only for drop folders whose files are never rewritten in place.
         """
         key = self.key(digest, suffix)
-        path = self.root / key
-        try:
-            if path.stat().st_size == len(data):
-                return key
-        except FileNotFoundError:
-            pass
+        if self.storage.size(key) == len(data):
+            return key
+        if self._local is None:
+            self.storage.put(key, data)
+            return key
+        path = self._local / key
         if link_from is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp_name(path)
@@ -238,9 +248,9 @@ class BlobStore:
         return key
 
     def flush(self) -> None:
-        """Make every blob written so far durable (one filesystem sync)."""
-        if (self.root / self.prefix).exists():
-            sync_filesystem(self.root / self.prefix)
+        """Make every blob written so far durable (one filesystem sync; object storage: nothing to do)."""
+        if self._local is not None and (self._local / self.prefix).exists():
+            sync_filesystem(self._local / self.prefix)
 
     def holds(self, key: str) -> bool:
         return key.startswith(f"{self.prefix}/")
@@ -249,11 +259,11 @@ class BlobStore:
         """A blob's bytes (FileNotFoundError when it is gone)."""
         if not self.holds(key):
             raise ValueError(f"{key!r} is not a key of the {self.prefix} store")
-        return (self.root / key).read_bytes()
+        return self.storage.get(key)
 
     def remove(self, key: str) -> None:
         if self.holds(key):
-            (self.root / key).unlink(missing_ok=True)
+            self.storage.delete(key)
 
 
 @dataclass(frozen=True)
@@ -299,19 +309,33 @@ class Staged:
 
 
 class Lake:
-    """Paths, tables and atomic operations under one lake root."""
+    """Paths, tables and atomic operations under one lake root: a local folder, or
+    `s3://bucket/prefix` on S3-compatible object storage (with `storage_options`, the AWS_* keys
+    deltalake and obstore take). Everything the lake holds — tables, raw landings, blobs, state,
+    validation results — goes through `storage` and `tables`; `root` is a local folder for what
+    is local by nature (staging, the catalog's DuckDB file, Data Docs, the report, the cache of
+    an object-storage lake's immutable data files): the lake itself, or `local_dir`."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: str | Path, storage_options: dict[str, str] | None = None,
+                 local_dir: str | Path | None = None) -> None:
+        from plantlake.core.storage import LocalStorage, open_storage
+
+        self.storage = open_storage(root, storage_options)
+        self.remote = not isinstance(self.storage, LocalStorage)
+        self.uri = self.storage.uri()
+        if self.remote:
+            import hashlib
+            import tempfile
+
+            default = Path(tempfile.gettempdir()) / "plantlake" / hashlib.sha256(self.uri.encode()).hexdigest()[:12]
+            self.root = Path(local_dir or default).resolve()
+        else:
+            self.root = Path(root).resolve()
         #: the state version each source's state was read at (read_state), which write_state succeeds
         self._state_read: dict[str, int] = {}
 
-    @property
-    def storage(self) -> Any:
-        """The filesystem layer of the lake's files that are not tables (plantlake.core.storage)."""
-        from plantlake.core.storage import LocalStorage
-
-        return LocalStorage(self.root)
+    def __repr__(self) -> str:
+        return f"Lake({self.uri!r})"
 
     # ---- paths -----------------------------------------------------------------------
 
@@ -322,31 +346,31 @@ class Lake:
         return path
 
     def curated(self, table: str) -> Path:
-        return self._within("curated", _safe(table))
+        return self._within("curated", safe_name(table))
 
     def products(self, table: str) -> Path:
-        return self._within("products", _safe(table))
+        return self._within("products", safe_name(table))
 
     def table_dir(self, table: Table) -> Path:
         if table.layer == "_quality":
-            return self.quality_dir / _safe(table.name)
+            return self.quality_dir / safe_name(table.name)
         return self.products(table.name) if table.layer == "products" else self.curated(table.name)
 
     def raw(self, source: str) -> Path:
-        return self._within("raw", _safe(source))
+        return self._within("raw", safe_name(source))
 
     def quarantine(self, table: str) -> Path:
-        return self._within("quarantine", _safe(table))
+        return self._within("quarantine", safe_name(table))
 
     @property
     def images(self) -> BlobStore:
         """Content-addressed copies of source images."""
-        return BlobStore(self.root, "images")
+        return BlobStore(self.storage, "images")
 
     @property
     def quarantined_files(self) -> BlobStore:
         """Content-addressed copies of files that were rejected whole (corrupt images, ...)."""
-        return BlobStore(self.root, "quarantine/_files")
+        return BlobStore(self.storage, "quarantine/_files")
 
     def file_stores(self) -> FileStores:
         def published_image_ids() -> set[str]:
@@ -372,44 +396,65 @@ class Lake:
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"lake root {self.root} is a file, not a folder: set lake.root in the site "
                                      "config (or LAKE_ROOT) to a folder")
-        for d in ("raw", "curated", "quarantine", "products", "images", "_quality", "_state", "_staging"):
+        local = ("_staging",) if self.remote else (
+            "raw", "curated", "quarantine", "products", "images", "_quality", "_state", "_staging")
+        for d in local:
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return self
 
     # ---- raw -------------------------------------------------------------------------
 
-    def raw_path(self, source: str, interval: Interval, chunk: str = "", stream: str = "") -> Path:
+    def raw_key(self, source: str, interval: Interval, chunk: str = "", stream: str = "") -> str:
         """raw/<source>[/<stream>]/date=…/<interval>[__<chunk>].parquet; a chunk is one landing of a
         chunked extract (MQTT), a stream one of several raw tables a source lands (an ERP's tables)."""
-        name = f"{interval.key}{'__' + _safe(chunk) if chunk else ''}.parquet"
-        base = self.raw(source) / _safe(stream) if stream else self.raw(source)
-        return base / f"date={interval.start:%Y-%m-%d}" / name
+        name = f"{interval.key}{'__' + safe_name(chunk) if chunk else ''}.parquet"
+        base = f"raw/{safe_name(source)}" + (f"/{safe_name(stream)}" if stream else "")
+        return f"{base}/date={interval.start:%Y-%m-%d}/{name}"
 
-    def raw_parts(self, source: str, interval: Interval, stream: str = "") -> list[Path]:
-        """Every raw file landed for the interval (one, or the parts of chunked landings)."""
-        folder = self.raw_path(source, interval, stream=stream).parent
-        if not folder.exists():
-            return []
-        return sorted(p for p in folder.glob(f"{interval.key}*.parquet")
-                      if p.name == f"{interval.key}.parquet" or p.name.startswith(f"{interval.key}__"))
+    def raw_parts(self, source: str, interval: Interval, stream: str = "") -> list[str]:
+        """Every raw file landed for the interval (one, or the parts of chunked landings), as keys."""
+        folder = self.raw_key(source, interval, stream=stream).rsplit("/", 1)[0]
+        names = (k.rsplit("/", 1)[-1] for k in self.storage.list(folder))
+        return sorted(f"{folder}/{n}" for n in names
+                      if n == f"{interval.key}.parquet" or (n.startswith(f"{interval.key}__") and n.endswith(".parquet")))
 
     def write_raw(self, source: str, interval: Interval, batches: Iterable[pa.Table | pa.RecordBatch],
-                  schema: pa.Schema, chunk: str = "", stream: str = "") -> tuple[Path, int]:
-        """Land raw rows durably; returns the file and its row count."""
-        path = self.raw_path(source, interval, chunk, stream)
-        return path, write_parquet(path, batches, schema)
+                  schema: pa.Schema, chunk: str = "", stream: str = "") -> tuple[str, int]:
+        """Land raw rows durably (local: fsynced and renamed into place; object storage: one PUT);
+        returns the file's key and its row count."""
+        key = self.raw_key(source, interval, chunk, stream)
+        if not self.remote:
+            return key, write_parquet(self.root / key, batches, schema)
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        rows = write_parquet_stream(sink, batches, schema)
+        self.storage.put(key, sink.getvalue().to_pybytes())
+        return key, rows
+
+    def open_raw(self, key: str) -> Any:
+        """A landed raw file as pyarrow.parquet reads it: a local path, or the object's bytes."""
+        if not self.remote:
+            return str(self.root / key)
+        import pyarrow as pa
+
+        return pa.BufferReader(self.storage.get(key))
 
     # ---- tables (Delta Lake, plantlake.core.tables) -------------------------------------------
 
     @property
     def storage_options(self) -> dict[str, str] | None:
-        return None
+        return dict(self.storage.options) if self.remote else None
+
+    def table_key(self, table: Table) -> str:
+        layer = {"_quality": "_quality", "products": "products"}.get(table.layer, "curated")
+        return f"{layer}/{safe_name(table.name)}"
 
     def table_uri(self, table: Table) -> str:
-        return str(self.table_dir(table))
+        return self.storage.uri(self.table_key(table))
 
     def quarantine_uri(self, table: str) -> str:
-        return str(self.quarantine(table))
+        return self.storage.uri(f"quarantine/{safe_name(table)}")
 
     def dataset(self, table: Table, days: Iterable[str] | None = None, version: int | None = None) -> Any:
         """The table's current snapshot (or `version`) as an Arrow dataset, of the `date` partitions
@@ -426,10 +471,22 @@ class Lake:
 
     def files(self, table: Table, days: Iterable[str] | None = None) -> list[str]:
         """The data files of the table's current snapshot, of the `date` partitions `days` names
-        when given (a glob of the table's folder is not a snapshot: it also holds removed files)."""
+        when given (a glob of the table's folder is not a snapshot: it also holds removed files) —
+        local paths: an object-storage lake's files are copied into `<root>/_cache/` first (a Delta
+        data file never changes once written, so a copy never goes stale)."""
         from plantlake.core import tables
 
-        return tables.file_uris(self.table_uri(table), self.storage_options, days)
+        uris = tables.file_uris(self.table_uri(table), self.storage_options, days)
+        return [self._cached(u) for u in uris] if self.remote else uris
+
+    def _cached(self, uri: str) -> str:
+        from urllib.parse import unquote
+
+        key = unquote(uri.removeprefix(self.uri + "/"))
+        path = self._within("_cache", *key.split("/"))
+        if not path.exists():
+            write_bytes_atomic(path, self.storage.get(key))
+        return str(path)
 
     def read(self, table: Table, date: str | None = None, columns: list[str] | None = None) -> pa.Table:
         """Read a table's current snapshot (or one date partition, or some columns) with the declared schema."""
@@ -458,7 +515,7 @@ class Lake:
     def file_name(self, source: str, interval: Interval, slice_label: str = "") -> str:
         if slice_label and not re.fullmatch(r"__p\d{4}", slice_label):
             raise ValueError(f"not a slice label: {slice_label!r}")
-        return f"{_safe(source)}__{interval.key}{slice_label}.parquet"
+        return f"{safe_name(source)}__{interval.key}{slice_label}.parquet"
 
     def stage(self, table: Table, source: str, interval: Interval, data: pa.Table, *, slice_label: str = "",
               token: str | None = None) -> Staged:
@@ -486,7 +543,7 @@ class Lake:
             return staged  # nothing to upsert; a full refresh with no rows empties the source's rows
         latest, staged.superseded = keep_latest(data.cast(table.arrow_schema()), table.primary_key,
                                                 table.version_column)
-        path = self._staging_area(staged) / f"{_safe(source)}.parquet"
+        path = self._staging_area(staged) / f"{safe_name(source)}.parquet"
         staged.files.append(StagedFile(path, write_parquet(path, [latest], table.arrow_schema())))
         return staged
 
@@ -534,7 +591,7 @@ class Lake:
         """A staging folder of this batch alone: two runs of one interval (a backfill overlapping a
         scheduled run) never write into, or clean up, each other's staged files. Folders a crashed
         run of the same interval left behind more than STALE_STAGING_S ago are swept."""
-        prefix = f"{_safe(staged.source)}__{staged.interval.key}__"
+        prefix = f"{safe_name(staged.source)}__{staged.interval.key}__"
         folder = self.staging_dir / staged.table
         if folder.exists():
             for old in folder.glob(prefix + "*"):
@@ -604,10 +661,10 @@ class Lake:
 
     def state_path(self, source: str) -> Path:
         """The state file of the first lake layout (one file, replaced by each run); read once."""
-        return self.state_dir / f"{_safe(source)}.json"
+        return self.state_dir / f"{safe_name(source)}.json"
 
     def _state_versions(self, source: str) -> list[int]:
-        names = (k.rsplit("/", 1)[-1] for k in self.storage.list(f"_state/{_safe(source)}"))
+        names = (k.rsplit("/", 1)[-1] for k in self.storage.list(f"_state/{safe_name(source)}"))
         return sorted(int(n.removesuffix(".json")) for n in names if re.fullmatch(r"\d{10}\.json", n))
 
     def read_state(self, source: str) -> dict[str, Any]:
@@ -615,7 +672,7 @@ class Lake:
         versions = self._state_versions(source)
         if versions:
             self._state_read[source] = versions[-1]
-            return json.loads(self.storage.get(f"_state/{_safe(source)}/{versions[-1]:010d}.json"))
+            return json.loads(self.storage.get(f"_state/{safe_name(source)}/{versions[-1]:010d}.json"))
         self._state_read[source] = 0
         legacy = self.state_path(source)
         return json.loads(legacy.read_text()) if legacy.exists() else {}
@@ -633,7 +690,7 @@ class Lake:
             read = versions[-1] if versions else 0
         new = read + 1
         body = json.dumps(state, indent=2, sort_keys=True, default=str).encode()
-        key = f"_state/{_safe(source)}/{new:010d}.json"
+        key = f"_state/{safe_name(source)}/{new:010d}.json"
         if not self.storage.create(key, body):
             if json.loads(self.storage.get(key)) == json.loads(body):
                 self._state_read[source] = new  # the other run (the same interval, the same input) wrote the same
@@ -644,7 +701,7 @@ class Lake:
         self._state_read[source] = new
         for old in self._state_versions(source):
             if old <= new - STATE_VERSIONS:
-                self.storage.delete(f"_state/{_safe(source)}/{old:010d}.json")
+                self.storage.delete(f"_state/{safe_name(source)}/{old:010d}.json")
         self.state_path(source).unlink(missing_ok=True)  # the first layout's file, now superseded
 
 
@@ -671,7 +728,7 @@ def split_partitions(table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Tab
         yield f"date={label}", data.filter(pc.equal(days, day))
 
 
-def _safe(part: str) -> str:
+def safe_name(part: str) -> str:
     """One path segment from config or source data: no separators, no dot-dot, no hidden names."""
     if not part or part in {".", ".."} or "/" in part or "\\" in part or "\x00" in part or part.startswith("."):
         raise ValueError(f"{part!r} is not a safe file or folder name")

@@ -14,6 +14,7 @@ A file is named by its lake-relative key (`_state/erp/0000000007.json`). Both ki
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -111,11 +112,7 @@ class ObjectStorage:
 
     @property
     def _store(self) -> Any:
-        from obstore.store import S3Store
-
-        bucket, _, prefix = self.url.removeprefix("s3://").partition("/")
-        config = {k.lower().removeprefix("aws_"): v for k, v in self.options.items() if k.upper().startswith("AWS_")}
-        return S3Store(bucket, prefix=prefix.strip("/") or None, config=config)
+        return _s3_store(self.url, tuple(sorted(self.options.items())))
 
     def uri(self, key: str = "") -> str:
         return f"{self.url.rstrip('/')}/{_check(key)}" if key else self.url.rstrip("/")
@@ -165,7 +162,36 @@ class ObjectStorage:
             obstore.delete(self._store, _check(key))
 
 
+@functools.lru_cache(maxsize=16)
+def _s3_store(url: str, options: tuple[tuple[str, str], ...]) -> Any:
+    """One obstore client per lake and process (its connection pool is reused)."""
+    from obstore.store import S3Store
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    config = {k.lower().removeprefix("aws_"): v for k, v in options if k.upper().startswith("AWS_")}
+    return S3Store(bucket, prefix=prefix.strip("/") or None, config=config)
+
+
 Storage = LocalStorage | ObjectStorage
+
+
+def s3_options(conn: Any) -> dict[str, str]:
+    """deltalake's and obstore's storage options from an Airflow connection of type aws: login and
+    password are the key pair, extra `endpoint_url` (or host and port) the server, extra
+    `region_name` its region; commits are made safe for concurrent writers by ETag conditional put."""
+    extra = dict(conn.extra or {})
+    endpoint = extra.get("endpoint_url") or (
+        f"{extra.get('scheme', 'https')}://{conn.host}" + (f":{conn.port}" if conn.port else "") if conn.host else None)
+    options = {"AWS_REGION": str(extra.get("region_name") or "us-east-1"), "conditional_put": "etag"}
+    if conn.login:
+        options["AWS_ACCESS_KEY_ID"] = conn.login
+    if conn.password:
+        options["AWS_SECRET_ACCESS_KEY"] = conn.password
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = str(endpoint)
+        if str(endpoint).startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    return options
 
 
 def open_storage(root: str | Path, options: dict[str, str] | None = None) -> Storage:

@@ -28,7 +28,7 @@ def find_gaps(cfg: PlantConfig, source: str, start: datetime, end: datetime, lak
     from schemas import get_table
 
     src = cfg.source(source)
-    lake = lake or Lake(cfg.lake_root())
+    lake = lake or cfg.open_lake()
     intervals = schedule.intervals(src.schedule, start, end)
     if not intervals:
         return []

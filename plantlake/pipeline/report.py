@@ -165,12 +165,15 @@ def _thumbnails(lake: Lake, con: Any, out: Path) -> str:
     thumbs = out / "thumbs"
     thumbs.mkdir(exist_ok=True)
     cells = []
+    import io
+
     for image_id, uri, serial, label, defect, captured in rows:
-        src = (lake.root / uri).resolve()
-        if not src.is_relative_to(lake.root.resolve()) or not src.exists():
-            continue  # a URI never leads outside the lake
+        try:
+            data = lake.images.read(uri)  # a URI outside the image store is refused, never read
+        except (ValueError, FileNotFoundError):
+            continue
         name = f"{image_id[:16]}.jpg"
-        with Image.open(src) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.thumbnail((160, 160))
             im.convert("RGB").save(thumbs / name, quality=80)
         cells.append(f'<figure class="thumb {html.escape(label)}"><img src="thumbs/{name}" '
@@ -209,7 +212,7 @@ def build_report(lake: Lake) -> Path:
     body = "".join(f'<section id="{t.lower().replace(" ", "-")}"><h2>{t}</h2>{s}</section>' for t, s in sections)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>plantlake report</title>"
             f"<style>{STYLE}</style></head><body><h1>plantlake report</h1>"
-            f"<p>Lake <code>{html.escape(str(lake.root))}</code>, written {_fmt(datetime.now(UTC))}.</p>"
+            f"<p>Lake <code>{html.escape(lake.uri)}</code>, written {_fmt(datetime.now(UTC))}.</p>"
             f"{body}<script>{SCRIPT}</script></body></html>")
     index = out / "index.html"
     tmp = out / ".index.html.tmp"

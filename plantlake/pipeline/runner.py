@@ -18,7 +18,6 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from plantlake.core.config import PlantConfig, load_config
@@ -131,7 +130,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     to use instead of the one the source's kind names (benchmarks feed generated rows)."""
     cfg = config or load_config()
     src = cfg.source(source_name)
-    lake = (lake or Lake(cfg.lake_root())).ensure()
+    lake = (lake or cfg.open_lake()).ensure()
     interval = Interval(start, end)
     run_id = run_id or f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     summary = RunSummary(src.name, src.kind, interval.start.isoformat(), interval.end.isoformat(), run_id)
@@ -148,7 +147,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         timer.lap("land")
         wap = WriteAuditPublish(lake, src.name, interval, run_id, connector.tables)
         conform = _Conform(lake, src, connector, wap, summary, run_id, extract.full_refresh)
-        parts = slicing.slices(connector, src, extract, raw, summary.raw_rows, conform.tables, spill)
+        parts = slicing.slices(connector, src, extract, raw, summary.raw_rows, conform.tables, spill, lake.open_raw)
         state = extract.state
         for k, (load, values, present) in enumerate(parts):
             decoded = connector.decode(load())
@@ -174,11 +173,11 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     return summary
 
 
-def _land(lake: Lake, source: str, interval: Interval, extract: Any, summary: RunSummary) -> dict[str, list[Path]]:
-    """Land the extract; the raw files of the interval per stream (earlier runs' chunks too)."""
+def _land(lake: Lake, source: str, interval: Interval, extract: Any, summary: RunSummary) -> dict[str, list[str]]:
+    """Land the extract; the raw files of the interval per stream (earlier runs' chunks too), as keys."""
     summary.raw_rows = land(lake, source, interval, extract)
     raw = {name: lake.raw_parts(source, interval, stream=name) for name in extract.streams}
-    summary.raw_files = [str(p.relative_to(lake.root)) for paths in raw.values() for p in paths]
+    summary.raw_files = [key for keys in raw.values() for key in keys]
     summary.stats = dict(extract.stats)  # complete now: the streams' batches are read
     return raw
 

@@ -17,8 +17,9 @@ from typing import Any
 from plantlake.core.lake import STALE_STAGING_S
 
 
-def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[Path]], raw_rows: int,
-           tables: list, spill: Path) -> list[tuple[Callable[[], Any], set | None, set | None]]:
+def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[str]], raw_rows: int,
+           tables: list, spill: Path, open_raw: Callable[[str], Any] = str,
+           ) -> list[tuple[Callable[[], Any], set | None, set | None]]:
     """How the landed raw rows are read for decode: (loader, the slice's `slice_column`
     values, every value of the interval) per slice; the values are None for one pass.
 
@@ -39,7 +40,7 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[Pat
     from connectors.base import RAW
 
     def whole() -> Any:
-        return {name: pa.concat_tables([pq.read_table(p, schema=s.schema) for p in raw_paths[name]])
+        return {name: pa.concat_tables([pq.read_table(open_raw(p), schema=s.schema) for p in raw_paths[name]])
                 if raw_paths[name] else (s.schema or pa.schema([])).empty_table() for name, s in extract.streams.items()}
 
     column = getattr(connector, "slice_column", None)
@@ -47,10 +48,10 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[Pat
             or any(t.key_scope == "latest" for t in tables)):
         return [(whole, None, None)]
     paths = raw_paths[RAW]
-    schema = extract.streams[RAW].schema or pq.read_schema(paths[0])
+    schema = extract.streams[RAW].schema or pq.read_schema(open_raw(paths[0]))
     counts: Counter[Any] = Counter()
     for p in paths:
-        values = pq.read_table(p, columns=[column])[column]
+        values = pq.read_table(open_raw(p), columns=[column])[column]
         for entry in pc.value_counts(values):
             counts[entry["values"].as_py()] += entry["counts"].as_py()
     slice_of: dict[Any, int] = {}
@@ -70,7 +71,7 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[Pat
     writers = [pa.ipc.new_file(spill / f"{i:04d}.arrow", schema) for i in range(n)]
     try:
         for p in paths:
-            for batch in pq.ParquetFile(p).iter_batches(batch_size=256 * 1024):
+            for batch in pq.ParquetFile(open_raw(p)).iter_batches(batch_size=256 * 1024):
                 batch = pa.Table.from_batches([batch]).cast(schema)
                 enc = pc.dictionary_encode(batch[column]).combine_chunks()
                 ids = np.array([slice_of[v] for v in enc.dictionary.to_pylist()], dtype=np.int32)

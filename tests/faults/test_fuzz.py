@@ -19,6 +19,7 @@ from connectors.mqtt import sparkplug
 from connectors.mqtt.connector import RAW_SCHEMA, MqttConnector
 from plantlake.core.config import load_config
 from plantlake.core.lake import BlobStore
+from plantlake.core.storage import LocalStorage
 from schemas import get_table
 from schemas.conform import ConformContext, conform
 from tests.conftest import ROOT
@@ -155,7 +156,7 @@ def test_csv_export_rows_are_conformed_or_quarantined(rows):
 def test_any_file_bytes_are_probed_without_raising(tmp_path_factory, data, name):
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / name).write_bytes(data)
-    opts = Probe(BlobStore(folder / "lake", "images"), BlobStore(folder / "lake", "quarantine/_files"),
+    opts = Probe(BlobStore(LocalStorage(folder / "lake"), "images"), BlobStore(LocalStorage(folder / "lake"), "quarantine/_files"),
                  (".png", ".jpg"), 10_000_000)
     row = probe(Job(str(folder / name), name, 0, len(data), 0), opts)
     # random bytes are never a decodable image: the reason and the column it concerns come back, no exception
