@@ -479,6 +479,15 @@ class Lake:
         uris = tables.file_uris(self.table_uri(table), self.storage_options, days)
         return [self._cached(u) for u in uris] if self.remote else uris
 
+    def prune_cache(self, keep: set[str]) -> int:
+        """Delete cached copies of an object-storage lake's data files that `keep` (the local paths
+        of the snapshots in use) no longer names; returns how many."""
+        cache = self.root / "_cache"
+        gone = [p for p in cache.rglob("*.parquet") if str(p) not in keep] if cache.exists() else []
+        for p in gone:
+            p.unlink(missing_ok=True)
+        return len(gone)
+
     def _cached(self, uri: str) -> str:
         from urllib.parse import unquote
 

@@ -10,6 +10,11 @@ an empty view with its declared columns.
 A view names the files of one snapshot, so the catalog is rebuilt after every run's commits (the
 runner, the products, compaction); a view is never a glob of the table's folder, which would also
 read files that later commits removed. `plantlake sql` rebuilds it before it queries.
+
+An object-storage lake's catalog lives in its local folder (`lake.local_dir`) and its views read
+local copies of the snapshot's data files (`Lake.files`; a Delta data file never changes, so a
+copy never goes stale; copies no snapshot names any more are pruned at each rebuild). Workers do
+not rebuild it after each run: the analysts' `plantlake sql`, the products and compaction do.
 """
 
 from __future__ import annotations
@@ -36,15 +41,20 @@ def build_catalog(lake: Lake) -> Path:
     tmp = path.with_name(f".{CATALOG}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
+    listed: set[str] = set()
     try:
         for table in TABLES.values():
-            con.execute(f"create view {ident(table.name)} as {select_sql(table, lake.files(table))}")
+            files = lake.files(table)
+            listed.update(files)
+            con.execute(f"create view {ident(table.name)} as {select_sql(table, files)}")
             con.execute(f"comment on view {ident(table.name)} is {literal(table.description)}")
             for c in table.columns:
                 con.execute(f"comment on column {ident(table.name)}.{ident(c.name)} is {literal(c.description)}")
     finally:
         con.close()
     os.replace(tmp, path)
+    if lake.remote:
+        lake.prune_cache(listed)
     return path
 
 

@@ -168,6 +168,9 @@ def migrate(lake: Lake) -> list[Migrated]:
     from schemas.rejects import QUARANTINE_SCHEMA
     from schemas.tables import TABLES
 
+    if lake.remote:
+        raise ValueError(f"{lake.uri}: plantlake lake migrate converts a local plain-Parquet lake in place; migrate it "
+                         "where it was written, then copy the Delta tables to object storage")
     owners = _manifest_owners(lake)
     done: list[Migrated] = []
     for table in TABLES.values():

@@ -159,7 +159,8 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         for name, done in wap.publish().items():
             summary.tables.setdefault(name, TableSummary()).record(done)
         timer.lap("publish")
-        build_catalog(lake)  # its views name the files of the snapshots just committed
+        if not lake.remote:  # its views name the files of the snapshots just committed; an object-storage
+            build_catalog(lake)  # lake's catalog is the analysts' (plantlake sql, products), not each worker's
         timer.lap("catalog")
         if state is not None:
             lake.write_state(src.name, connector.dump_state(state))

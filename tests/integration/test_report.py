@@ -45,9 +45,9 @@ def test_the_report_renders_every_section_plot_and_thumbnail(lake, tmp_path):  #
     dom = _chromium(tmp_path, url, "--dump-dom").stdout
     for section in ("Tables and freshness", "Rows per day", "Quality", "Sensor trends per line", "Images and labels"):
         assert f"<h2>{section}</h2>" in dom
-    # the table of tables: rows as counted in the lake
-    assert re.search(r"<td>sensor_readings</td><td>curated</td><td>1</td><td>30</td>", dom)
-    assert re.search(r"<td>image_training_set</td><td>products</td><td>1</td><td>3</td>", dom)
+    # the table of tables: Delta version, files of the snapshot and rows as counted in the lake
+    assert re.search(r"<td>sensor_readings</td><td>curated</td><td>0</td><td>1</td><td>30</td>", dom)
+    assert re.search(r"<td>image_training_set</td><td>products</td><td>0</td><td>1</td><td>3</td>", dom)
     # plots and thumbnails all loaded (the page counts them after load)
     ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
     broken = int(re.search(r'data-images-broken="(\d+)"', dom).group(1))
