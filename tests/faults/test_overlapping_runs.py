@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ START = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
 
 def _run(folder, n: int) -> list[subprocess.Popen]:
-    env = {**os.environ, "PLANTLAKE_CONFIG": str(folder / "plant.yaml")}
+    env = {**os.environ, "PLANTLAKE_CONFIG": str(folder / "plant.yaml")}  # with the lake's connection, if any
     cmd = [sys.executable, "-m", "plantlake", "run", "historian_export",
            "--start", START.isoformat(), "--end", (START + timedelta(hours=1)).isoformat()]
     return [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -28,10 +27,10 @@ def _run(folder, n: int) -> list[subprocess.Popen]:
 
 def _curated(folder) -> dict[str, list[dict]]:
     """Each curated table's rows in its current snapshot (lineage left out)."""
-    from plantlake.core.lake import Lake
+    from plantlake.core.config import load_config
     from schemas.tables import TABLES
 
-    lake, out = Lake(folder / "lake"), {}
+    lake, out = load_config(folder / "plant.yaml").open_lake(), {}
     for name, table in TABLES.items():
         rows = lake.read(table).drop_columns(list(table.lineage)).to_pylist()
         if rows and table.layer == "curated":
@@ -39,10 +38,30 @@ def _curated(folder) -> dict[str, list[dict]]:
     return out
 
 
-def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path, reliability):
+@pytest.fixture(params=["local", "s3"])
+def lake_kind(request, monkeypatch):
+    """The lake on local disk, or in a bucket of moto's S3 server (the same runs, the same accounting)."""
+    if request.param == "local":
+        yield None
+        return
+    from urllib.parse import quote
+
+    from tests.servers import s3_server
+
+    with s3_server() as s3:
+        monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", "aws://plantlake-test:plantlake-test@/?endpoint_url="
+                           f"{quote(s3.endpoint, safe='')}&region_name=us-east-1")
+        yield s3
+
+
+def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path, lake_kind, reliability):
     for name in ("alone", "together"):
         (tmp_path / name).mkdir()
-        shutil.copy(ROOT / "plant.yaml", tmp_path / name / "plant.yaml")
+        text = (ROOT / "plant.yaml").read_text()
+        if lake_kind is not None:
+            text = text.replace("lake:\n  root: ./lake\n", f"lake:\n  root: s3://lake/{name}\n  connection_id: plantlake_lake\n"
+                                f"  local_dir: {tmp_path / name / 'local'}\n")
+        (tmp_path / name / "plant.yaml").write_text(text)
         write_historian_export(tmp_path / name / "drop" / "historian", START, hours=1)
     (alone,) = _run(tmp_path / "alone", 1)
     assert alone.wait(180) == 0, alone.stderr.read()
@@ -53,9 +72,14 @@ def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path, re
     assert set(reference) == set(overlapped) == {"sensor_readings"}
     (rows,) = overlapped.values()
     assert rows == next(iter(reference.values())) and len(rows) == 360 * 6 + 12 * 2 - 1
-    assert not list((tmp_path / "together" / "lake" / "_staging").rglob("*.parquet"))
+    staging = tmp_path / "together" / ("lake" if lake_kind is None else "local") / "_staging"
+    assert not list(staging.rglob("*.parquet"))
+    if lake_kind is not None:  # on the bucket: no file of the lake on the worker's disk but staging and the cache
+        assert not (tmp_path / "together" / "lake").exists()
+        assert lake_kind.keys("together/_state/historian_export/")
     keys = {(r["asset_id"], r["tag"], r["ts"]) for r in rows}
     expected = next(iter(reference.values()))
-    reliability("three runs of one interval at once (backfill over a scheduled run)", data_in=len(expected),
+    where = "" if lake_kind is None else " on S3"
+    reliability(f"three runs of one interval at once (backfill over a scheduled run){where}", data_in=len(expected),
                 data_out=len(keys), lost=len(expected) - len(keys), duplicates=len(rows) - len(keys),
                 unit="sensor rows (asset, tag, ts)", note="identical to one run alone")
