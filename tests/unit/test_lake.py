@@ -205,3 +205,32 @@ def test_a_source_named_like_anothers_prefix_owns_only_its_own_publishes(tmp_pat
     assert lake.read(table).num_rows == 23
     lake.publish(lake.stage(table, "line__b", first, rows.slice(0, 4)))
     assert lake.read(table).num_rows == 3 + 4 + 10
+
+
+def test_a_conflicting_commit_is_tried_again_with_backoff_then_fails_as_transient(monkeypatch):
+    from deltalake.exceptions import CommitFailedError
+
+    from plantlake.core import tables
+    from plantlake.core.errors import Transient
+
+    slept: list[float] = []
+    monkeypatch.setattr(tables.time, "sleep", slept.append)
+    calls = []
+
+    def twice_then_ok():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise CommitFailedError("concurrent transaction deleted the same data")
+        return 7
+
+    assert tables.commit(twice_then_ok, "publish of src") == 7
+    assert len(calls) == 3 and len(slept) == 2 and slept[1] > 0
+
+    def never():
+        raise CommitFailedError("concurrent transaction deleted the same data")
+
+    with pytest.raises(tables.CommitConflict, match=r"publish of src: the commit conflicted with other writers 8 "
+                                                    r"times \(concurrent transaction deleted the same data\)") as err:
+        tables.commit(never, "publish of src")
+    assert isinstance(err.value, Transient)  # Airflow's retry runs the task again
+    assert max(slept) <= tables.BACKOFF_MAX_S * 1.5
