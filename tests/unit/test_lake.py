@@ -234,3 +234,27 @@ def test_a_conflicting_commit_is_tried_again_with_backoff_then_fails_as_transien
         tables.commit(never, "publish of src")
     assert isinstance(err.value, Transient)  # Airflow's retry runs the task again
     assert max(slept) <= tables.BACKOFF_MAX_S * 1.5
+
+
+def test_a_table_gains_a_declared_column_additively_and_older_rows_read_null(tmp_path):
+    """Schema evolution on Delta: rows written before a nullable column was declared (sensor_readings
+    v3 had no value_exact) stay readable; the column merges into the table's schema (schema_mode
+    merge) and is null for them."""
+    from deltalake import DeltaTable
+
+    from plantlake.core import tables
+
+    lake = Lake(tmp_path).ensure()
+    old = SENSOR.arrow_schema()
+    old = pa.schema([f for f in old if f.name != "value_exact"], metadata=old.metadata)
+    v3 = readings(T0, 5).drop_columns(["value_exact"]).cast(old)
+    tables.replace(lake.table_uri(SENSOR), None, lambda: [v3], old, source="src", interval_key="a",
+                   partition_column="ts", metadata={})
+    assert "value_exact" not in DeltaTable(lake.table_uri(SENSOR)).schema().to_arrow().names
+    v4 = readings(T0 + timedelta(hours=1), 3)
+    v4 = v4.set_column(v4.column_names.index("value_exact"), SENSOR.arrow_schema().field("value_exact"),
+                       pa.array(["9007199254740993"] * 3))
+    lake.publish(lake.stage(SENSOR, "src", Interval(T0 + timedelta(hours=1), T0 + timedelta(hours=2)), v4))
+    assert "value_exact" in DeltaTable(lake.table_uri(SENSOR)).schema().to_arrow().names
+    back = lake.read(SENSOR, columns=["ts", "value_exact"]).sort_by("ts")
+    assert back["value_exact"].to_pylist() == [None] * 5 + ["9007199254740993"] * 3
