@@ -11,58 +11,86 @@ from datetime import timedelta
 
 import pytest
 
-from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from simulators.mqtt_publisher import MqttPublisher
 from tests.conftest import ROOT
-from tests.integration.test_mqtt import KILLER, PLANT, SENSOR, START, check_curated, raw_ids, site  # noqa: F401
+from tests.integration.test_mqtt import KILLER, PLANT, SENSOR, START, check_curated, raw_ids
 
 pytestmark = pytest.mark.faults
 
 
-def test_offline_consumer_gets_every_message_once(site, mosquitto, reliability):  # noqa: F811
-    cfg, tmp = site
+@pytest.fixture(params=["local", "s3"])
+def site(request, tmp_path, mosquitto, monkeypatch):
+    """The site with its durable session open, its lake on local disk or in a bucket of moto's S3
+    server: the same faults, the same accounting. Yields the config and its lake."""
+    import contextlib
+    from urllib.parse import quote
+
+    from plantlake.core.config import load_config
+    from tests.servers import s3_server
+
+    monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{mosquitto.port}")
+    with s3_server() if request.param == "s3" else contextlib.nullcontext() as s3:
+        text = (ROOT / "plant.yaml").read_text()
+        if s3 is not None:
+            monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", "aws://plantlake-test:plantlake-test@/?endpoint_url="
+                               f"{quote(s3.endpoint, safe='')}&region_name=us-east-1")
+            text = text.replace("lake:\n  root: ./lake\n", "lake:\n  root: s3://lake/site\n  connection_id: plantlake_lake\n"
+                                f"  local_dir: {tmp_path / 'local'}\n")
+        (tmp_path / "plant.yaml").write_text(text)
+        cfg = load_config(tmp_path / "plant.yaml")
+        first = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)  # creates the durable session
+        assert first.stats["session_present"] is False and first.raw_rows == 0
+        yield cfg, tmp_path, cfg.open_lake()
+
+
+def on(lake) -> str:
+    return " (lake on S3)" if lake.remote else ""
+
+
+def test_offline_consumer_gets_every_message_once(site, mosquitto, reliability):
+    cfg, tmp, lake = site
     end = START + timedelta(hours=2, minutes=30)
     sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, end)
     assert len(sent) > 5000
     s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
     assert s.stats["messages"] == len(sent) and s.stats["session_present"] is True
-    assert sorted(raw_ids(tmp / "lake")) == sorted(sent)
+    assert sorted(raw_ids(lake)) == sorted(sent)
     assert s.quarantined == 0
-    check_curated(tmp / "lake", START, end)
+    check_curated(lake, START, end)
     # the death of each chiller session marks its metrics stale: Bad rows without value
-    bad = [r for r in Lake(tmp / "lake").read(SENSOR).to_pylist() if r["status_code"] == 0x80310000]
+    bad = [r for r in lake.read(SENSOR).to_pylist() if r["status_code"] == 0x80310000]
     assert len(bad) == 2 * 3 and all(r["value"] is None and r["quality"] == "bad" for r in bad)
-    reliability("MQTT consumer offline while more than 1,000 messages queue", data_in=len(sent),
-                data_out=len(set(raw_ids(tmp / "lake"))), lost=len(set(sent) - set(raw_ids(tmp / "lake"))),
+    reliability(f"MQTT consumer offline while more than 1,000 messages queue{on(lake)}", data_in=len(sent),
+                data_out=len(set(raw_ids(lake))), lost=len(set(sent) - set(raw_ids(lake))),
                 duplicates=0, unit="MQTT message ids", note="the shipped broker settings queue them all")
 
 
-def test_consumer_killed_between_receive_and_write_loses_nothing(site, mosquitto, reliability):  # noqa: F811
-    cfg, tmp = site
+def test_consumer_killed_between_receive_and_write_loses_nothing(site, mosquitto, reliability):
+    cfg, tmp, lake = site
     sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(hours=1))
     proc = subprocess.run([sys.executable, "-c", KILLER, str(tmp / "plant.yaml")], cwd=ROOT, capture_output=True,
                           text=True, env=os.environ.copy(), timeout=120)
     assert proc.returncode == -signal.SIGKILL and int(proc.stdout.split()[0]) > 0
-    assert not list((tmp / "lake" / "raw" / "mqtt_plant").rglob("*.parquet"))
+    assert raw_ids(lake) == []
     s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
-    assert sorted(set(raw_ids(tmp / "lake"))) == sorted(sent), (s.stats, s.raw_files)
+    assert sorted(set(raw_ids(lake))) == sorted(sent), (s.stats, s.raw_files)
     assert s.stats["messages"] >= len(sent)
-    check_curated(tmp / "lake", START, START + timedelta(hours=1))
-    got = set(raw_ids(tmp / "lake"))
-    reliability("MQTT consumer SIGKILLed between receive and durable write; rerun", data_in=len(sent),
+    check_curated(lake, START, START + timedelta(hours=1))
+    got = set(raw_ids(lake))
+    reliability(f"MQTT consumer SIGKILLed between receive and durable write; rerun{on(lake)}", data_in=len(sent),
                 data_out=len(got), lost=len(set(sent) - got), duplicates=0, unit="MQTT message ids",
                 note="unacknowledged messages are redelivered to the rerun")
 
 
-def test_broker_restart_with_persistence_between_runs_keeps_the_queue(site, mosquitto, reliability):  # noqa: F811
-    cfg, tmp = site
+def test_broker_restart_with_persistence_between_runs_keeps_the_queue(site, mosquitto, reliability):
+    cfg, tmp, lake = site
     sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, START + timedelta(minutes=40))
     mosquitto.restart(signal.SIGTERM)
     s = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)
-    assert sorted(raw_ids(tmp / "lake")) == sorted(sent)
+    assert sorted(raw_ids(lake)) == sorted(sent)
     assert s.stats["messages"] == len(sent)
-    check_curated(tmp / "lake", START, START + timedelta(minutes=40))
-    got = set(raw_ids(tmp / "lake"))
-    reliability("Mosquitto restarted (SIGTERM) between drains", data_in=len(sent), data_out=len(got),
+    check_curated(lake, START, START + timedelta(minutes=40))
+    got = set(raw_ids(lake))
+    reliability(f"Mosquitto restarted (SIGTERM) between drains{on(lake)}", data_in=len(sent), data_out=len(got),
                 lost=len(set(sent) - got), duplicates=0, unit="MQTT message ids", note="persistence keeps the queue")

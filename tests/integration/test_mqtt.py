@@ -39,10 +39,12 @@ def site(tmp_path, mosquitto, monkeypatch):
     return cfg, tmp_path
 
 
-def raw_ids(lake_root) -> list[str]:
+def raw_ids(lake) -> list[str]:
+    """The message ids of every raw file landed for mqtt_plant (`lake`: a Lake, or a local root)."""
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
     ids = []
-    for f in sorted((lake_root / "raw" / "mqtt_plant").rglob("*.parquet")):
-        for rec in pq.read_table(f).to_pylist():
+    for key in lake.storage.list("raw/mqtt_plant"):
+        for rec in pq.read_table(lake.open_raw(key)).to_pylist():
             if rec["topic"].startswith("spBv1.0/"):
                 ids.append(sparkplug.decode(rec["payload"]).uuid)
             else:
@@ -54,7 +56,7 @@ def check_curated(lake_root, start, end) -> None:
     """Every reading of every message is in curated, once, with its value converted exactly."""
     exp = truth.mqtt_messages(PLANT, start, end)
     exp = exp.filter(exp["tag"].is_valid())
-    data = Lake(lake_root).read(SENSOR)
+    data = (lake_root if isinstance(lake_root, Lake) else Lake(lake_root)).read(SENSOR)
     got = {(r["asset_id"], r["tag"], r["ts"]): r for r in data.to_pylist()}
     con = duckdb.connect()
     con.register("d", data)
