@@ -72,6 +72,15 @@ def lake_content(lake) -> dict[str, list[dict]]:
     return out
 
 
+def lake_on_s3(config_text: str, s3, prefix: str, local_dir: Path) -> str:
+    """A site config's text with its lake moved into the S3 server's bucket (`s3://<bucket>/<prefix>`,
+    reached through the connection `plantlake_lake`, which the test sets to `s3.connection_uri`)."""
+    local = "lake:\n  root: ./lake\n"
+    assert local in config_text, "plant.yaml's lake section changed: update tests/conftest.lake_on_s3"
+    return config_text.replace(local, f"lake:\n  root: {s3.uri(prefix)}\n  connection_id: plantlake_lake\n"
+                                      f"  local_dir: {local_dir}\n")
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 

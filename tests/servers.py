@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulators.net import free_port, wait_port
+from simulators.object_store import S3Server, s3_server  # noqa: F401 - the tests' S3 server lives with the plant
 
 
 def shipped_config(path: Path, replacements: dict[str, str]) -> str:
@@ -177,58 +178,3 @@ def part8_opcua(shape: Part8Shape) -> Iterator[str]:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
-
-
-@dataclass(frozen=True)
-class S3Server:
-    """An S3-compatible server on loopback with one bucket: its endpoint and the storage options
-    deltalake takes (credentials are the server's dummies; conditional put by ETag, which the
-    server enforces, makes concurrent commits safe)."""
-
-    endpoint: str
-    bucket: str
-
-    @property
-    def storage_options(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": "plantlake-test", "AWS_SECRET_ACCESS_KEY": "plantlake-test",
-                "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
-                "conditional_put": "etag"}
-
-    def uri(self, *parts: str) -> str:
-        return "/".join([f"s3://{self.bucket}", *parts])
-
-    def keys(self, prefix: str = "") -> list[str]:
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="plantlake-test",
-                          aws_secret_access_key="plantlake-test", region_name="us-east-1")
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
-@contextmanager
-def s3_server(bucket: str = "lake") -> Iterator[S3Server]:
-    """moto's standalone S3 server (`moto[server]`) on a free loopback port, with `bucket` created.
-
-    Its limits, for whoever reads a result from it: it keeps objects in memory (a restart loses
-    them, so no test restarts it), it is one Python process (throughput is not S3's), and it
-    checks If-None-Match / If-Match on PUT, which is what delta-rs's `conditional_put: etag` needs."""
-    import sys
-
-    import boto3
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port("127.0.0.1", port, timeout=30)
-        server = S3Server(f"http://127.0.0.1:{port}", bucket)
-        boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id="plantlake-test",
-                     aws_secret_access_key="plantlake-test", region_name="us-east-1").create_bucket(Bucket=bucket)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -13,7 +13,7 @@ import pytest
 
 from plantlake.pipeline.runner import run_source
 from simulators.mqtt_publisher import MqttPublisher
-from tests.conftest import ROOT
+from tests.conftest import ROOT, lake_on_s3
 from tests.integration.test_mqtt import KILLER, PLANT, SENSOR, START, check_curated, raw_ids
 
 pytestmark = pytest.mark.faults
@@ -24,7 +24,6 @@ def site(request, tmp_path, mosquitto, monkeypatch):
     """The site with its durable session open, its lake on local disk or in a bucket of moto's S3
     server: the same faults, the same accounting. Yields the config and its lake."""
     import contextlib
-    from urllib.parse import quote
 
     from plantlake.core.config import load_config
     from tests.servers import s3_server
@@ -33,10 +32,8 @@ def site(request, tmp_path, mosquitto, monkeypatch):
     with s3_server() if request.param == "s3" else contextlib.nullcontext() as s3:
         text = (ROOT / "plant.yaml").read_text()
         if s3 is not None:
-            monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", "aws://plantlake-test:plantlake-test@/?endpoint_url="
-                               f"{quote(s3.endpoint, safe='')}&region_name=us-east-1")
-            text = text.replace("lake:\n  root: ./lake\n", "lake:\n  root: s3://lake/site\n  connection_id: plantlake_lake\n"
-                                f"  local_dir: {tmp_path / 'local'}\n")
+            monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
+            text = lake_on_s3(text, s3, "site", tmp_path / "local")
         (tmp_path / "plant.yaml").write_text(text)
         cfg = load_config(tmp_path / "plant.yaml")
         first = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)  # creates the durable session

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from plantlake.app.demo import write_historian_export
-from tests.conftest import ROOT
+from tests.conftest import ROOT, lake_on_s3
 
 pytestmark = pytest.mark.faults
 
@@ -44,13 +44,11 @@ def lake_kind(request, monkeypatch):
     if request.param == "local":
         yield None
         return
-    from urllib.parse import quote
 
     from tests.servers import s3_server
 
     with s3_server() as s3:
-        monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", "aws://plantlake-test:plantlake-test@/?endpoint_url="
-                           f"{quote(s3.endpoint, safe='')}&region_name=us-east-1")
+        monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
         yield s3
 
 
@@ -59,8 +57,7 @@ def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path, la
         (tmp_path / name).mkdir()
         text = (ROOT / "plant.yaml").read_text()
         if lake_kind is not None:
-            text = text.replace("lake:\n  root: ./lake\n", f"lake:\n  root: s3://lake/{name}\n  connection_id: plantlake_lake\n"
-                                f"  local_dir: {tmp_path / name / 'local'}\n")
+            text = lake_on_s3(text, lake_kind, name, tmp_path / name / "local")
         (tmp_path / name / "plant.yaml").write_text(text)
         write_historian_export(tmp_path / name / "drop" / "historian", START, hours=1)
     (alone,) = _run(tmp_path / "alone", 1)

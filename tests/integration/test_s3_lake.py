@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -17,7 +16,7 @@ from plantlake.app.demo import run_demo
 from plantlake.core.config import load_config
 from schemas import get_table
 from tests import golden
-from tests.conftest import ROOT, lake_content
+from tests.conftest import ROOT, lake_content, lake_on_s3
 from tests.servers import s3_server
 
 pytestmark = pytest.mark.integration
@@ -26,12 +25,8 @@ pytestmark = pytest.mark.integration
 def s3_site(plant_dir: Path, s3, monkeypatch) -> Path:
     """plant.yaml with its lake in the bucket, and the connection that reaches it."""
     cfg = plant_dir / "plant.yaml"
-    text = cfg.read_text()
-    assert "lake:\n  root: ./lake\n" in text
-    cfg.write_text(text.replace("lake:\n  root: ./lake\n", "lake:\n  root: s3://lake/acme\n  connection_id: plantlake_lake\n"
-                                f"  local_dir: {plant_dir / 'worker'}\n"))
-    monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", "aws://plantlake-test:plantlake-test@/?endpoint_url="
-                       f"{quote(s3.endpoint, safe='')}&region_name=us-east-1")
+    cfg.write_text(lake_on_s3(cfg.read_text(), s3, "acme", plant_dir / "worker"))
+    monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
     return cfg
 
 
