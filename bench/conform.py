@@ -21,11 +21,13 @@ runs only the pipeline (`--memory`): this one must hold the baseline's whole tab
 # ruff: noqa: I001 - plantlake is imported before pyarrow on purpose
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,77 +106,117 @@ def config(slice_rows: int):
     return with_source(cfg, "opcua_plant", tags=tags(), slice_rows=slice_rows)
 
 
-def pipeline(rows: int, root: Path, slice_rows: int, steps: dict[str, list[float]]) -> int:
-    """One run into an empty lake under `root`; returns the rows published, records step times."""
+def open_lake(root: Path, s3: Any = None) -> Lake:
+    """An empty lake: under `root`, or (with an S3 server) in its bucket under a prefix of its own,
+    with `root` as the local folder."""
+    if s3 is None:
+        return Lake(root / "lake")
+    return Lake(s3.uri(root.name), s3.storage_options, local_dir=root / "local")
+
+
+def pipeline(rows: int, root: Path, slice_rows: int, steps: dict[str, list[float]], s3: Any = None) -> int:
+    """One run into an empty lake (`open_lake`); returns the rows published, records step times."""
     cfg = config(slice_rows)
     connector = GeneratedHistory(cfg.source("opcua_plant"), cfg, None)
     connector.rows = rows
-    s = run_source("opcua_plant", START, END, config=cfg, lake=Lake(root / "lake"), connector=connector)
+    s = run_source("opcua_plant", START, END, config=cfg, lake=open_lake(root, s3), connector=connector)
     for step, took in s.timings_s.items():
         steps.setdefault(step, []).append(took)
     steps.setdefault("slices", []).append(s.stats["slices"])
     return s.published
 
 
-def published_rows(root: Path) -> pa.Table:
+def published_rows(root: Path, s3: Any = None) -> pa.Table:
     """What the pipeline published (the declared columns), for the baselines to write."""
     from schemas import get_table
 
-    return Lake(root / "lake").read(get_table("sensor_readings"))
+    return open_lake(root, s3).read(get_table("sensor_readings"))
 
 
-def bare_delta(published: pa.Table, folder: Path) -> int:
+def bare_delta(published: pa.Table, folder: Path, s3: Any = None) -> int:
     """The bare library: one `write_deltalake` of the published rows, partitioned by day as the lake is."""
     import pyarrow.compute as pc
     from deltalake import write_deltalake
 
     day = pc.cast(published["ts"], pa.date32())
-    write_deltalake(str(folder / "delta"), published.append_column("date", day), partition_by=["date"])
+    target = str(folder / "delta") if s3 is None else s3.uri(folder.name, "delta")
+    write_deltalake(target, published.append_column("date", day), partition_by=["date"],
+                    storage_options=None if s3 is None else s3.storage_options)
     return published.num_rows
 
 
-def memory_only(rows: int, slice_rows: int) -> None:
+def bare_write(published: pa.Table, folder: Path, s3: Any = None) -> int:
+    """The ceiling: one `pq.write_table` of the published rows, to the disk or (one PUT) to the server."""
+    if s3 is None:
+        pq.write_table(published, folder / "bare.parquet")
+    else:
+        sink = pa.BufferOutputStream()
+        pq.write_table(published, sink)
+        open_lake(folder, s3).storage.put("bare.parquet", sink.getvalue().to_pybytes())
+    return published.num_rows
+
+
+@contextlib.contextmanager
+def server(kind: str) -> Iterator[Any]:
+    """moto's S3 server for `--lake s3` (simulators.object_store), else nothing."""
+    if kind != "s3":
+        yield None
+        return
+    from simulators.object_store import s3_server
+
+    with s3_server("bench") as s3:
+        yield s3
+
+
+def memory_only(rows: int, slice_rows: int, lake: str) -> None:
     """--memory: run the pipeline once in this fresh process and print its peak resident MiB."""
     import great_expectations  # noqa: F401 - like the timed runs: imported before
 
-    with tempfile.TemporaryDirectory() as tmp, PeakRSS(every=0.01) as mem:
-        pipeline(rows, Path(tmp), slice_rows, {})
+    with server(lake) as s3, tempfile.TemporaryDirectory() as tmp, PeakRSS(every=0.01) as mem:
+        pipeline(rows, Path(tmp), slice_rows, {}, s3)
     print(json.dumps({"peak_mib": mem.peak_mib, "grew_mib": mem.grew_mib}))
 
 
 def main() -> None:
     ap = arguments(__doc__, rows=5_000_000, repeat=3, slice_rows=2_000_000)
     ap.add_argument("--memory", action="store_true", help="only measure plantlake's peak memory (one run)")
+    ap.add_argument("--lake", choices=["local", "s3"], default="local",
+                    help="the lake on local disk, or in a bucket of moto's S3 server on loopback")
     args = ap.parse_args()
     rows = args.rows // TAGS * TAGS
     if args.memory:
-        memory_only(rows, args.slice_rows)
+        memory_only(rows, args.slice_rows, args.lake)
         return
+    with server(args.lake) as s3:
+        compare(args, rows, s3)
+
+
+def compare(args: Any, rows: int, s3: Any) -> None:
     import great_expectations  # noqa: F401 - imported once, like a task that audits several tables
 
-    base = Contender("bare", "baseline", "bare pyarrow.parquet.write_table of the published rows")
-    delta = Contender("bare delta", "baseline", "bare deltalake.write_deltalake of the published rows (one commit)")
+    where = "" if s3 is None else " to the S3 server"
+    base = Contender("bare", "baseline", f"bare pyarrow.parquet.write_table of the published rows{where}")
+    delta = Contender("bare delta", "baseline", f"bare deltalake.write_deltalake of the published rows{where}")
     ours = Contender("plantlake", "plantlake",
                      f"plantlake conform + stage + audit (GX) + publish, slices of {args.slice_rows:,}")
     steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:  # one untimed warm-up of each; it also makes the baseline's rows
-        assert pipeline(rows, Path(tmp), args.slice_rows, {}) == rows
-        published = published_rows(Path(tmp))
-        pq.write_table(published, Path(tmp) / "bare.parquet")
+        assert pipeline(rows, Path(tmp), args.slice_rows, {}, s3) == rows
+        published = published_rows(Path(tmp), s3)
+        bare_write(published, Path(tmp), s3)
     for run in range(args.repeat):
         for who in ((base, delta, ours) if run % 2 == 0 else (ours, delta, base)):
             with tempfile.TemporaryDirectory() as tmp:
                 if who is base:
-                    measure(base, lambda t=tmp: pq.write_table(published, Path(t) / "bare.parquet")
-                            or published.num_rows, rows)
+                    measure(base, lambda t=tmp: bare_write(published, Path(t), s3), rows)
                 elif who is delta:
-                    measure(delta, lambda t=tmp: bare_delta(published, Path(t)), rows)
+                    measure(delta, lambda t=tmp: bare_delta(published, Path(t), s3), rows)
                 else:  # the run's own step times: extract, land and decode are not the target's
-                    assert pipeline(rows, Path(tmp), args.slice_rows, steps) == rows
+                    assert pipeline(rows, Path(tmp), args.slice_rows, steps, s3) == rows
                     ours.seconds.append(sum(steps[k][-1] for k in TIMED))
     mem = json.loads(subprocess.run([sys.executable, __file__, "--rows", str(rows), "--slice-rows",
-                                     str(args.slice_rows), "--memory"], check=True, capture_output=True,
-                                    text=True).stdout.strip().splitlines()[-1])
+                                     str(args.slice_rows), "--lake", args.lake, "--memory"], check=True,
+                                    capture_output=True, text=True).stdout.strip().splitlines()[-1])
     ours.peak_mib = [mem["peak_mib"]] * args.repeat
     ours.grew_mib = [mem["grew_mib"]] * args.repeat
     med = {k: float(np.median(v)) for k, v in steps.items()}
@@ -182,7 +224,7 @@ def main() -> None:
     with_decode = float(np.median([b / (o + d) for b, o, d in zip(base.seconds, ours.seconds, steps["decode"],
                                                                    strict=True)]))
     report(Result(
-        "conform", f"{rows:,} sensor_readings rows of {TAGS} OPC UA tags (°F, W, bar; 1 % Bad), one day, "
+        "conform" if s3 is None else "conform_s3", f"{'' if s3 is None else '[lake on moto S3] '}{rows:,} sensor_readings rows of {TAGS} OPC UA tags (°F, W, bar; 1 % Bad), one day, "
                    f"{published.nbytes / 2**20:,.0f} MiB in Arrow once published",
         "rows", rows, args.repeat, [ours, delta, base],
         target=0.33, target_vs="bare", target_text="conform + audit + publish (Delta commit) >= 0.33x a bare write_table, what the pre-Delta store reached",

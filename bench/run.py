@@ -39,8 +39,11 @@ MAIN: dict[str, list[str]] = {
     "images": ["--images", "10000", "--repeat", "3"],
     "erp": ["--rows", "1000000", "--repeat", "3"],
     "compaction": ["--rows", "5000000", "--files", "240", "--repeat", "3"],
+    "conform_s3": ["--rows", "1000000", "--repeat", "3", "--lake", "s3"],
     "demo": ["--repeat", "3"],
 }
+#: benchmarks that run another one's script with other arguments
+SCRIPT = {"conform_s3": "conform"}
 #: the scale curves: the size argument, the sizes and how often each is repeated
 SCALE: dict[str, tuple[str, list[tuple[int, int]]]] = {
     "conform": ("--rows", [(1_000_000, 3), (5_000_000, 3), (20_000_000, 1)]),
@@ -53,7 +56,8 @@ VERSIONS = ("pyarrow", "great-expectations", "asyncua", "paho-mqtt", "pillow", "
 def run(name: str, args: list[str], out: Path) -> Result:
     print(f"\n== {name} {' '.join(args)}", flush=True)
     t = time.perf_counter()
-    subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *args, "--json", str(out)], cwd=ROOT, check=True)
+    script = SCRIPT.get(name, name)
+    subprocess.run([sys.executable, str(BENCH / f"{script}.py"), *args, "--json", str(out)], cwd=ROOT, check=True)
     print(f"   ({time.perf_counter() - t:.0f} s)", flush=True)
     return Result.load(out)
 
