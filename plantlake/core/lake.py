@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 512 * 1024
+#: staged files are read twice (the audit, the commit) and then deleted: written fast, not small
+STAGE_COMPRESSION = "none"
 #: how many versions of a source's state are kept (the newest is the one runs read)
 STATE_VERSIONS = 20
 #: staging folders older than this belong to runs that died: the next run of the interval removes them
@@ -136,13 +138,13 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
 
 
 def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema,
-                  *, atomic: bool = True) -> int:
+                  *, atomic: bool = True, compression: str = "zstd") -> int:
     """Stream tables/batches into one Parquet file (fsynced, renamed into place); return rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     target = _tmp_name(path) if atomic else path
     try:
         with open(target, "wb") as fh:
-            rows = write_parquet_stream(fh, tables, schema)
+            rows = write_parquet_stream(fh, tables, schema, compression)
             fh.flush()
             os.fsync(fh.fileno())
         if atomic:
@@ -154,12 +156,16 @@ def write_parquet(path: Path, tables: Iterable[pa.Table | pa.RecordBatch], schem
     return rows
 
 
-def write_parquet_stream(sink: Any, tables: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema) -> int:
+def write_parquet_stream(sink: Any, tables: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema,
+                         compression: str = "zstd") -> int:
     """Stream tables/batches as one Parquet file into an open binary sink; return rows."""
     import pyarrow.parquet as pq
 
     rows = 0
-    with pq.ParquetWriter(sink, schema, **parquet_options(schema)) as writer:
+    options = parquet_options(schema)
+    if compression != options["compression"]:
+        options = {k: v for k, v in options.items() if k != "compression_level"} | {"compression": compression}
+    with pq.ParquetWriter(sink, schema, **options) as writer:
         for t in tables:
             if t.num_rows:
                 writer.write(t, row_group_size=ROW_GROUP_ROWS)
@@ -536,7 +542,7 @@ class Lake:
         staged = Staged(table.name, source, interval, **({"token": token} if token else {}))
         if data.num_rows:  # no rows, no file: the publish still removes what an earlier run of the interval had
             path = self._staging_area(staged) / self.file_name(source, interval, slice_label)
-            staged.files.append(StagedFile(path, write_parquet(path, [data], table.arrow_schema())))
+            staged.files.append(StagedFile(path, write_parquet(path, [data], table.arrow_schema(), compression=STAGE_COMPRESSION)))
         return staged
 
     def stage_merge(self, table: Table, source: str, interval: Interval, data: pa.Table,
