@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,25 +107,6 @@ def atomic_replace(tmp: Path, final: Path) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
     fsync_dir(final.parent)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        atomic_replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    return write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
@@ -497,10 +478,12 @@ class Lake:
     def _cached(self, uri: str) -> str:
         from urllib.parse import unquote
 
+        from plantlake.core.storage import LocalStorage
+
         key = unquote(uri.removeprefix(self.uri + "/"))
         path = self._within("_cache", *key.split("/"))
         if not path.exists():
-            write_bytes_atomic(path, self.storage.get(key))
+            LocalStorage(self.root / "_cache").put(key, self.storage.get(key))
         return str(path)
 
     def read(self, table: Table, date: str | None = None, columns: list[str] | None = None) -> pa.Table:
@@ -635,7 +618,9 @@ class Lake:
             return schema.empty_table()
         days = None
         if table.partition_column in key:
-            days = [p.removeprefix("date=") for p, _ in split_partitions(table, data.select([table.partition_column]))]
+            from plantlake.core.tables import utc_days
+
+            days = [d.isoformat() for d in pc.unique(utc_days(data[table.partition_column])).to_pylist()]
         found = self.dataset(table, days)
         if found is None:
             return schema.empty_table()
@@ -718,29 +703,6 @@ class Lake:
             if old <= new - STATE_VERSIONS:
                 self.storage.delete(f"_state/{safe_name(source)}/{old:010d}.json")
         self.state_path(source).unlink(missing_ok=True)  # the first layout's file, now superseded
-
-
-def split_partitions(table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    """Split rows into Hive `date=YYYY-MM-DD` partitions by the table's partition column (UTC)."""
-    import pyarrow.compute as pc
-
-    if table.partition_column is None:
-        yield "", data
-        return
-    if data.num_rows == 0:
-        return
-    import pyarrow as pa
-
-    # whole UTC days since the epoch, by integer arithmetic (strftime is slow on millions of rows)
-    us = pc.cast(pc.cast(data[table.partition_column], pa.timestamp("us", tz="UTC")), pa.int64())
-    lo, hi = (v.as_py() // 86_400_000_000 for v in pc.min_max(us).values())
-    if lo == hi:  # one day: no filtering
-        yield f"date={(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=lo)):%Y-%m-%d}", data
-        return
-    days = pc.floor(pc.divide(pc.cast(us, pa.float64()), 86_400_000_000.0))
-    for day in sorted(pc.unique(days).to_pylist()):
-        label = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
-        yield f"date={label}", data.filter(pc.equal(days, day))
 
 
 def safe_name(part: str) -> str:

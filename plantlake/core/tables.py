@@ -97,7 +97,6 @@ def with_owner(data: pa.Table | pa.RecordBatch, source: str, interval_key: str,
                partition_column: str | None) -> pa.Table:
     """`data` with the owner columns and the partition column appended."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from schemas.lineage import constant
 
@@ -106,9 +105,16 @@ def with_owner(data: pa.Table | pa.RecordBatch, source: str, interval_key: str,
     table = table.append_column(pa.field(SOURCE, pa.string(), nullable=False), constant(source, n))
     table = table.append_column(pa.field(INTERVAL, pa.string(), nullable=False), constant(interval_key, n))
     if partition_column is not None:
-        day = pc.cast(pc.cast(table[partition_column], pa.timestamp("us", tz="UTC")), pa.date32())
-        table = table.append_column(pa.field(PARTITION, pa.date32(), nullable=False), day)
+        table = table.append_column(pa.field(PARTITION, pa.date32(), nullable=False), utc_days(table[partition_column]))
     return table
+
+
+def utc_days(timestamps: Any) -> Any:
+    """The `date` partition values of a timestamp column: each value's UTC day (date32)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(pc.cast(timestamps, pa.timestamp("us", tz="UTC")), pa.date32())
 
 
 def commit(action: Callable[[], T], what: str) -> T:
