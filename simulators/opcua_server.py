@@ -57,6 +57,8 @@ class HistoryStore(HistoryStorageInterface):
         self._values.setdefault(node_id, [])
 
     async def save_node_value(self, node_id: ua.NodeId, datavalue: ua.DataValue) -> None:
+        if datavalue.StatusCode is not None and datavalue.StatusCode.value == ua.StatusCodes.BadWaitingForInitialData:
+            return  # the placeholder a variable holds before its first sample is not history
         self.add(node_id, [datavalue])
 
     def add(self, node_id: ua.NodeId, values: Iterable[ua.DataValue]) -> None:
@@ -180,6 +182,9 @@ class OpcUaSimulator:
                 vt = VARIANT[tag.kind]
                 initial = {"string": "", "bool": False}.get(tag.kind, 0)
                 var = await obj.add_variable(ua.NodeId(key, ns), ua.QualifiedName(tag.name, ns), ua.Variant(initial, vt))
+                # until the first sample a server reports "no value yet", not a Good zero
+                await self.server.write_attribute_value(var.nodeid, ua.DataValue(
+                    ua.Variant(initial, vt), StatusCode=ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData)))
                 if tag.unit:
                     eu = ua.EUInformation(NamespaceUri=UNITS_NS, UnitId=-1, DisplayName=ua.LocalizedText(tag.unit),
                                           Description=ua.LocalizedText(tag.unit))

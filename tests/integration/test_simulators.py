@@ -26,7 +26,7 @@ from simulators.erp import ErpSimulator
 from simulators.mqtt_publisher import MqttPublisher, messages
 from simulators.net import free_port, wait_port
 from simulators.opcua_server import OpcUaSimulator
-from simulators.story import BAD, NAMESPACE_URI, UNCERTAIN, Plant
+from simulators.story import BAD, GOOD, NAMESPACE_URI, UNCERTAIN, Plant
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_opcua_address_space_browsed_by_namespace_uri(opcua):
             kinds = {}
             for v in await welder.get_children():
                 name = (await v.read_browse_name()).Name
-                kinds[name] = (await v.read_data_value()).Value.VariantType
+                kinds[name] = await v.read_data_type_as_variant_type()
             eu = await (await welder.get_child([f"{ns}:weld_temp", "0:EngineeringUnits"])).read_value()
             return ns, lines, kinds, eu
 
@@ -149,11 +149,19 @@ def test_simulate_opcua_runs_standalone(tmp_path):
             async with Client(f"opc.tcp://127.0.0.1:{port}/plantsim") as c:
                 n = c.get_node(ua.NodeId("line1.press1.roll_force", await c.get_namespace_index(NAMESPACE_URI)))
                 now = datetime.now(UTC)
-                return await n.read_value(), await n.read_raw_history(now - timedelta(minutes=30), now + timedelta(minutes=5))
+                # the simulator injects Uncertain/Bad readings at its fault rate, live values too:
+                # read the status instead of letting asyncua raise on it
+                current = await n.read_data_value(raise_on_bad_status=False)
+                return current, await n.read_raw_history(now - timedelta(minutes=30), now + timedelta(minutes=5))
 
-        value, history = asyncio.run(read())
-        assert 1000 < value < 2500
+        current, history = asyncio.run(read())
+        assert current.StatusCode.value in (GOOD, UNCERTAIN, BAD)
+        if current.StatusCode.value != BAD:
+            assert 1000 < current.Value.Value < 2500
         assert len(history) >= 170  # half an hour at 10 s, plus what live mode added
+        usable = [d.Value.Value for d in history if d.StatusCode.value != BAD]
+        assert len(usable) >= 0.9 * len(history)
+        assert all(1000 < v < 2500 for v in usable), [v for v in usable if not 1000 < v < 2500]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, (tmp_path / "sim.log").read_text()[-2000:]
