@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from plantlake.core.errors import AuditFailed
 from plantlake.core.lake import Staged, write_parquet
+from plantlake.core.tables import OWNER, file_schema
 from schemas.keys import count_duplicate_keys
 from schemas.model import META_TABLE, META_VERSION, Table
 from schemas.rejects import REJECT_SCHEMA, record_json
@@ -112,7 +113,8 @@ def gx_batch(df: Any) -> Any:
 
 
 def _file_checks(table: Table, staged: Staged) -> list[Check]:
-    expected = table.arrow_schema()
+    # staged data files carry the owner columns (committed as they are); a merge's rows get them in the MERGE
+    expected = table.arrow_schema() if staged.merge else file_schema(table.arrow_schema())
     checks = []
     for f in staged.files:
         schema = pq.read_schema(f.path)
@@ -240,7 +242,8 @@ def _set_aside(data: pa.Table, bad: dict[int, tuple[str, str]], staged: Staged) 
         if mine.all():
             continue
         whole = pq.read_table(f.path)  # every column, as written
-        for i, rec in zip(np.flatnonzero(~mine), whole.filter(pa.array(~mine)).to_pylist(), strict=True):
+        declared = whole.drop_columns([c for c in OWNER if c in whole.column_names])  # the record, not its owner
+        for i, rec in zip(np.flatnonzero(~mine), declared.filter(pa.array(~mine)).to_pylist(), strict=True):
             records[int(offsets[n] + i)] = rec
         f.rows = write_parquet(f.path, [whole.filter(pa.array(mine))], whole.schema)
     return pa.Table.from_pylist([

@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 512 * 1024
-#: staged files are read twice (the audit, the commit) and then deleted: written fast, not small
-STAGE_COMPRESSION = "none"
 #: how many versions of a source's state are kept (the newest is the one runs read)
 STATE_VERSIONS = 20
 #: staging folders older than this belong to runs that died: the next run of the interval removes them
@@ -271,6 +269,8 @@ class FileStores:
 class StagedFile:
     path: Path
     rows: int
+    #: the `date` partition the file's rows are in (None: merge staging, unpartitioned tables)
+    day: str | None = None
 
 
 @dataclass
@@ -517,15 +517,24 @@ class Lake:
 
     def stage(self, table: Table, source: str, interval: Interval, data: pa.Table, *, slice_label: str = "",
               token: str | None = None) -> Staged:
-        """Write `data` under _staging/ (one file per batch; deterministic names).
+        """Write `data` under _staging/ as the table's data files, to be audited and then committed
+        as they are: the declared columns and the owner's, one file per `date` partition
+        (`date=<day>/<source>__<interval><slice>__<token>.parquet`, the path it gets in the table).
 
         A run that conforms its interval in slices stages each with its `slice_label`
         (`__p0000`, ...) and the first slice's `token`, so all land in one staging folder
         and are published together."""
+        from plantlake.core import tables
+
         staged = Staged(table.name, source, interval, **({"token": token} if token else {}))
         if data.num_rows:  # no rows, no file: the publish still removes what an earlier run of the interval had
-            path = self._staging_area(staged) / self.file_name(source, interval, slice_label)
-            staged.files.append(StagedFile(path, write_parquet(path, [data], table.arrow_schema(), compression=STAGE_COMPRESSION)))
+            area = self._staging_area(staged)
+            name = f"{self.file_name(source, interval, slice_label).removesuffix('.parquet')}__{staged.token}.parquet"
+            rows = tables.with_owner(data.cast(table.arrow_schema()), source, interval.key, None)
+            schema = tables.file_schema(table.arrow_schema())
+            for day, part in tables.split_days(rows, table.partition_column):
+                path = (area / f"{tables.PARTITION}={day}" if day else area) / name
+                staged.files.append(StagedFile(path, write_parquet(path, [part], schema), day))
         return staged
 
     def stage_merge(self, table: Table, source: str, interval: Interval, data: pa.Table,
@@ -573,12 +582,43 @@ class Lake:
                                               interval_key=staged.interval.key, partition_column=table.partition_column,
                                               metadata=meta)
             staged.superseded += replaced
-        else:
+        elif staged.merge:  # a full refresh of an upserted table: the source's rows are the staged ones
             version = tables.replace(uri, self.storage_options, batches, schema, source=staged.source,
-                                     interval_key=None if staged.merge else staged.interval.key,
-                                     partition_column=table.partition_column, metadata=meta)
+                                     interval_key=None, partition_column=table.partition_column, metadata=meta)
+        else:
+            version = self._commit_staged(table, staged, meta)
         self.discard(staged)
         return version
+
+    def _commit_staged(self, table: Table, staged: Staged, meta: dict[str, str]) -> int:
+        """Commit staged data files as they are (`tables.publish_files`)."""
+        import pyarrow.parquet as pq
+
+        from plantlake.core import tables
+
+        key, schema = self.table_key(table), table.arrow_schema()
+        files = []
+        for f in staged.files:
+            relative = f"{tables.PARTITION}={f.day}/{f.path.name}" if f.day else f.path.name
+            files.append(tables.DataFile(relative, f.path.stat().st_size, f.day,
+                                         tables.footer_stats(pq.read_metadata(f.path))))
+
+        def place() -> None:
+            for f, d in zip(staged.files, files, strict=True):
+                self.storage.put_file(f"{key}/{d.path}", f.path)
+
+        def unplace() -> None:
+            for d in files:
+                self.storage.delete(f"{key}/{d.path}")
+
+        def batches() -> Iterator[pa.Table]:
+            for f in staged.files:
+                yield pq.read_table(f.path, columns=schema.names, schema=tables.file_schema(schema))
+
+        return tables.publish_files(self.table_uri(table), self.storage_options, files, schema,
+                                    source=staged.source, interval_key=staged.interval.key,
+                                    partition_column=table.partition_column, metadata=meta,
+                                    place=place, unplace=unplace, batches=batches)
 
     def _commit_metadata(self, table: str, version: int | str, source: str, interval: Interval,
                          run_id: str) -> dict[str, str]:

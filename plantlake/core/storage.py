@@ -9,6 +9,8 @@ A file is named by its lake-relative key (`_state/erp/0000000007.json`). Both ki
 - `create`: the same, but only if no object has the key — local: `link(2)` of the fsynced temp
   file, which fails when the name exists; S3: a PUT with `If-None-Match: *`. It is the
   compare-and-swap that makes versioned state safe with writers on two hosts;
+- `put_file`: a finished local file (a staged data file) as the object — local: a hard link
+  (or an fsynced copy across filesystems); S3: a streamed, multipart upload;
 - `get`, `size`, `list` (keys under a prefix) and `delete`.
 """
 
@@ -79,6 +81,29 @@ class LocalStorage:
         self._sync_dir(path.parent)
         return True
 
+    def put_file(self, key: str, path: Path) -> None:
+        """The fsynced local file at `path` becomes `key` as well: a hard link where it can be (the
+        staging folder is on the lake's filesystem), else an fsynced copy renamed into place."""
+        import shutil
+
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            raise
+        except OSError:  # another filesystem
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                shutil.copyfile(path, tmp)
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        self._sync_dir(target.parent)
+
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
@@ -121,6 +146,12 @@ class ObjectStorage:
         import obstore
 
         obstore.put(self._store, _check(key), data)
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload the local file at `path` as `key` (streamed, multipart when large)."""
+        import obstore
+
+        obstore.put(self._store, _check(key), Path(path))
 
     def create(self, key: str, data: bytes) -> bool:
         import obstore

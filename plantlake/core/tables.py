@@ -11,11 +11,18 @@ keeps for itself:
 
 The commit protocol (write-audit-publish's last step):
 
-- `replace`: a run owns exactly the rows carrying its (`_source`, `_interval`). Its publish is one
-  `write_deltalake(mode="overwrite", predicate=…)` of those rows: the rows an earlier run of the
-  same source and interval committed are removed and the new ones added in one transaction, so a
-  rerun replaces and never duplicates, a crash before the commit leaves the table as it was, and
-  delta-rs checks that every new row satisfies the predicate. A full refresh owns `_source` alone.
+- `replace`: a run owns exactly the rows carrying its (`_source`, `_interval`). The run's staged
+  files are already the table's data files (declared columns plus the owner columns, one file per
+  `date` partition, zstd; `Lake.stage`), so its publish commits them as they are, audited:
+  `publish_files` places them in the table's folder and commits, in one transaction, an AddAction
+  per file (statistics from its Parquet footer) and a RemoveAction per file of the snapshot that
+  holds this owner's rows alone — the rows an earlier run of the same source and interval
+  committed. A rerun replaces and never duplicates; a crash before the commit leaves the table as
+  it was (placed files no version names are what vacuum deletes). When the snapshot has a file
+  that holds the owner's rows beside other rows (compaction bin-packs owners together), or no
+  statistics say, or the table is new or its schema grows, the publish is one
+  `write_deltalake(mode="overwrite", predicate=…)` of the same rows instead (`replace`), which
+  rewrites such files without the owner's rows. A full refresh owns `_source` alone.
 - `upsert` (tables with key_scope 'latest'): one MERGE on the primary key, the owner and the
   partition column; a key's row is replaced only by a version at least as new (`version_column`).
 - A commit that conflicts with another writer's (two workers, two hosts) is tried again after a
@@ -32,7 +39,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from plantlake.core.errors import Transient
@@ -43,6 +51,7 @@ from schemas.model import SOURCE_COLUMN as SOURCE
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
 log = logging.getLogger(__name__)
@@ -107,6 +116,35 @@ def with_owner(data: pa.Table | pa.RecordBatch, source: str, interval_key: str,
     if partition_column is not None:
         table = table.append_column(pa.field(PARTITION, pa.date32(), nullable=False), utc_days(table[partition_column]))
     return table
+
+
+def file_schema(schema: pa.Schema) -> pa.Schema:
+    """The columns of a data file: the declared ones and the owner's (`date` lives in the path)."""
+    return physical_schema(schema, partitioned=False).with_metadata(schema.metadata)
+
+
+def split_days(rows: pa.Table, partition_column: str | None) -> Iterator[tuple[str | None, pa.Table]]:
+    """(`date` value, rows) per UTC day of `partition_column`, in day order, rows in their order
+    within a day; (None, rows) for an unpartitioned table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if partition_column is None:
+        yield None, rows
+        return
+    days = utc_days(rows[partition_column])
+    if days.null_count:
+        raise ValueError(f"{partition_column}: {days.null_count} rows have no time to partition by")
+    ordered = len(days) < 2 or pc.all(pc.less_equal(days[:-1], days[1:])).as_py()
+    if not ordered:
+        order = pc.sort_indices(days)  # stable
+        rows, days = rows.take(order), days.take(order)
+    values = days.combine_chunks() if isinstance(days, pa.ChunkedArray) else days
+    runs = pc.run_end_encode(values.cast(pa.int32()))
+    start = 0
+    for end, day in zip(runs.run_ends.to_pylist(), runs.values.cast(pa.date32()).to_pylist(), strict=True):
+        yield day.isoformat(), rows.slice(start, end - start)
+        start = end
 
 
 def utc_days(timestamps: Any) -> Any:
@@ -176,6 +214,176 @@ def replace(uri: str, options: dict[str, str] | None, batches: Callable[[], Iter
         return load(uri, options).version()
 
     return commit(write, f"publish of {source} {interval_key or '(all)'} to {uri}")
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A staged data file, to be committed as it is."""
+
+    #: relative to the table's folder: `date=2026-03-01/<name>.parquet`, or `<name>.parquet`
+    path: str
+    size: int
+    #: the `date` partition value, None in an unpartitioned table
+    day: str | None
+    #: the AddAction's statistics (numRecords, minValues, maxValues, nullCount) as JSON
+    stats: str
+
+
+def footer_stats(metadata: pq.FileMetaData) -> str:
+    """Delta statistics of a Parquet file from its footer (no data is read): row count and, per
+    top-level column whose every row group has statistics, min, max and null count. Timestamps are
+    widened to whole milliseconds (Delta's precision); a column without usable statistics is
+    left out, which makes readers read the file instead of skipping it."""
+    import json
+    import math
+    from datetime import UTC, date, datetime, timedelta
+
+    def ms(value: datetime, up: bool) -> str:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        floor = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        if up and floor != value:
+            floor += timedelta(milliseconds=1)
+        return floor.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+    def plain(value: Any, up: bool) -> Any:
+        if isinstance(value, datetime):
+            return ms(value, up)
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, bytes | bytearray) or (isinstance(value, float) and not math.isfinite(value)):
+            return None
+        return value
+
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    arrow = metadata.schema.to_arrow_schema()
+    for i in range(metadata.num_columns):
+        name = metadata.schema.column(i).path
+        if "." in name or name not in arrow.names:
+            continue  # nested: no statistics
+        low = high = None
+        count, usable = 0, metadata.num_row_groups > 0
+        for g in range(metadata.num_row_groups):
+            st = metadata.row_group(g).column(i).statistics
+            if st is None or not st.has_null_count:
+                usable = False
+                break
+            count += st.null_count
+            if st.has_min_max:
+                lo, hi = plain(st.min, False), plain(st.max, True)
+                if lo is None or hi is None:
+                    usable = False
+                    break
+                low = lo if low is None or lo < low else low
+                high = hi if high is None or hi > high else high
+            elif st.null_count != metadata.row_group(g).num_rows:
+                usable = False
+                break
+        if not usable:
+            continue
+        nulls[name] = count
+        if low is not None:
+            lows[name], highs[name] = low, high
+    return json.dumps({"numRecords": metadata.num_rows, "minValues": lows, "maxValues": highs, "nullCount": nulls},
+                      separators=(",", ":"))
+
+
+def owner_files(table: DeltaTable, source: str, interval_key: str | None) -> list[Any] | None:
+    """RemoveActions for the snapshot's files that hold rows of this owner alone; None when a
+    file may hold the owner's rows beside others' (or has no owner statistics to tell)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake.transaction import RemoveAction
+
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return []
+    columns = [(SOURCE, source)] + ([(INTERVAL, interval_key)] if interval_key is not None else [])
+    may, alone = pa.scalar(True), pa.scalar(True)
+    for column, value in columns:
+        if f"min.{column}" not in actions.column_names:
+            return None
+        low, high = actions[f"min.{column}"], actions[f"max.{column}"]
+        # a file without statistics for the column may hold anything
+        may = pc.and_kleene(may, pc.fill_null(pc.and_(pc.less_equal(low, value), pc.greater_equal(high, value)), True))
+        alone = pc.and_kleene(alone, pc.fill_null(pc.and_(pc.equal(low, value), pc.equal(high, value)), False))
+    if pc.any(pc.and_(may, pc.invert(alone))).as_py():
+        return None
+    mine = actions.filter(alone)
+    now = int(time.time() * 1000)
+    days = mine[f"partition.{PARTITION}"].to_pylist() if f"partition.{PARTITION}" in mine.column_names else None
+    return [RemoveAction(path, data_change=True, deletion_timestamp=now, size=size,
+                         partition_values={PARTITION: str(days[i])} if days is not None else {})
+            for i, (path, size) in enumerate(zip(mine["path"].to_pylist(), mine["size_bytes"].to_pylist(), strict=True))]
+
+
+def publish_files(uri: str, options: dict[str, str] | None, files: list[DataFile], schema: pa.Schema, *,
+                  source: str, interval_key: str, partition_column: str | None, metadata: dict[str, str],
+                  place: Callable[[], None], unplace: Callable[[], None],
+                  batches: Callable[[], Iterable[pa.Table]]) -> int:
+    """Commit staged data files (`files`, written by `Lake.stage`) as the rows of (`source`,
+    `interval_key`), replacing that owner's earlier rows, in one transaction; returns the table's
+    new version (-1: no table and nothing to write). `place` puts the files into the table's
+    folder before the commit; when the commit cannot take them as they are (see the module
+    docstring), `unplace` takes them out again and `replace` writes `batches` (the declared
+    columns) instead."""
+    from deltalake import CommitProperties, Schema
+    from deltalake.exceptions import CommitFailedError, DeltaError
+    from deltalake.transaction import AddAction, create_table_with_add_actions
+
+    target = file_schema(schema)
+    placed = False
+
+    partition_by = [PARTITION] if partition_column else None
+    names = {*target.names, *(partition_by or [])}
+
+    def attempt() -> int | None:
+        nonlocal placed
+        table = load(uri, options)
+        if table is None and not files:
+            return -1
+        if table is not None and set(table.schema().to_arrow().names) != names:
+            return None  # the schema grows (or shrank): delta-rs merges it
+        removes = owner_files(table, source, interval_key) if table is not None else []
+        if removes is None:
+            return None
+        if table is not None and not files and not removes:
+            return table.version()
+        if not placed:
+            place()
+            placed = True
+        now = int(time.time() * 1000)
+        adds = [AddAction(f.path, f.size, {PARTITION: f.day} if f.day is not None else {}, now, True, f.stats)
+                for f in files]
+        properties = CommitProperties(custom_metadata=metadata)
+        if table is None:
+            try:
+                create_table_with_add_actions(uri, Schema.from_arrow(physical_schema(schema, partition_column is not None)),
+                                              adds, mode="error", partition_by=partition_by,
+                                              storage_options=options, commit_properties=properties)
+            except DeltaError as e:
+                if "already exists" not in str(e):
+                    raise
+                raise CommitFailedError(f"another writer created {uri} first") from e
+            return load(uri, options).version()
+        table.create_write_transaction([*adds, *removes], mode="append", schema=table.schema(),
+                                       partition_by=partition_by, commit_properties=properties)
+        table.update_incremental()  # the version this commit made (or a later writer's)
+        return table.version()
+
+    try:
+        version = commit(attempt, f"publish of {source} {interval_key} to {uri}")
+    except CommitConflict:
+        if placed:
+            unplace()
+        raise
+    if version is not None:
+        return version
+    if placed:
+        unplace()
+    return replace(uri, options, batches, schema, source=source, interval_key=interval_key,
+                   partition_column=partition_column, metadata=metadata)
 
 
 def upsert(uri: str, options: dict[str, str] | None, data: pa.Table, schema: pa.Schema, *, key: tuple[str, ...],

@@ -258,3 +258,97 @@ def test_a_table_gains_a_declared_column_additively_and_older_rows_read_null(tmp
     assert "value_exact" in DeltaTable(lake.table_uri(SENSOR)).schema().to_arrow().names
     back = lake.read(SENSOR, columns=["ts", "value_exact"]).sort_by("ts")
     assert back["value_exact"].to_pylist() == [None] * 5 + ["9007199254740993"] * 3
+
+
+def _log_actions(table_dir) -> list[list[tuple[str, str]]]:
+    """Per commit of a Delta table, its (action, path) pairs, read from the JSON log itself."""
+    import json
+
+    out = []
+    for f in sorted((table_dir / "_delta_log").glob("*.json")):
+        out.append([(k, v["path"]) for line in f.read_text().splitlines()
+                    for k, v in json.loads(line).items() if k in ("add", "remove")])
+    return out
+
+
+def test_a_publish_commits_the_audited_staged_files_as_they_are(tmp_path):
+    """The files a run staged and audited are the files the commit adds (same bytes, by name), a
+    rerun removes exactly the files its owner had, and other owners' files stay as they were."""
+    from deltalake import DeltaTable
+
+    lake = Lake(tmp_path).ensure()
+    a, b = Interval(T0, T0 + timedelta(hours=2)), Interval(T0 + timedelta(hours=2), T0 + timedelta(hours=4))
+    staged = lake.stage(SENSOR, "src", a, readings(T0, 120))
+    names = sorted(f"{f.path.parent.name}/{f.path.name}" for f in staged.files)
+    content = {f"{f.path.parent.name}/{f.path.name}": f.path.read_bytes() for f in staged.files}
+    assert [n.split("/")[0] for n in names] == ["date=2026-03-01", "date=2026-03-02"]  # one file per UTC day
+    lake.publish(staged)
+    lake.publish(lake.stage(SENSOR, "src", b, readings(T0 + timedelta(hours=2), 60)))
+    table_dir = tmp_path / "curated" / "sensor_readings"
+    log = _log_actions(table_dir)
+    assert sorted(p for _, p in log[0]) == names and {k for k, _ in log[0]} == {"add"}
+    assert all((table_dir / n).read_bytes() == content[n] for n in names)
+    other = [p for _, p in log[1]]
+    lake.publish(lake.stage(SENSOR, "src", a, readings(T0, 10, value=7.0)))  # the rerun of `a`
+    rerun = _log_actions(table_dir)[2]
+    assert sorted(p for k, p in rerun if k == "remove") == names
+    assert [p for k, p in rerun if k == "add"][0].startswith("date=2026-03-01/src__" + a.key)
+    assert not set(other) & {p for _, p in rerun}
+    back = DeltaTable(table_dir).to_pyarrow_table()
+    assert back.num_rows == 10 + 60
+    assert sorted(set(back.filter(pa.compute.equal(back["_interval"], a.key))["value"].to_pylist())) == \
+        [7.0 + i for i in range(10)]
+
+
+def test_a_rerun_after_compaction_mixed_owners_in_one_file_rewrites_only_its_rows(tmp_path):
+    """Compaction bin-packs two intervals' rows into one file: the rerun of one of them cannot drop
+    that file whole, so it is a predicate overwrite that keeps the other interval's rows."""
+    from deltalake import DeltaTable
+
+    from plantlake.pipeline.compaction import compact_day
+
+    lake = Lake(tmp_path).ensure()
+    t0 = datetime(2026, 3, 1, 6, tzinfo=UTC)
+    a, b = Interval(t0, t0 + timedelta(hours=1)), Interval(t0 + timedelta(hours=1), t0 + timedelta(hours=2))
+    lake.publish(lake.stage(SENSOR, "src", a, readings(t0, 60)))
+    lake.publish(lake.stage(SENSOR, "src", b, readings(t0 + timedelta(hours=1), 60)))
+    assert compact_day(lake, SENSOR, t0.date()).files_after == 1
+    lake.publish(lake.stage(SENSOR, "src", a, readings(t0, 5, value=50.0)))
+    back = DeltaTable(tmp_path / "curated" / "sensor_readings").to_pyarrow_table()
+    assert back.num_rows == 65
+    mine = back.filter(pa.compute.equal(back["_interval"], a.key))
+    assert sorted(mine["value"].to_pylist()) == [50.0 + i for i in range(5)]
+    assert back.filter(pa.compute.equal(back["_interval"], b.key)).num_rows == 60
+    # and the next rerun, now of files this owner has alone again, commits its staged files
+    lake.publish(lake.stage(SENSOR, "src", a, readings(t0, 3, value=9.0)))
+    assert lake.read(SENSOR).num_rows == 63
+
+
+def test_statistics_from_the_footer_never_make_a_reader_skip_a_matching_row(tmp_path):
+    """Delta keeps timestamps to the millisecond: the max of a file whose last row is at .123456 s
+    must not be .123 (a reader asking for ts >= .1234 would skip the file). NaN and all-null
+    columns leave no statistics to mislead."""
+    import json
+
+    import polars as pl
+    from deltalake import DeltaTable
+
+    lake = Lake(tmp_path).ensure()
+    t = datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    rows = readings(t, 3, step_s=0)
+    rows = rows.set_column(rows.schema.get_field_index("value"), "value", pa.array([float("nan"), 1.0, 2.0]))
+    iv = Interval(datetime(2026, 3, 1, 10, tzinfo=UTC), datetime(2026, 3, 1, 11, tzinfo=UTC))
+    lake.publish(lake.stage(SENSOR, "src", iv, readings(iv.start, 1)))  # the table exists: the next is a commit of files
+    lake.publish(lake.stage(SENSOR, "src2", iv, rows))
+    table_dir = tmp_path / "curated" / "sensor_readings"
+    add = [json.loads(line)["add"] for line in (table_dir / "_delta_log" / "00000000000000000001.json").read_text().splitlines()
+           if "add" in json.loads(line)][0]
+    stats = json.loads(add["stats"])
+    assert stats["numRecords"] == 3
+    assert stats["minValues"]["ts"] == "2026-03-01T10:00:00.123Z" and stats["maxValues"]["ts"] == "2026-03-01T10:00:00.124Z"
+    assert stats["nullCount"]["value_text"] == 3 and "value_text" not in stats["minValues"]
+    assert stats["minValues"]["_source"] == stats["maxValues"]["_source"] == "src2"
+    late = datetime(2026, 3, 1, 10, 0, 0, 123400, tzinfo=UTC)
+    got = pl.scan_delta(str(table_dir)).filter(pl.col("ts") >= late).collect()
+    assert got.height == 3
+    assert DeltaTable(table_dir).to_pyarrow_table(filters=[("value", ">", 1.5)]).num_rows == 1
