@@ -86,6 +86,17 @@ def owner_predicate(source: str, interval_key: str | None = None, alias: str = "
     return pred if interval_key is None else f"{pred} AND {a}{INTERVAL} = {literal(interval_key)}"
 
 
+def owner_commit(metadata: dict[str, str], source: str, interval_key: str | None) -> Any:
+    """Commit properties naming the owner as a Delta application transaction (`txn` action): two
+    writers replacing the same owner's rows at once conflict — the later one is tried again on
+    the newer snapshot, so it removes what the first added — where two appends would not."""
+    from deltalake import CommitProperties, Transaction
+
+    return CommitProperties(custom_metadata=metadata, app_transactions=[
+        Transaction(f"plantlake:{source}:{interval_key if interval_key is not None else '*'}",
+                    int(time.time() * 1000))])
+
+
 def writer_properties() -> Any:
     from deltalake import WriterProperties
 
@@ -190,7 +201,7 @@ def replace(uri: str, options: dict[str, str] | None, batches: Callable[[], Iter
     None — with `batches` (a factory: a retried commit reads them again), in one commit; returns
     the table's new version. No batches: the owner's rows are removed."""
     import pyarrow as pa
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import write_deltalake
 
     target = physical_schema(schema, partition_column is not None)
     key = interval_key or ""
@@ -210,7 +221,7 @@ def replace(uri: str, options: dict[str, str] | None, batches: Callable[[], Iter
         write_deltalake(uri, data, mode="overwrite", predicate=owner_predicate(source, interval_key),
                         partition_by=[PARTITION] if partition_column else None, schema_mode="merge",
                         writer_properties=writer_properties(), storage_options=options,
-                        commit_properties=CommitProperties(custom_metadata=metadata))
+                        commit_properties=owner_commit(metadata, source, interval_key))
         return load(uri, options).version()
 
     return commit(write, f"publish of {source} {interval_key or '(all)'} to {uri}")
@@ -328,7 +339,7 @@ def publish_files(uri: str, options: dict[str, str] | None, files: list[DataFile
     folder before the commit; when the commit cannot take them as they are (see the module
     docstring), `unplace` takes them out again and `replace` writes `batches` (the declared
     columns) instead."""
-    from deltalake import CommitProperties, Schema
+    from deltalake import Schema
     from deltalake.exceptions import CommitFailedError, DeltaError
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
@@ -356,7 +367,7 @@ def publish_files(uri: str, options: dict[str, str] | None, files: list[DataFile
         now = int(time.time() * 1000)
         adds = [AddAction(f.path, f.size, {PARTITION: f.day} if f.day is not None else {}, now, True, f.stats)
                 for f in files]
-        properties = CommitProperties(custom_metadata=metadata)
+        properties = owner_commit(metadata, source, interval_key)
         if table is None:
             try:
                 create_table_with_add_actions(uri, Schema.from_arrow(physical_schema(schema, partition_column is not None)),

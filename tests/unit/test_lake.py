@@ -352,3 +352,32 @@ def test_statistics_from_the_footer_never_make_a_reader_skip_a_matching_row(tmp_
     got = pl.scan_delta(str(table_dir)).filter(pl.col("ts") >= late).collect()
     assert got.height == 3
     assert DeltaTable(table_dir).to_pyarrow_table(filters=[("value", ">", 1.5)]).num_rows == 1
+
+
+def test_two_writers_replacing_one_owner_at_once_leave_exactly_one_runs_rows(tmp_path, monkeypatch):
+    """A backfill and a scheduled run of one interval commit at the same moment: the second writer
+    commits between the first one's snapshot and its commit. Appends of files alone would both
+    go in (the rows doubled: there was no file of the owner's to remove, whose removal would
+    conflict); the owner's application transaction makes them conflict, and the
+    retry on the new snapshot removes what the other run added."""
+    from plantlake.core.storage import LocalStorage
+
+    lake = Lake(tmp_path).ensure()
+    iv = Interval(T0 - timedelta(hours=1), T0)
+    lake.publish(lake.stage(SENSOR, "other", iv, readings(iv.start, 10)))  # the table exists; `src` has no rows yet
+    first = lake.stage(SENSOR, "src", iv, readings(iv.start, 20, value=100.0))
+    second = lake.stage(SENSOR, "src", iv, readings(iv.start, 30, value=200.0))
+    original, raced = LocalStorage.put_file, []
+
+    def other_writer_commits_first(self, key, path):
+        if not raced:
+            raced.append(key)
+            lake.publish(second)  # the first writer has its snapshot and its RemoveActions by now
+        return original(self, key, path)
+
+    monkeypatch.setattr(LocalStorage, "put_file", other_writer_commits_first)
+    lake.publish(first)
+    assert raced
+    back = lake.read(SENSOR)
+    assert back.num_rows == 10 + 20
+    assert sorted(back["value"].to_pylist())[10:] == [100.0 + i for i in range(20)]
