@@ -121,10 +121,10 @@ def _file_checks(table: Table, staged: Staged) -> list[Check]:
         meta = schema.metadata or {}
         same = schema.remove_metadata().equals(expected.remove_metadata(), check_metadata=False) and all(
             a.nullable == b.nullable for a, b in zip(schema, expected, strict=True))
-        checks.append(Check(f"schema matches {table.name} v{table.version} in {f.path.name}", same,
+        checks.append(Check(f"schema matches {table.name} v{table.version} in {f.label}", same,
                             observed=None if same else str(schema)))
         version_ok = meta.get(META_TABLE) == table.name.encode() and meta.get(META_VERSION) == str(table.version).encode()
-        checks.append(Check(f"file metadata names table and schema version in {f.path.name}", version_ok,
+        checks.append(Check(f"file metadata names table and schema version in {f.label}", version_ok,
                             observed={k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"plantlake")}))
     return checks
 

@@ -272,6 +272,11 @@ class StagedFile:
     #: the `date` partition the file's rows are in (None: merge staging, unpartitioned tables)
     day: str | None = None
 
+    @property
+    def label(self) -> str:
+        """The file as checks name it: the same for a rerun of the same slice (`date=<day>/<name>`)."""
+        return f"date={self.day}/{self.path.name}" if self.day else self.path.name
+
 
 @dataclass
 class Staged:
@@ -519,7 +524,8 @@ class Lake:
               token: str | None = None) -> Staged:
         """Write `data` under _staging/ as the table's data files, to be audited and then committed
         as they are: the declared columns and the owner's, one file per `date` partition
-        (`date=<day>/<source>__<interval><slice>__<token>.parquet`, the path it gets in the table).
+        (`date=<day>/<source>__<interval><slice>.parquet`; in the table the staging token is added
+        to the name, which makes it unique among the runs of the interval).
 
         A run that conforms its interval in slices stages each with its `slice_label`
         (`__p0000`, ...) and the first slice's `token`, so all land in one staging folder
@@ -529,7 +535,7 @@ class Lake:
         staged = Staged(table.name, source, interval, **({"token": token} if token else {}))
         if data.num_rows:  # no rows, no file: the publish still removes what an earlier run of the interval had
             area = self._staging_area(staged)
-            name = f"{self.file_name(source, interval, slice_label).removesuffix('.parquet')}__{staged.token}.parquet"
+            name = self.file_name(source, interval, slice_label)
             rows = tables.with_owner(data.cast(table.arrow_schema()), source, interval.key, None)
             schema = tables.file_schema(table.arrow_schema())
             for day, part in tables.split_days(rows, table.partition_column):
@@ -599,7 +605,8 @@ class Lake:
         key, schema = self.table_key(table), table.arrow_schema()
         files = []
         for f in staged.files:
-            relative = f"{tables.PARTITION}={f.day}/{f.path.name}" if f.day else f.path.name
+            name = f"{f.path.stem}__{staged.token}{f.path.suffix}"
+            relative = f"{tables.PARTITION}={f.day}/{name}" if f.day else name
             files.append(tables.DataFile(relative, f.path.stat().st_size, f.day,
                                          tables.footer_stats(pq.read_metadata(f.path))))
 

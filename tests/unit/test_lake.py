@@ -279,8 +279,9 @@ def test_a_publish_commits_the_audited_staged_files_as_they_are(tmp_path):
     lake = Lake(tmp_path).ensure()
     a, b = Interval(T0, T0 + timedelta(hours=2)), Interval(T0 + timedelta(hours=2), T0 + timedelta(hours=4))
     staged = lake.stage(SENSOR, "src", a, readings(T0, 120))
-    names = sorted(f"{f.path.parent.name}/{f.path.name}" for f in staged.files)
-    content = {f"{f.path.parent.name}/{f.path.name}": f.path.read_bytes() for f in staged.files}
+    # in the table a file is named as staged plus the staging token: unique among the interval's runs
+    names = sorted(f"{f.path.parent.name}/{f.path.stem}__{staged.token}.parquet" for f in staged.files)
+    content = {f"{f.path.parent.name}/{f.path.stem}__{staged.token}.parquet": f.path.read_bytes() for f in staged.files}
     assert [n.split("/")[0] for n in names] == ["date=2026-03-01", "date=2026-03-02"]  # one file per UTC day
     lake.publish(staged)
     lake.publish(lake.stage(SENSOR, "src", b, readings(T0 + timedelta(hours=2), 60)))
