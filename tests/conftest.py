@@ -92,6 +92,53 @@ def plant_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+class LakeKind:
+    """Where a test's lake lives: a local folder (`s3` None), or a bucket of moto's S3 server the
+    fixture started (`s3`; the connection `plantlake_lake` points at it)."""
+
+    def __init__(self, s3, tmp: Path) -> None:
+        self.s3, self.tmp = s3, tmp
+
+    @property
+    def name(self) -> str:
+        return "s3" if self.s3 is not None else "local"
+
+    def config(self, text: str, prefix: str) -> str:
+        """A site config's text with its lake where this kind keeps it (`prefix`: its folder in the bucket)."""
+        return lake_on_s3(text, self.s3, prefix, self.tmp / f"{prefix}-local") if self.s3 is not None else text
+
+    def write_config(self, folder: Path, text: str | None = None) -> Path:
+        """`plant.yaml` (or `text`) written into `folder`, its lake moved when this kind is S3."""
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "plant.yaml"
+        target.write_text(self.config(text if text is not None else (ROOT / "plant.yaml").read_text(),
+                                      f"{folder.name}-{os.urandom(3).hex()}"))
+        return target
+
+
+@pytest.fixture
+def lake_kind(request, tmp_path: Path, monkeypatch):
+    """'local' unless a test parametrizes it with `both_lakes`: then each scenario runs again with
+    its lake on the S3 server, with the same accounting."""
+    if getattr(request, "param", "local") == "local":
+        yield LakeKind(None, tmp_path)
+        return
+    from tests.servers import s3_server
+
+    with s3_server() as s3:
+        monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
+        yield LakeKind(s3, tmp_path)
+
+
+def on(lake) -> str:
+    """What a reliability row adds to a scenario's name when its lake is on object storage."""
+    return " (lake on S3)" if lake.remote else ""
+
+
+#: run a test on a local lake and on a lake on the S3 server (the `lake_kind` fixture)
+both_lakes = pytest.mark.parametrize("lake_kind", ["local", "s3"], indirect=True)
+
+
 @pytest.fixture
 def plant(plant_dir: Path):
     from plantlake.core.config import load_config

@@ -4,7 +4,6 @@ exactly once, accounted for by message id."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import threading
 import time
@@ -15,15 +14,16 @@ import pytest
 from plantlake.core.config import load_config, with_source
 from plantlake.pipeline.runner import run_source
 from simulators.mqtt_publisher import MqttPublisher
-from tests.conftest import ROOT
+from tests.conftest import both_lakes, on
 from tests.integration.test_mqtt import PLANT, START, check_curated, raw_ids
 
 pytestmark = pytest.mark.faults
 
 
+@both_lakes
 def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosquitto, monkeypatch, reliability,
-                                                                 caplog):
-    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+                                                                 caplog, lake_kind):
+    lake_kind.write_config(tmp_path)
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{mosquitto.port}")
     # small chunks: many durable writes and acks, so the restart lands in the middle of the drain
     cfg = with_source(load_config(tmp_path / "plant.yaml"), "mqtt_plant", chunk_messages=200, idle_s=1.0)
@@ -33,7 +33,7 @@ def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosqu
     sent = MqttPublisher(PLANT, port=mosquitto.port).publish(START, end)
     assert len(sent) > 5000
 
-    raw = tmp_path / "lake" / "raw" / "mqtt_plant"
+    lake = cfg.open_lake()
     outcome: dict = {}
 
     def drain() -> None:
@@ -45,9 +45,9 @@ def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosqu
     thread = threading.Thread(target=drain)
     thread.start()
     deadline = time.monotonic() + 60
-    while len(list(raw.rglob("*.parquet"))) < 3 and time.monotonic() < deadline:
+    while len(lake.storage.list("raw/mqtt_plant")) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    landed_before = len(set(raw_ids(tmp_path / "lake")))
+    landed_before = len(set(raw_ids(lake)))
     mosquitto.restart(signal.SIGTERM)
     thread.join(timeout=300)
     assert not thread.is_alive()
@@ -63,10 +63,10 @@ def test_broker_restart_during_a_drain_loses_and_doubles_nothing(tmp_path, mosqu
         runs += 1
         if run_source("mqtt_plant", *iv, config=cfg).stats["messages"] == 0:
             break
-    got = raw_ids(tmp_path / "lake")
+    got = raw_ids(lake)
     assert sorted(set(got)) == sorted(sent)  # none lost
-    check_curated(tmp_path / "lake", START, end)  # every reading once, values exact
-    reliability("Mosquitto restarted (SIGTERM) during a drain", data_in=len(sent), data_out=len(set(got)),
+    check_curated(lake, START, end)  # every reading once, values exact
+    reliability(f"Mosquitto restarted (SIGTERM) during a drain{on(lake)}", data_in=len(sent), data_out=len(set(got)),
                 lost=len(set(sent) - set(got)), duplicates=0, unit="MQTT message ids",
                 note="unacknowledged messages are redelivered after the restart and dropped by key; "
                      "reruns until the session is empty")

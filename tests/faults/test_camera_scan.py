@@ -4,8 +4,8 @@ reason, and every image the camera wrote is accounted for by its sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,19 +14,20 @@ import pytest
 
 from connectors.images.connector import ImagesConnector
 from plantlake.core.config import load_config, with_source
-from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators import truth
 from simulators.camera import Camera
 from simulators.story import Plant
-from tests.conftest import ROOT
+from tests.conftest import both_lakes, on
 
 pytestmark = pytest.mark.faults
 
 
-def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(tmp_path, monkeypatch, reliability):
-    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+@both_lakes
+def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(tmp_path, monkeypatch, reliability,
+                                                                                lake_kind):
+    lake_kind.write_config(tmp_path)
     # a file counts as settled 60 s after its last write: slow machines never read a half-written file
     cfg = with_source(load_config(tmp_path / "plant.yaml"), "camera_images", settle_s=60)
     drop = tmp_path / "drop" / "images"
@@ -50,8 +51,8 @@ def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(
 
     monkeypatch.setattr(ImagesConnector, "_probe_all", vanish_then_probe)
     first = run_source("camera_images", t0, now + timedelta(minutes=1), config=cfg)
-    monkeypatch.undo()
-    lake = Lake(tmp_path / "lake")
+    monkeypatch.setattr(ImagesConnector, "_probe_all", original)
+    lake = cfg.open_lake()
     published = {r["image_id"] for r in lake.read(get_table("inspection_images")).to_pylist()}
     assert first.stats["files_waiting"] >= 1 and intact[writing]["sha256"] not in published
     quarantined = lake.read_quarantine("inspection_images").to_pylist()
@@ -63,12 +64,15 @@ def test_files_written_or_vanishing_during_a_scan_are_waited_for_or_quarantined(
     settled = time.time() - 120
     os.utime(drop / writing, (settled, settled))
     run_source("camera_images", now + timedelta(minutes=1), now + timedelta(minutes=2), config=cfg)
-    published = {r["image_id"] for r in lake.read(get_table("inspection_images")).to_pylist()}
+    rows = lake.read(get_table("inspection_images")).to_pylist()
+    published = {r["image_id"] for r in rows}
     assert published == {s["sha256"] for name, s in intact.items() if name != vanishing}
+    # every published image's bytes are in the lake's blob store (on S3 too), unchanged
+    assert all(hashlib.sha256(lake.images.read(r["uri"])).hexdigest() == r["image_id"] for r in rows)
     quarantined = lake.read_quarantine("inspection_images").to_pylist()
     corrupt = sum(1 for s in shots if s["corrupt"] and any(s["file"] in r["record"] for r in quarantined))
     accounted = len(published) + len(vanished) + corrupt
-    reliability("camera writes a file during the scan; another vanishes mid-scan", data_in=len(shots),
+    reliability(f"camera writes a file during the scan; another vanishes mid-scan{on(lake)}", data_in=len(shots),
                 data_out=accounted, lost=len(shots) - accounted, duplicates=0, unit="camera files (sha256)",
                 note="the half-written file waits for the next run; the vanished one is quarantined with the reason; "
                      "corrupt files quarantined")

@@ -3,6 +3,7 @@ always, and the next compaction finishes the job."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from plantlake.core.lake import Interval, Lake
 from schemas import get_table
-from tests.conftest import ROOT
+from tests.conftest import ROOT, both_lakes, on
 from tests.unit.test_lake import readings
 
 pytestmark = pytest.mark.faults
@@ -25,15 +26,25 @@ HOURS = 12
 PER_HOUR = 20_000
 
 COMPACT = """
-import sys
+import json, sys
 from datetime import date
 from plantlake.pipeline.compaction import compact_day
 from plantlake.core.lake import Lake
 from schemas import get_table
+lake = Lake(sys.argv[1], storage_options=json.loads(sys.argv[2]), local_dir=sys.argv[3])
 while True:
-    compact_day(Lake(sys.argv[1]), get_table("sensor_readings"), date(2026, 3, 1))
+    compact_day(lake, get_table("sensor_readings"), date(2026, 3, 1))
     print("done", flush=True)
 """
+
+
+def _lake(lake_kind, tmp_path) -> tuple[Lake, list[str]]:
+    """The test's lake, and the arguments that open it in the compaction's own process."""
+    if lake_kind.s3 is None:
+        args = [str(tmp_path / "lake"), "null", str(tmp_path / "lake")]
+    else:
+        args = [lake_kind.s3.uri("compaction"), json.dumps(lake_kind.s3.storage_options), str(tmp_path / "local")]
+    return Lake(args[0], storage_options=json.loads(args[1]), local_dir=args[2]).ensure(), args
 
 
 def _keys(lake: Lake) -> list[tuple]:
@@ -43,8 +54,9 @@ def _keys(lake: Lake) -> list[tuple]:
     return [] if t is None else list(zip(*(t[c].to_pylist() for c in t.column_names), strict=True))
 
 
-def test_a_killed_compaction_never_shows_a_reader_a_missing_or_doubled_row(tmp_path, reliability):
-    lake = Lake(tmp_path / "lake").ensure()
+@both_lakes
+def test_a_killed_compaction_never_shows_a_reader_a_missing_or_doubled_row(tmp_path, reliability, lake_kind):
+    lake, args = _lake(lake_kind, tmp_path)
     table = get_table("sensor_readings")
     for h in range(HOURS):  # twelve hourly files of one source, the way hourly runs leave them
         start = T0 + timedelta(hours=h)
@@ -75,7 +87,7 @@ def test_a_killed_compaction_never_shows_a_reader_a_missing_or_doubled_row(tmp_p
     try:
         for _ in range(6):
             begun = time.monotonic()
-            proc = subprocess.Popen([sys.executable, "-c", COMPACT, str(lake.root)], cwd=ROOT,
+            proc = subprocess.Popen([sys.executable, "-c", COMPACT, *args], cwd=ROOT,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(1.5 + rng.random() * 2.5)  # imports, then somewhere inside a compaction
             proc.send_signal(signal.SIGKILL)
@@ -88,11 +100,11 @@ def test_a_killed_compaction_never_shows_a_reader_a_missing_or_doubled_row(tmp_p
     # the reader read while every one of the compactions ran and was killed
     assert all(any(a <= t <= b for t in reads) for a, b in cycles), (cycles, reads)
     # the next compaction completes: one file, every row once
-    subprocess.run([sys.executable, "-c", COMPACT.replace("while True:", "for _ in range(1):"), str(lake.root)],
+    subprocess.run([sys.executable, "-c", COMPACT.replace("while True:", "for _ in range(1):"), *args],
                    cwd=ROOT, check=True, capture_output=True, timeout=300)
     assert len(lake.dataset(table, ["2026-03-01"]).files) == 1
     final = _keys(lake)
     assert sorted(final) == expected
-    reliability("compaction SIGKILLed 6 times while a reader reads", data_in=len(expected), data_out=len(set(final)),
+    reliability(f"compaction SIGKILLed 6 times while a reader reads{on(lake)}", data_in=len(expected), data_out=len(set(final)),
                 lost=len(set(expected) - set(final)), duplicates=len(final) - len(set(final)),
                 unit="sensor rows (asset, tag, ts)", note="a reader thread checked every read during the kills")

@@ -9,6 +9,7 @@ import pytest
 from plantlake.core.config import with_source
 from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
+from tests.conftest import both_lakes, lake_content, on
 from tests.integration.test_erp import (  # noqa: F401 - fixtures
     INSPECTIONS,
     PLANT,
@@ -24,7 +25,8 @@ from tests.integration.test_erp import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.faults
 
 
-def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site, reliability):  # noqa: F811
+@both_lakes
+def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site, reliability, lake_kind):  # noqa: F811
     cfg, tmp, erp = site
     erp.sync(T0 + timedelta(hours=1))
     run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
@@ -41,15 +43,17 @@ def test_a_late_commit_is_picked_up_by_the_lookback_and_lost_without_it(site, re
     assert blind.tables["quality_inspections"].published == 0
     s = run_source("erp", T0 + timedelta(hours=1), T0 + timedelta(hours=2), config=cfg)
     assert s.tables["quality_inspections"].published >= 1
-    rows = {r["inspection_id"]: r for r in Lake(tmp / "lake").read(INSPECTIONS).to_pylist()}
+    lake = cfg.open_lake()
+    rows = {r["inspection_id"]: r for r in lake.read(INSPECTIONS).to_pylist()}
     assert rows["QR-LATE-1"]["inspected_at"] == T0 + timedelta(minutes=50)
-    reliability("ERP row committed late with an older updated_at", data_in=1, data_out=int("QR-LATE-1" in rows),
+    reliability(f"ERP row committed late with an older updated_at{on(lake)}", data_in=1, data_out=int("QR-LATE-1" in rows),
                 lost=int("QR-LATE-1" not in rows), duplicates=0, unit="ERP keys (the late row)",
                 note="the look-back window picks it up; without it the row is missed (asserted)")
 
 
+@both_lakes
 def test_the_erp_database_going_down_mid_extract_fails_the_run_and_the_retry_is_exact(
-        site, erp_database, monkeypatch, reliability):  # noqa: F811
+        site, erp_database, monkeypatch, reliability, lake_kind):  # noqa: F811
     """Every session of the ERP database is killed after the first table was read (what a database
     restart looks like to a client): the run fails for Airflow to retry, publishes nothing, and the
     retry holds exactly what the ERP holds."""
@@ -76,16 +80,16 @@ def test_the_erp_database_going_down_mid_extract_fails_the_run_and_the_retry_is_
     with pytest.raises(Exception) as err:
         run_source("erp", *window, config=cfg)
     assert calls["n"] == 1, err.value
-    assert not list((tmp / "lake" / "curated").rglob("*.parquet"))
+    lake = cfg.open_lake()
+    assert lake_content(lake) == {}  # nothing published
     monkeypatch.setattr(Lake, "write_raw", original)
     erp.engine.dispose()  # the simulator's pooled sessions died with the others
     s = run_source("erp", *window, config=cfg)  # Airflow's retry
-    lake = Lake(tmp / "lake")
     assert_orders_match(lake, erp)
     assert_inspections_match(lake, erp)
     admin.dispose()
     expected = len(erp.order_rows(as_of)) + len(erp.inspection_rows(as_of))
     published = s.tables["production_orders"].published + s.tables["quality_inspections"].published
-    reliability("ERP database restarted mid-extract (sessions killed after the first table)", data_in=expected,
+    reliability(f"ERP database restarted mid-extract (sessions killed after the first table){on(lake)}", data_in=expected,
                 data_out=published, lost=expected - published, duplicates=0, unit="ERP keys (orders, inspections)",
                 note=f"the run failed ({type(err.value).__name__}), nothing published; the retry equals the ERP")

@@ -4,37 +4,27 @@ lake and on one in an S3 bucket (and, in Airflow, the failed task emits no Asset
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 import pytest
 
-from plantlake.core.config import load_config, with_source
+from plantlake.core.config import with_source
 from plantlake.pipeline.runner import run_source
 from quality.audit import AuditFailed
 from schemas import get_table
-from tests.conftest import ROOT, lake_content, lake_on_s3
-from tests.integration.test_audit import T0, _break_order
-from tests.integration.test_audit import site as erp_site  # noqa: F401 - fixture
+from tests.conftest import both_lakes, lake_content, on
+from tests.integration.test_audit import (
+    T0,
+    _break_order,
+    site,  # noqa: F401 - fixture
+)
 
 pytestmark = pytest.mark.faults
 TABLES = ("materials", "production_orders", "quality_inspections")
 
 
-@pytest.fixture(params=["local", "s3"])
-def site(request, erp_site, monkeypatch):  # noqa: F811
-    from tests.servers import s3_server
-
-    cfg, tmp, erp = erp_site
-    with s3_server() if request.param == "s3" else contextlib.nullcontext() as s3:
-        if s3 is not None:
-            monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
-            (tmp / "plant.yaml").write_text(lake_on_s3((ROOT / "plant.yaml").read_text(), s3, "erp", tmp / "local"))
-            cfg = load_config(tmp / "plant.yaml")
-        yield cfg, tmp, erp
-
-
-def test_too_many_bad_rows_block_the_publish_and_leave_the_lake_as_it_was(site, reliability):
+@both_lakes
+def test_too_many_bad_rows_block_the_publish_and_leave_the_lake_as_it_was(site, reliability, lake_kind):  # noqa: F811
     cfg, tmp, erp = site
     lake = cfg.open_lake()
     run_source("erp", T0, T0 + timedelta(hours=1), config=cfg)
@@ -54,7 +44,7 @@ def test_too_many_bad_rows_block_the_publish_and_leave_the_lake_as_it_was(site, 
         assert {p: p.read_bytes() for p in (tmp / "lake" / "curated").rglob("*.parquet")} == files
     assert not list((lake.root / "_staging").rglob("*.parquet"))
     rows_after = sum(lake.read(get_table(t)).num_rows for t in TABLES)
-    reliability(f"GX batch failure (bad-row policy) blocks a publish{' (lake on S3)' if lake.remote else ''}",
+    reliability(f"GX batch failure (bad-row policy) blocks a publish{on(lake)}",
                 data_in=rows_before, data_out=rows_after, lost=rows_before - rows_after, duplicates=0,
                 unit="curated ERP rows", note="AuditFailed names the check; no commit, every table's version "
                 "and rows as they were; no staged file left")

@@ -13,36 +13,23 @@ import pytest
 
 from plantlake.pipeline.runner import run_source
 from simulators.mqtt_publisher import MqttPublisher
-from tests.conftest import ROOT, lake_on_s3
+from tests.conftest import ROOT, both_lakes, on
 from tests.integration.test_mqtt import KILLER, PLANT, SENSOR, START, check_curated, raw_ids
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, both_lakes]
 
 
-@pytest.fixture(params=["local", "s3"])
-def site(request, tmp_path, mosquitto, monkeypatch):
+@pytest.fixture
+def site(tmp_path, mosquitto, monkeypatch, lake_kind):
     """The site with its durable session open, its lake on local disk or in a bucket of moto's S3
     server: the same faults, the same accounting. Yields the config and its lake."""
-    import contextlib
-
     from plantlake.core.config import load_config
-    from tests.servers import s3_server
 
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_MQTT", f"mqtt://127.0.0.1:{mosquitto.port}")
-    with s3_server() if request.param == "s3" else contextlib.nullcontext() as s3:
-        text = (ROOT / "plant.yaml").read_text()
-        if s3 is not None:
-            monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
-            text = lake_on_s3(text, s3, "site", tmp_path / "local")
-        (tmp_path / "plant.yaml").write_text(text)
-        cfg = load_config(tmp_path / "plant.yaml")
-        first = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)  # creates the durable session
-        assert first.stats["session_present"] is False and first.raw_rows == 0
-        yield cfg, tmp_path, cfg.open_lake()
-
-
-def on(lake) -> str:
-    return " (lake on S3)" if lake.remote else ""
+    cfg = load_config(lake_kind.write_config(tmp_path))
+    first = run_source("mqtt_plant", START, START + timedelta(hours=1), config=cfg)  # creates the durable session
+    assert first.stats["session_present"] is False and first.raw_rows == 0
+    return cfg, tmp_path, cfg.open_lake()
 
 
 def test_offline_consumer_gets_every_message_once(site, mosquitto, reliability):

@@ -12,19 +12,20 @@ from connectors.opcua.connector import SourceUnavailable
 from plantlake.core.config import load_config
 from plantlake.pipeline.runner import run_source
 from simulators.net import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, both_lakes, lake_content, on
 from tests.integration.test_opcua import END, START, assert_matches_truth, curated, setup  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.faults
 
 
-def _content(lake_root):
-    t = curated(lake_root).drop_columns(["ingested_at", "run_id"])
+def _content(lake):
+    t = curated(lake).drop_columns(["ingested_at", "run_id"])
     return t.sort_by([("asset_id", "ascending"), ("tag", "ascending"), ("ts", "ascending")])
 
 
+@both_lakes
 def test_an_unreachable_server_fails_cleanly_and_the_retry_equals_an_undisturbed_run(setup, monkeypatch,  # noqa: F811
-                                                                                     reliability):
+                                                                                     reliability, lake_kind):
     start, tmp = setup
     sim = start()
     # the undisturbed run, in a lake of its own
@@ -34,26 +35,28 @@ def test_an_unreachable_server_fails_cleanly_and_the_retry_equals_an_undisturbed
     expected = _content(tmp / "undisturbed" / "lake")
 
     cfg = load_config(tmp / "plant.yaml")
+    lake = cfg.open_lake()
     port = free_port()  # the server is down (nothing listens here)
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{port}/plantsim")
     with pytest.raises(SourceUnavailable, match="unreachable"):
         run_source("opcua_plant", START, END, config=cfg)
-    assert not list((tmp / "lake" / "curated").rglob("*.parquet"))  # nothing half-published
+    assert lake_content(lake) == {}  # nothing half-published
     # Airflow retries once the server is back
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{sim.port}/plantsim")
     retried = run_source("opcua_plant", START, END, config=cfg)
-    got = _content(tmp / "lake")
+    got = _content(lake)
     assert got.equals(expected)
-    assert_matches_truth(curated(tmp / "lake"), START, END)
+    assert_matches_truth(curated(lake), START, END)
     assert retried.published == reference.published == 86 * 360
     keys = {(r["asset_id"], r["tag"], r["ts"]) for r in got.select(["asset_id", "tag", "ts"]).to_pylist()}
-    reliability("OPC UA server unreachable, then the retry", data_in=reference.published, data_out=len(keys),
+    reliability(f"OPC UA server unreachable, then the retry{on(lake)}", data_in=reference.published, data_out=len(keys),
                 lost=reference.published - len(keys), duplicates=got.num_rows - len(keys),
                 unit="node/timestamp pairs", note="SourceUnavailable names the endpoint; the retry equals an undisturbed run")
 
 
+@both_lakes
 def test_a_server_restarted_during_the_history_read_costs_a_retry_and_nothing_else(setup, monkeypatch,  # noqa: F811
-                                                                                    reliability):
+                                                                                    reliability, lake_kind):
     """The server goes down after answering part of a HistoryRead and comes back with its namespaces
     reordered (other vendors' namespaces registered first): the run fails without publishing, and
     the retry publishes exactly what the server historized."""
@@ -74,27 +77,30 @@ def test_a_server_restarted_during_the_history_read_costs_a_retry_and_nothing_el
 
     monkeypatch.setattr(sim.store, "read_node_history", read_then_go_down)
     cfg = load_config(tmp / "plant.yaml")
+    lake = cfg.open_lake()
     with pytest.raises(SourceUnavailable) as err:  # retriable: Airflow retries the task
         run_source("opcua_plant", START, END, config=cfg)
     assert calls["n"] >= 40, err.value
-    assert not list((tmp / "lake" / "curated").rglob("*.parquet"))  # nothing of the half-read hour published
+    assert lake_content(lake) == {}  # nothing of the half-read hour published
     back = start(port=sim.port, namespaces_before=("urn:vendor:diagnostics", "urn:vendor:alarms"))
     assert back.ns == 4
     retried = run_source("opcua_plant", START, END, config=cfg)
-    assert_matches_truth(curated(tmp / "lake"), START, END)
-    got = curated(tmp / "lake")
+    assert_matches_truth(curated(lake), START, END)
+    got = curated(lake)
     keys = {(r["asset_id"], r["tag"], r["ts"]) for r in got.select(["asset_id", "tag", "ts"]).to_pylist()}
     assert retried.published == len(keys) == 86 * 360
-    reliability("OPC UA server restarted during a HistoryRead (namespaces reordered)", data_in=86 * 360,
+    reliability(f"OPC UA server restarted during a HistoryRead (namespaces reordered){on(lake)}", data_in=86 * 360,
                 data_out=len(keys), lost=86 * 360 - len(keys), duplicates=got.num_rows - len(keys),
                 unit="node/timestamp pairs", note="the read fails with SourceUnavailable (retriable), nothing "
                 "published; the retry against the restarted server equals the history")
 
 
-def test_restart_with_reordered_namespaces_keeps_every_value_on_its_tag(setup, reliability):  # noqa: F811
+@both_lakes
+def test_restart_with_reordered_namespaces_keeps_every_value_on_its_tag(setup, reliability, lake_kind):  # noqa: F811
     start, tmp = setup
     sim = start()
     cfg = load_config(tmp / "plant.yaml")
+    lake = cfg.open_lake()
     run_source("opcua_plant", START, START + timedelta(minutes=30), config=cfg)
     port = sim.port
     sim.stop_thread()
@@ -102,9 +108,9 @@ def test_restart_with_reordered_namespaces_keeps_every_value_on_its_tag(setup, r
     moved = start(port=port, namespaces_before=("urn:vendor:diagnostics", "urn:vendor:alarms"))
     assert moved.ns == 4 and sim.ns == 2
     run_source("opcua_plant", START + timedelta(minutes=30), END, config=cfg)
-    assert_matches_truth(curated(tmp / "lake"), START, END)
-    got = curated(tmp / "lake")
+    assert_matches_truth(curated(lake), START, END)
+    got = curated(lake)
     keys = {(r["asset_id"], r["tag"], r["ts"]) for r in got.select(["asset_id", "tag", "ts"]).to_pylist()}
-    reliability("OPC UA server restarted between runs, namespace array reordered", data_in=86 * 360,
+    reliability(f"OPC UA server restarted between runs, namespace array reordered{on(lake)}", data_in=86 * 360,
                 data_out=len(keys), lost=86 * 360 - len(keys), duplicates=got.num_rows - len(keys),
                 unit="node/timestamp pairs", note="nodes are addressed by namespace URI, not index")

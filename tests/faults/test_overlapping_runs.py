@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from plantlake.app.demo import write_historian_export
-from tests.conftest import ROOT, lake_on_s3
+from tests.conftest import ROOT, both_lakes
 
 pytestmark = pytest.mark.faults
 
@@ -38,27 +38,11 @@ def _curated(folder) -> dict[str, list[dict]]:
     return out
 
 
-@pytest.fixture(params=["local", "s3"])
-def lake_kind(request, monkeypatch):
-    """The lake on local disk, or in a bucket of moto's S3 server (the same runs, the same accounting)."""
-    if request.param == "local":
-        yield None
-        return
-
-    from tests.servers import s3_server
-
-    with s3_server() as s3:
-        monkeypatch.setenv("AIRFLOW_CONN_PLANTLAKE_LAKE", s3.connection_uri)
-        yield s3
-
-
+@both_lakes
 def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path, lake_kind, reliability):
     for name in ("alone", "together"):
         (tmp_path / name).mkdir()
-        text = (ROOT / "plant.yaml").read_text()
-        if lake_kind is not None:
-            text = lake_on_s3(text, lake_kind, name, tmp_path / name / "local")
-        (tmp_path / name / "plant.yaml").write_text(text)
+        (tmp_path / name / "plant.yaml").write_text(lake_kind.config((ROOT / "plant.yaml").read_text(), name))
         write_historian_export(tmp_path / name / "drop" / "historian", START, hours=1)
     (alone,) = _run(tmp_path / "alone", 1)
     assert alone.wait(180) == 0, alone.stderr.read()
@@ -69,14 +53,14 @@ def test_two_runs_of_one_interval_at_once_publish_what_one_run_does(tmp_path, la
     assert set(reference) == set(overlapped) == {"sensor_readings"}
     (rows,) = overlapped.values()
     assert rows == next(iter(reference.values())) and len(rows) == 360 * 6 + 12 * 2 - 1
-    staging = tmp_path / "together" / ("lake" if lake_kind is None else "local") / "_staging"
+    staging = (tmp_path / "together" / "lake" if lake_kind.s3 is None else tmp_path / "together-local") / "_staging"
     assert not list(staging.rglob("*.parquet"))
-    if lake_kind is not None:  # on the bucket: no file of the lake on the worker's disk but staging and the cache
+    if lake_kind.s3 is not None:  # on the bucket: no file of the lake on the worker's disk but staging and the cache
         assert not (tmp_path / "together" / "lake").exists()
-        assert lake_kind.keys("together/_state/historian_export/")
+        assert lake_kind.s3.keys("together/_state/historian_export/")
     keys = {(r["asset_id"], r["tag"], r["ts"]) for r in rows}
     expected = next(iter(reference.values()))
-    where = "" if lake_kind is None else " on S3"
+    where = "" if lake_kind.s3 is None else " on S3"
     reliability(f"three runs of one interval at once (backfill over a scheduled run){where}", data_in=len(expected),
                 data_out=len(keys), lost=len(expected) - len(keys), duplicates=len(rows) - len(keys),
                 unit="sensor rows (asset, tag, ts)", note="identical to one run alone")

@@ -29,8 +29,8 @@ def _local(dt: datetime) -> datetime:
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+def site(tmp_path, monkeypatch, lake_kind):
+    lake_kind.write_config(tmp_path)
     url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
     erp = ErpSimulator(Plant(seed=42, start=datetime(2026, 1, 1, tzinfo=UTC)), url)
     erp.sync(T0 + timedelta(hours=1))

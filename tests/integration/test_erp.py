@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,7 @@ from plantlake.pipeline.runner import run_source
 from schemas import get_table
 from simulators.erp import STATUS_CODES, ErpSimulator
 from simulators.story import Plant
-from tests.conftest import ROOT, lake_content, quarantined
+from tests.conftest import lake_content, quarantined
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +34,8 @@ def utc(local: datetime | None) -> datetime | None:
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+def site(tmp_path, monkeypatch, lake_kind):
+    lake_kind.write_config(tmp_path)
     url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
     erp = ErpSimulator(PLANT, url)
     erp.create()

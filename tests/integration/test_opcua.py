@@ -33,8 +33,9 @@ PLANT = Plant(seed=42)
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch):
-    """A simulator with two hours of history and a site config pointing at it."""
+def setup(tmp_path, monkeypatch, lake_kind):
+    """A simulator with two hours of history and a site config pointing at it (its lake where
+    `lake_kind` says: local unless the test runs on both lakes)."""
     sims = []
 
     def start(port: int = 0, **kw) -> OpcUaSimulator:
@@ -43,15 +44,16 @@ def setup(tmp_path, monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{sim.port}/plantsim")
         return sim
 
-    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    lake_kind.write_config(tmp_path)
     yield start, tmp_path
     for s in sims:
         if s.server is not None:
             s.stop_thread()
 
 
-def curated(lake_root, date="2026-01-01") -> pa.Table:
-    return Lake(lake_root).read(SENSOR, date)
+def curated(lake, date="2026-01-01") -> pa.Table:
+    """The day's sensor rows of a `Lake` (or the lake at a local root)."""
+    return (lake if isinstance(lake, Lake) else Lake(lake)).read(SENSOR, date)
 
 
 def assert_matches_truth(table: pa.Table, start: datetime, end: datetime) -> None:
