@@ -10,6 +10,7 @@ raises `AuditFailed`; nothing already published changes.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ class WriteAuditPublish:
         t1 = time.perf_counter()
         audit = audit_staged(table, staged, source=rules, max_bad_share=max_bad_share)
         keep_audit(self.lake, self.source, self.interval, self.run_id, audit, slice_label=slice_label)
+        # GX's validation objects hold the audited frame in reference cycles: collected only when
+        # the cyclic collector next runs, a slice's rows stayed alive through the next slice's
+        # decode and conform (+600 MiB peak at 5M rows in slices of 2M)
+        gc.collect()
         self.timings_s["stage"] += t1 - t0
         self.timings_s["audit"] += time.perf_counter() - t1
         if audit.rejects is not None:
