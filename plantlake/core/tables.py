@@ -20,7 +20,7 @@ The commit protocol (write-audit-publish's last step):
   committed. A rerun replaces and never duplicates; a crash before the commit leaves the table as
   it was (placed files no version names are what vacuum deletes). When the snapshot has a file
   that holds the owner's rows beside other rows (compaction bin-packs owners together), or no
-  statistics say, or the table is new or its schema grows, the publish is one
+  statistics say, or the table's schema grows, the publish is one
   `write_deltalake(mode="overwrite", predicate=…)` of the same rows instead (`replace`), which
   rewrites such files without the owner's rows. A full refresh owns `_source` alone.
 - `upsert` (tables with key_scope 'latest'): one MERGE on the primary key, the owner and the
