@@ -3,6 +3,7 @@ helpers shared by every slice (unit, integration, dags, faults)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -107,6 +108,31 @@ class LakeKind:
         """A site config's text with its lake where this kind keeps it (`prefix`: its folder in the bucket)."""
         return lake_on_s3(text, self.s3, prefix, self.tmp / f"{prefix}-local") if self.s3 is not None else text
 
+    def lake_settings(self, prefix: str) -> dict[str, str]:
+        """The site config's `lake` section for this kind (a local lake: the default `./lake`)."""
+        if self.s3 is None:
+            return {"root": "./lake"}
+        return {"root": self.s3.uri(prefix), "connection_id": "plantlake_lake", "local_dir": str(self.tmp / f"{prefix}-local")}
+
+    def holding(self, lake, *secrets: str) -> list[str]:
+        """`files_holding` over everything the lake keeps: its folder, or every object under its
+        prefix in the bucket and its local folder."""
+        import io
+
+        found = files_holding(lake.root, *secrets) if lake.root.exists() else []
+        if self.s3 is None:
+            return found
+        import pyarrow.parquet as pq
+
+        prefix = lake.uri.split("/", 3)[3]
+        for key in self.s3.keys(prefix + "/"):
+            data = lake.storage.get(key.removeprefix(prefix + "/"))
+            text = data.decode("latin-1")
+            if key.endswith(".parquet"):
+                text += json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str)
+            found += [f"s3:{key}: {s[:3]}…" for s in secrets if s in text]
+        return found
+
     def write_config(self, folder: Path, text: str | None = None) -> Path:
         """`plant.yaml` (or `text`) written into `folder`, its lake moved when this kind is S3."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -133,6 +159,14 @@ def lake_kind(request, tmp_path: Path, monkeypatch):
 def on(lake) -> str:
     """What a reliability row adds to a scenario's name when its lake is on object storage."""
     return " (lake on S3)" if lake.remote else ""
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    """The runs on the S3 server carry the marker `s3`: `-m "not s3"` leaves them out."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("lake_kind") == "s3":
+            item.add_marker(pytest.mark.s3)
 
 
 #: run a test on a local lake and on a lake on the S3 server (the `lake_kind` fixture)

@@ -14,10 +14,9 @@ import pytest
 from PIL import Image
 
 from plantlake.core.config import load_config, parse_config
-from plantlake.core.lake import Lake
 from plantlake.pipeline.runner import run_source
 from schemas import get_table
-from tests.conftest import ROOT, files_holding
+from tests.conftest import ROOT, both_lakes, on
 
 pytestmark = pytest.mark.faults
 
@@ -37,9 +36,11 @@ def jpeg(shade: int) -> bytes:
     return buf.getvalue()
 
 
-def camera_site(tmp_path: Path):
+def camera_site(tmp_path: Path, lake_kind=None):
     """A camera folder with sidecars beside the shipped hierarchy: the config and the folder."""
     data = load_config(ROOT / "plant.yaml").model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    if lake_kind is not None:
+        data["lake"] = lake_kind.lake_settings("cams")
     data["sources"] = [{"name": "cams", "kind": "images", "settle_s": 0,
                         "folders": [{"path": "in", "pattern": "*.jpg", "sidecar": {"suffix": ".json"}}]}]
     (tmp_path / "in").mkdir()
@@ -56,8 +57,9 @@ def secret(tmp_path, monkeypatch):
     return path
 
 
-def test_a_sidecar_that_links_to_a_secret_is_quarantined_unread(tmp_path, secret, reliability):
-    cfg, inbox = camera_site(tmp_path)
+@both_lakes
+def test_a_sidecar_that_links_to_a_secret_is_quarantined_unread(tmp_path, secret, reliability, lake_kind):
+    cfg, inbox = camera_site(tmp_path, lake_kind)
     meta = {"station": "assembly/line1/camera1", "captured_at": "2026-01-01T06:10:00Z"}
     for i in range(3):
         (inbox / f"ok{i}.jpg").write_bytes(jpeg(40 * i))
@@ -71,16 +73,20 @@ def test_a_sidecar_that_links_to_a_secret_is_quarantined_unread(tmp_path, secret
     assert s.published == 3 and t.quarantined == 2
     assert t.examples["sidecar: X.json is a symbolic link; links in a drop folder are never followed"]
     assert t.examples["file: Y.jpg is a symbolic link; links in a drop folder are never followed"]
-    assert files_holding(tmp_path / "lake", CANARY) == []
-    reliability("drop folder: sidecar and image linked to a secret", data_in=5, data_out=3, lost=0, duplicates=0,
+    lake = cfg.open_lake()
+    assert lake.read(get_table("inspection_images")).num_rows == 3
+    assert lake_kind.holding(lake, CANARY) == []
+    reliability(f"drop folder: sidecar and image linked to a secret{on(lake)}", data_in=5, data_out=3, lost=0, duplicates=0,
                 unit="files", note="2 links quarantined unread; canary absent from every lake file")
 
 
-def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, secret, reliability):
-    cfg = load_config(ROOT / "plant.yaml")
+@both_lakes
+def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, secret, reliability, lake_kind):
+    data = load_config(ROOT / "plant.yaml").model_dump(exclude={"base_dir"}, by_alias=True, exclude_none=True)
+    data["lake"] = lake_kind.lake_settings("exports")
+    cfg = parse_config(data, base_dir=tmp_path)
     drop = tmp_path / "drop" / "historian"
     drop.mkdir(parents=True)
-    cfg = cfg.model_copy(update={"base_dir": tmp_path})
     good = "Zeitstempel;Messstelle;Wert;Einheit;Status\n01.01.2026 14:05:00;L1.PRESS.FORCE;12,5;kN;0\n"
     (drop / "good.csv").write_text(good, encoding="utf-8")
     os.symlink(secret, drop / "linked.csv")                                           # a link to a secret
@@ -99,9 +105,11 @@ def test_exports_that_are_links_or_poison_never_stop_the_good_ones(tmp_path, sec
         "file: nul.csv has no column …": 1, "file: empty.csv has no column …": 1,
         "value: not a number as mapped for tag nip_force": 1,  # the 5 MiB value, by row
     }, t.reasons
-    assert files_holding(tmp_path / "lake", CANARY) == []
-    assert Lake(tmp_path / "lake").read(get_table("sensor_readings"))["value"].to_pylist() == [12.5, 12.5]
-    reliability("historian exports: a link to a secret, UTF-16, a NUL line, a 5 MiB line, an empty file", data_in=7,
+    lake = cfg.open_lake()
+    assert lake_kind.holding(lake, CANARY) == []
+    assert lake.read(get_table("sensor_readings"))["value"].to_pylist() == [12.5, 12.5]
+    reliability(f"historian exports: a link to a secret, UTF-16, a NUL line, a 5 MiB line, an empty file{on(lake)}",
+                data_in=7,
                 data_out=2, lost=0, duplicates=0, unit="files",
                 note="the good export and the long file's good row publish; 4 files and 1 row quarantined by name; "
                      "canary absent from every lake file")

@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 from tests.servers import s3_server
 from tests.unit.test_lake import readings
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.s3]
 
 SENSOR = get_table("sensor_readings")
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

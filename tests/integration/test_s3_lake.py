@@ -19,7 +19,7 @@ from tests import golden
 from tests.conftest import ROOT, lake_content, lake_on_s3
 from tests.servers import s3_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.s3]
 
 
 def s3_site(plant_dir: Path, s3, monkeypatch) -> Path:
