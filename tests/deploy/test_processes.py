@@ -1,10 +1,12 @@
 """The compose topology without containers: PostgreSQL (Airflow's metadata and the ERP), Mosquitto,
 the simulators and the real Airflow components (api-server, scheduler, dag-processor,
 triggerer) as processes configured the way docker-compose.yml configures the services — with
-LocalExecutor, and with CeleryExecutor, a Redis broker and a Celery worker as in the compose file. The DAGs are unpaused and triggered through Airflow's REST API with the admin login
-the init job writes for the FAB auth manager (a wrong password, a request without a token and
-a viewer's trigger are refused); the curated Parquet is then checked, and the data-aware products DAG must
-have run on its own. Every process the test starts is stopped."""
+LocalExecutor and a local lake, and with CeleryExecutor, a Redis broker, a Celery worker as in
+the compose file and the lake in a bucket of an S3 server. The DAGs are unpaused and triggered
+through Airflow's REST API with the admin login the init job writes for the FAB auth manager (a
+wrong password, a request without a token and a viewer's trigger are refused); the curated
+tables are then checked, and the data-aware products DAG must have run on its own. Every process
+the test starts is stopped."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import pytest
 import yaml
 
 from plantlake.app.demo import write_historian_export
-from plantlake.core.lake import Lake
+from plantlake.core.config import load_config
 from schemas import get_table
 from simulators.broker import Mosquitto
 from simulators.net import free_port, wait_port
@@ -161,10 +163,16 @@ def through_the_proxy(tmp: Path, api_port: int, password: str) -> None:
             Api(api.base, "admin", password, ssl.create_default_context()).call("GET", "/api/v2/version")
 
 
-@pytest.mark.parametrize("executor", ["LocalExecutor", "CeleryExecutor"])
-def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_products(tmp_path, executor):
+@pytest.mark.parametrize(("executor", "lake_kind"), [("LocalExecutor", "local"), ("CeleryExecutor", "s3")],
+                         indirect=["lake_kind"])
+def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_products(tmp_path, executor, lake_kind):
+    """The LocalExecutor deployment keeps its lake in a local folder (the compose volume); the
+    Celery one, whose workers could be on other hosts, in a bucket of the S3 server
+    (LAKE_ROOT=s3://…, the connection `plantlake_lake` from the environment)."""
     celery = executor == "CeleryExecutor"
-    shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")
+    config = lake_kind.write_config(tmp_path)
+    # LAKE_ROOT as the compose file sets it: the volume's folder, or the bucket's prefix
+    lake_root = str(tmp_path / "lake") if lake_kind.s3 is None else load_config(config).lake.root
     logs = tmp_path / "logs"
     logs.mkdir()
     now = datetime.now(UTC)
@@ -204,7 +212,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             "AIRFLOW_USERS": "line-viewer:Viewer",
             "AIRFLOW_PASSWORD_LINE_VIEWER": viewer_password,
             "PLANTLAKE_CONFIG": str(tmp_path / "plant.yaml"),
-            "LAKE_ROOT": str(tmp_path / "lake"),
+            "LAKE_ROOT": lake_root,
             "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://127.0.0.1:{opcua_port}/plantsim",
             "AIRFLOW_CONN_PLANT_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "AIRFLOW_CONN_PLANT_ERP": f"postgresql://postgres@127.0.0.1:{pg_url.rsplit(':', 1)[1]}/erp",
@@ -280,7 +288,8 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
 
     # no file the deployment wrote (lake, logs, Airflow's home, the broker's data) holds a password
     assert files_holding(tmp_path, password, viewer_password) == []
-    lake = Lake(tmp_path / "lake")
+    lake = load_config(config).open_lake()
+    assert lake.remote == (lake_kind.s3 is not None)
     readings = lake.read(get_table("sensor_readings")).to_pylist()
     by_source = {}
     for r in readings:
@@ -291,4 +300,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
     assert {r["run_id"] for r in readings} == {runs["plantlake_ingest_opcua_plant"], runs["plantlake_ingest_historian_export"]}
     assert lake.read(get_table("production_orders")).num_rows > 0
     assert lake.read(get_table("order_context")).num_rows > 0
-    assert (tmp_path / "lake" / "catalog.duckdb").exists()
+    assert (lake.root / "catalog.duckdb").exists()
+    if lake.remote:  # nothing of the lake on the workers' disk but the catalog, staging and the cache
+        assert not (tmp_path / "lake").exists()
+        assert lake_kind.s3.keys(f"{lake.uri.split('/', 3)[3]}/curated/sensor_readings/_delta_log/")
