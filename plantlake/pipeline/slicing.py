@@ -67,14 +67,21 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[str
         if time.time() - old.stat().st_mtime > STALE_STAGING_S:
             shutil.rmtree(old, ignore_errors=True)
     spill.mkdir(parents=True, exist_ok=True)
-    # scratch files, read once: Arrow IPC (no encoding, no compression), never fsynced
-    writers = [pa.ipc.new_file(spill / f"{i:04d}.arrow", schema) for i in range(n)]
+    # scratch files, read once: Arrow IPC streams (no compression), never fsynced. String columns
+    # stay dictionary-encoded as Parquet stores them (raw rows repeat their node, asset, tag and
+    # unit): the pass moves indices, not strings, and a slice's strings are built once, on load.
+    # A stream (not the IPC file format) lets each batch bring its own dictionaries.
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    spilled = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type), f.nullable) if f.name in strings else f
+                         for f in schema])
+    writers = [pa.ipc.new_stream(spill / f"{i:04d}.arrows", spilled) for i in range(n)]
     try:
         for p in paths:
-            for batch in pq.ParquetFile(open_raw(p)).iter_batches(batch_size=256 * 1024):
-                batch = pa.Table.from_batches([batch]).cast(schema)
+            for batch in pq.ParquetFile(open_raw(p), read_dictionary=strings).iter_batches(batch_size=256 * 1024):
+                batch = pa.Table.from_batches([batch]).cast(spilled)
                 enc = pc.dictionary_encode(batch[column]).combine_chunks()
-                ids = np.array([slice_of[v] for v in enc.dictionary.to_pylist()], dtype=np.int32)
+                # a Parquet dictionary may name values no row of the batch has: any slice does for them
+                ids = np.array([slice_of.get(v, 0) for v in enc.dictionary.to_pylist()], dtype=np.int32)
                 target = ids[enc.indices.fill_null(0).to_numpy()] if len(ids) else np.zeros(batch.num_rows, np.int32)
                 if enc.null_count:
                     target[enc.is_null().to_numpy(zero_copy_only=False)] = slice_of[None]
@@ -92,11 +99,11 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[str
             w.close()
 
     def load(i: int) -> Any:
-        path = spill / f"{i:04d}.arrow"
+        path = spill / f"{i:04d}.arrows"
         with pa.OSFile(str(path)) as fh:
-            data = pa.ipc.open_file(fh).read_all()
+            data = pa.ipc.open_stream(fh).read_all()
         path.unlink()
-        return {RAW: data}
+        return {RAW: data.cast(schema)}
 
     present = set(counts)
     return [(lambda i=i: load(i), {v for v, k in slice_of.items() if k == i}, present) for i in range(n)]
