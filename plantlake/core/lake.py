@@ -603,15 +603,16 @@ class Lake:
         from plantlake.core import tables
 
         key, schema = self.table_key(table), table.arrow_schema()
+        kept = [f for f in staged.files if f.rows]  # a file whose rows the audit all set aside adds nothing
         files = []
-        for f in staged.files:
+        for f in kept:
             name = f"{f.path.stem}__{staged.token}{f.path.suffix}"
             relative = f"{tables.PARTITION}={f.day}/{name}" if f.day else name
             files.append(tables.DataFile(relative, f.path.stat().st_size, f.day,
                                          tables.footer_stats(pq.read_metadata(f.path))))
 
         def place() -> None:
-            for f, d in zip(staged.files, files, strict=True):
+            for f, d in zip(kept, files, strict=True):
                 self.storage.put_file(f"{key}/{d.path}", f.path)
 
         def unplace() -> None:
@@ -619,7 +620,7 @@ class Lake:
                 self.storage.delete(f"{key}/{d.path}")
 
         def batches() -> Iterator[pa.Table]:
-            for f in staged.files:
+            for f in kept:
                 yield pq.read_table(f.path, columns=schema.names, schema=tables.file_schema(schema))
 
         return tables.publish_files(self.table_uri(table), self.storage_options, files, schema,

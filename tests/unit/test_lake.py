@@ -382,3 +382,21 @@ def test_two_writers_replacing_one_owner_at_once_leave_exactly_one_runs_rows(tmp
     back = lake.read(SENSOR)
     assert back.num_rows == 10 + 20
     assert sorted(back["value"].to_pylist())[10:] == [100.0 + i for i in range(20)]
+
+
+def test_a_staged_file_whose_rows_were_all_set_aside_is_not_committed(tmp_path):
+    """The audit may set aside every row of one day's file: that empty file is not added (it would
+    carry no owner statistics and send every later rerun of the owner down the slow path)."""
+    import json
+
+    lake = Lake(tmp_path).ensure()
+    iv = Interval(T0, T0 + timedelta(hours=2))
+    staged = lake.stage(SENSOR, "src", iv, readings(T0, 120))
+    emptied = next(f for f in staged.files if f.day == "2026-03-02")
+    pq.write_table(pq.read_table(emptied.path).slice(0, 0), emptied.path)
+    emptied.rows = 0
+    lake.publish(staged)
+    log = (tmp_path / "curated" / "sensor_readings" / "_delta_log" / "00000000000000000000.json").read_text()
+    adds = [json.loads(line)["add"]["path"] for line in log.splitlines() if "add" in json.loads(line)]
+    assert [a.split("/")[0] for a in adds] == ["date=2026-03-01"]
+    assert lake.read(SENSOR).num_rows == 60
