@@ -46,26 +46,43 @@ def compact_day(lake: Lake, table: Table, day: date, retention_hours: int = RETE
     """Compact one `date` partition of `table` (its whole table when unpartitioned); None when the
     table has no rows there."""
     label = day.isoformat()
-    data = lake.dataset(table, [label] if table.partition_column else None)
-    if data is None:
+    days = [label] if table.partition_column else None
+    files = lake.files(table, days)
+    if not files:
         return None
-    before = len(data.files)
-    if before == 0:
-        return None
-    keys = data.to_table(columns=list(table.primary_key))
-    distinct = keys.group_by(list(table.primary_key)).aggregate([]).num_rows
+    rows, duplicates = _count_keys(lake, table, files)
     metrics = tables.compact(lake.table_uri(table), lake.storage_options, label if table.partition_column else None,
                              retention_hours)
-    after = len(lake.dataset(table, [label] if table.partition_column else None).files)
-    done = Compaction(table.name, label, before, after, keys.num_rows, keys.num_rows - distinct,
-                      int((metrics or {}).get("vacuumed", 0)))
-    log.info("compacted %s %s: %d files -> %d, %d rows, %d files vacuumed", table.name, label, before, after,
+    after = len(tables.file_uris(lake.table_uri(table), lake.storage_options, days))
+    done = Compaction(table.name, label, len(files), after, rows, duplicates, int((metrics or {}).get("vacuumed", 0)))
+    log.info("compacted %s %s: %d files -> %d, %d rows, %d files vacuumed", table.name, label, done.files_before, after,
              done.rows, done.vacuumed)
     if done.duplicates:
         log.warning("%s %s holds %d rows whose key another row has (runs of overlapping intervals published "
                     "the same key); they are kept: rerun the intervals concerned to replace them",
                     table.name, label, done.duplicates)
     return done
+
+
+#: what the duplicate-key count may hold in memory; DuckDB spills the rest to the staging folder
+COUNT_MEMORY = "1GB"
+
+
+def _count_keys(lake: Lake, table: Table, files: list[str]) -> tuple[int, int]:
+    """(rows, rows whose key another row has) of a snapshot's `files`, counted by DuckDB in bounded
+    memory: a day of 20M rows has more keys than a worker should hold at once."""
+    import duckdb
+
+    from plantlake.core.views import ident, select_sql
+
+    scratch = lake.staging_dir / "_compaction"
+    scratch.mkdir(parents=True, exist_ok=True)
+    key = ", ".join(ident(k) for k in table.primary_key)
+    with duckdb.connect(config={"memory_limit": COUNT_MEMORY, "temp_directory": str(scratch)}) as con:
+        rows, duplicates = con.execute(
+            f"select coalesce(sum(n), 0), coalesce(sum(n - 1), 0) from "  # noqa: S608 - declared names, quoted
+            f"(select count(*) as n from ({select_sql(table, files)}) group by {key})").fetchone()
+    return int(rows), int(duplicates)
 
 
 def compact_all(lake: Lake, day: date, retention_hours: int = RETENTION_HOURS) -> list[Compaction]:
