@@ -43,14 +43,34 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / _check(key)
 
-    def _fsynced_temp(self, path: Path, data: bytes) -> Path:
+    def _fsynced_temp(self, path: Path, data: bytes | Path) -> Path:
+        """A hidden temp file beside `path` holding `data` (bytes, or a local file's content), fsynced."""
+        import shutil
+
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                if isinstance(data, Path):
+                    with open(data, "rb") as src:
+                        shutil.copyfileobj(src, fh, 1 << 20)
+                else:
+                    fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return tmp
+
+    def _replace(self, tmp: Path, path: Path) -> None:
+        """Rename an fsynced temp file into place and make the rename durable."""
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._sync_dir(path.parent)
 
     def _sync_dir(self, folder: Path) -> None:
         fd = os.open(folder, os.O_RDONLY)
@@ -61,13 +81,7 @@ class LocalStorage:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = self._fsynced_temp(path, data)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._sync_dir(path.parent)
+        self._replace(self._fsynced_temp(path, data), path)
 
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
@@ -84,8 +98,6 @@ class LocalStorage:
     def put_file(self, key: str, path: Path) -> None:
         """The fsynced local file at `path` becomes `key` as well: a hard link where it can be (the
         staging folder is on the lake's filesystem), else an fsynced copy renamed into place."""
-        import shutil
-
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -93,15 +105,8 @@ class LocalStorage:
         except FileExistsError:
             raise
         except OSError:  # another filesystem
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-            try:
-                shutil.copyfile(path, tmp)
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            self._replace(self._fsynced_temp(target, Path(path)), target)
+            return
         self._sync_dir(target.parent)
 
     def get(self, key: str) -> bytes:

@@ -343,11 +343,9 @@ def publish_files(uri: str, options: dict[str, str] | None, files: list[DataFile
     from deltalake.exceptions import CommitFailedError, DeltaError
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
-    target = file_schema(schema)
-    placed = False
-
     partition_by = [PARTITION] if partition_column else None
-    names = {*target.names, *(partition_by or [])}
+    names = {*file_schema(schema).names, *(partition_by or [])}
+    placed = False
 
     def attempt() -> int | None:
         nonlocal placed

@@ -400,3 +400,27 @@ def test_a_staged_file_whose_rows_were_all_set_aside_is_not_committed(tmp_path):
     adds = [json.loads(line)["add"]["path"] for line in log.splitlines() if "add" in json.loads(line)]
     assert [a.split("/")[0] for a in adds] == ["date=2026-03-01"]
     assert lake.read(SENSOR).num_rows == 60
+
+
+def test_put_file_links_where_it_can_and_copies_across_filesystems(tmp_path, monkeypatch):
+    """A staged file on the lake's filesystem becomes the table's file by a hard link; where the
+    link is refused (EXDEV: staging on another filesystem) it is an fsynced copy, no temp left."""
+    import errno
+    import os
+
+    from plantlake.core.storage import LocalStorage
+
+    store = LocalStorage(tmp_path / "lake")
+    staged = tmp_path / "staged.parquet"
+    staged.write_bytes(b"PAR1" + os.urandom(3 << 20) + b"PAR1")
+    store.put_file("t/date=2026-03-01/a.parquet", staged)
+    assert os.stat(tmp_path / "lake/t/date=2026-03-01/a.parquet").st_ino == staged.stat().st_ino
+
+    def no_link(*_args):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    store.put_file("t/date=2026-03-01/b.parquet", staged)
+    copied = tmp_path / "lake/t/date=2026-03-01/b.parquet"
+    assert copied.read_bytes() == staged.read_bytes() and copied.stat().st_ino != staged.stat().st_ino
+    assert not [p for p in copied.parent.iterdir() if p.name.endswith(".tmp")]
