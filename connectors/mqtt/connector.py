@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -43,7 +42,7 @@ from connectors.base import (
     tag_name,
 )
 from connectors.mqtt import sparkplug
-from plantlake.core.errors import SourceUnavailable
+from connectors.mqtt.session import Message, Session, open_session
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects, record_json
 
@@ -125,23 +124,12 @@ class MqttState(State):
     quarantined: list[tuple[str, str]] = []
 
 
-def authenticate(client: Any, c: Any) -> None:
-    """A paho client's login and TLS from an MQTT connection (`mqtts://`, or extra `tls: true` with
-    `ca_certs`, `certfile`, `keyfile`): the durable session's and discovery's alike."""
-    if c.login:
-        client.username_pw_set(c.login, c.password)
-    extra = c.extra or {}
-    if str(extra.get("tls", "")).lower() in ("1", "true", "yes") or c.conn_type == "mqtts":
-        client.tls_set(ca_certs=extra.get("ca_certs"), certfile=extra.get("certfile"), keyfile=extra.get("keyfile"))
-
-
 class MqttConnector(Connector):
     State = MqttState
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.client: Any = None
-        self._closing = False
+        self.session: Session | None = None
         self.redelivery = False  # set by the Sparkplug decode for a message delivered again
         self.json_rules = [(TopicPattern(r.topic), r) for r in self.source.json_topics]
         self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
@@ -166,92 +154,10 @@ class MqttConnector(Connector):
 
     # ---- the session ---------------------------------------------------------------------
 
-    def _connect(self) -> tuple[Any, deque, threading.Condition]:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        c = self.connection
-        if c is None or not c.host:
-            raise ValueError(f"source {self.source.name}: connection {self.source.connection_id!r} has no host")
-        self._closing = False
-        v5 = self.source.protocol == "v5"
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                             clean_session=None if v5 else False, manual_ack=True)
-        authenticate(client, c)
-        inbox: deque = deque()
-        cond = threading.Condition()
-        connected: dict[str, Any] = {}
-
-        def on_connect(cl: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-            connected["rc"], connected["present"] = rc, getattr(flags, "session_present", None)
-            if not rc.is_failure:
-                cl.subscribe([(s, self.source.qos) for s in self.subscriptions()])
-            with cond:
-                cond.notify_all()
-
-        def on_subscribe(cl: Any, userdata: Any, mid: int, codes: list, props: Any) -> None:
-            connected["granted"] = codes
-            with cond:
-                cond.notify_all()
-
-        def on_disconnect(cl: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-            if getattr(rc, "value", None) == 0x8E:  # MQTT 5 "session taken over": another client used our id
-                self.stats["session_taken_over"] = True
-                log.warning("source %s: the broker handed plantlake's session (client id %r) to another client during "
-                            "the drain; bind client ids to users (deploy/mosquitto/acl)", self.source.name, self.client_id)
-            elif not self._closing:  # not ours: the broker went away (paho reconnects to the same session)
-                self.stats["connection_lost"] = self.stats.get("connection_lost", 0) + 1
-                log.warning("source %s: lost the broker during the drain (%s); what was received is landed, and the "
-                            "messages not acknowledged stay queued in the session for the next run", self.source.name, rc)
-
-        def on_message(cl: Any, userdata: Any, msg: Any) -> None:
-            with cond:
-                inbox.append((msg.topic, msg.payload, msg.qos, msg.retain, msg.dup, time.time_ns() // 1000, msg.mid))
-                cond.notify_all()
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_message = on_message
-        client.on_subscribe = on_subscribe
-        props = None
-        if v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = self.source.session_expiry_s
-            props.ReceiveMaximum = 65535
-        try:
-            if v5:
-                client.connect(c.host, c.port or 1883, keepalive=30, clean_start=False, properties=props)
-            else:
-                client.connect(c.host, c.port or 1883, keepalive=30)
-        except OSError as exc:
-            raise SourceUnavailable(f"source {self.source.name}: MQTT broker {c.host}:{c.port or 1883} unreachable "
-                                    f"({exc.__class__.__name__}: {exc})") from exc
-        client.loop_start()
-        with cond:
-            cond.wait_for(lambda: "rc" in connected, timeout=15)
-        if "rc" not in connected or connected["rc"].is_failure:
-            client.loop_stop()
-            hint = ("; a broker that speaks MQTT 3.1.1 only closes an MQTT 5 connection like this: set the source's "
-                    "`protocol: v311`" if v5 and "rc" not in connected else "")
-            raise SourceUnavailable(f"source {self.source.name}: broker {c.host}:{c.port or 1883} refused the session "
-                                    f"({connected.get('rc', 'no CONNACK')}){hint}")
-        with cond:
-            cond.wait_for(lambda: "granted" in connected, timeout=15)
-        subs = self.subscriptions()
-        refused = [t for t, code in zip(subs, connected.get("granted", []), strict=False) if code.is_failure]
-        if "granted" not in connected or refused:
-            client.disconnect()
-            client.loop_stop()
-            if "granted" not in connected:
-                raise SourceUnavailable(f"source {self.source.name}: broker {c.host}:{c.port or 1883} "
-                                        "did not acknowledge the subscriptions")
-            raise PermissionError(f"source {self.source.name}: broker refused the subscription to "
-                                  f"{', '.join(refused)} (check the broker's ACL for client {self.client_id!r})")
-        self.stats["session_present"] = bool(connected["present"])
-        self.client = client
-        return client, inbox, cond
+    def _connect(self) -> Session:
+        self.session = open_session(self.source, self.connection, self.subscriptions(), self.stats)
+        self.stats["session_present"] = self.session.present
+        return self.session
 
     def open_session(self) -> bool:
         """Connect and subscribe once, so the broker queues for this client from now on.
@@ -269,24 +175,22 @@ class MqttConnector(Connector):
         self.interval = interval
         self.spb = _sparkplug_as_of(self.state, interval)  # what decode reads and moves on
         self.stats = {"messages": 0, "bytes": 0}
-        client, inbox, cond = self._connect()
+        session = self._connect()
         self._check_session(self.state.get("session"))
         # what the next run checks the broker against: plantlake left this session now
         self.state["session"] = {"client_id": self.client_id, "left_at": time.time(),
                                  "expiry_s": self.source.session_expiry_s}
-        self._chunks: list[list[tuple[int, int]]] = []
+        self._chunks: list[list[tuple[int, int, int]]] = []
 
         def ack(i: int) -> None:
-            if not client.is_connected():  # the ids belong to a lost connection: the broker redelivers these
-                self.stats["acks_lost"] = self.stats.get("acks_lost", 0) + len(self._chunks[i])
+            lost = session.ack(self._chunks[i])
+            if lost:  # received on a connection since lost: the broker delivers these again
+                self.stats["acks_lost"] = self.stats.get("acks_lost", 0) + lost
                 log.warning("source %s: %d message(s) landed but not acknowledged (the broker connection was lost); "
-                            "the broker redelivers them, and curated keeps each once", self.source.name,
-                            len(self._chunks[i]))
-            for mid, qos in self._chunks[i]:
-                client.ack(mid, qos)
+                            "the broker redelivers them, and curated keeps each once", self.source.name, lost)
             self._chunks[i] = []  # acknowledged: a long drain keeps no per-message bookkeeping
 
-        return Extract.one(RAW_SCHEMA, self._drain(inbox, cond), on_landed=ack, state=self.state, stats=self.stats)
+        return Extract.one(RAW_SCHEMA, self._drain(session), on_landed=ack, state=self.state, stats=self.stats)
 
     def _check_session(self, left: dict[str, Any] | None) -> None:
         """Warn when the broker has no session although plantlake left one that has not expired: it
@@ -302,7 +206,7 @@ class MqttConnector(Connector):
                         "queued since then are lost. Check the broker's ACL and persistence (deploy/mosquitto/)",
                         self.source.name, self.client_id, age, left.get("expiry_s"))
 
-    def _drain(self, inbox: deque, cond: threading.Condition) -> Iterator[pa.Table]:
+    def _drain(self, session: Session) -> Iterator[pa.Table]:
         """Chunks of received messages. A chunk is handed over when it is full or when the broker
         goes quiet with messages pending (it may be waiting for our acks: MQTT 3.1.1 brokers send
         only `max_inflight_messages` unacknowledged); the drain ends after `idle_s` of silence
@@ -310,23 +214,25 @@ class MqttConnector(Connector):
         src = self.source
         flush_s = min(0.05, src.idle_s)
         start = last = time.monotonic()
+        received: deque[Message] = deque()  # read from the session, not yet in a chunk
         while True:
-            chunk: list[tuple] = []
-            with cond:
-                while len(chunk) < src.chunk_messages and not self._spent(start, len(chunk)):
-                    if inbox:
-                        chunk.append(inbox.popleft())
-                        last = time.monotonic()
-                        continue
-                    quiet = time.monotonic() - last
-                    if (chunk and quiet >= flush_s) or quiet >= src.idle_s:
-                        break
-                    cond.wait(timeout=min(0.2, (flush_s if chunk else src.idle_s) - quiet))
+            chunk: list[Message] = []
+            while len(chunk) < src.chunk_messages and not self._spent(start, len(chunk)):
+                if received:
+                    take = min(len(received), src.chunk_messages - len(chunk),
+                               max(1, src.max_messages - self.stats["messages"] - len(chunk)))
+                    chunk += [received.popleft() for _ in range(take)]
+                    last = time.monotonic()
+                    continue
+                quiet = time.monotonic() - last
+                if (chunk and quiet >= flush_s) or quiet >= src.idle_s:
+                    break
+                received.extend(session.receive(min(0.2, (flush_s if chunk else src.idle_s) - quiet)))
             if not chunk:
                 return
             self.stats["messages"] += len(chunk)
             self.stats["bytes"] += sum(len(m[1]) for m in chunk)
-            self._chunks.append([(m[6], m[2]) for m in chunk])
+            self._chunks.append([(*m[6], m[2]) for m in chunk])
             yield pa.table({
                 "topic": [m[0] for m in chunk], "payload": pa.array([m[1] for m in chunk], pa.binary()),
                 "qos": pa.array([m[2] for m in chunk], pa.int8()), "retain": [m[3] for m in chunk],
@@ -342,11 +248,9 @@ class MqttConnector(Connector):
                 or time.monotonic() - start >= s.max_duration_s)
 
     def close(self) -> None:
-        if self.client is not None:
-            self._closing = True
-            self.client.disconnect()  # unacknowledged messages stay queued in the session
-            self.client.loop_stop()
-            self.client = None
+        if self.session is not None:
+            self.session.close()  # unacknowledged messages stay queued in the session
+            self.session = None
 
     # ---- decode ----------------------------------------------------------------------------
 

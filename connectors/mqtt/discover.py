@@ -45,7 +45,7 @@ class Seen:
 def listen(connection: Any, target: str, seconds: float, filters: list[str]) -> dict[str, Seen]:
     import paho.mqtt.client as mqtt
 
-    from connectors.mqtt.connector import authenticate
+    from connectors.mqtt.session import authenticate
 
     c = connection
     if c is None or not c.host:

@@ -133,7 +133,7 @@ def test_malformed_payloads_are_kept_raw_and_quarantined_with_reasons(site, mosq
 def test_tls_and_credentials_come_from_the_airflow_connection(tmp_path, monkeypatch):
     """A TLS-only broker with a password file: the connection's URI and extra carry everything,
     a wrong password or a missing CA fails with a clear error that never shows the password."""
-    from connectors.mqtt.connector import SourceUnavailable
+    from plantlake.core.errors import SourceUnavailable
     from simulators.broker import Mosquitto
 
     shutil.copy(ROOT / "plant.yaml", tmp_path / "plant.yaml")

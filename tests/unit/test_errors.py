@@ -12,14 +12,14 @@ pytestmark = pytest.mark.unit
 
 def test_each_error_is_defined_once_and_is_transient_or_terminal():
     import connectors.erp.connector
-    import connectors.mqtt.connector
+    import connectors.mqtt.session
     import connectors.opcua.connector
     import plantlake.core.config
     import plantlake.core.connections
     import plantlake.pipeline.runner
     import quality.audit
 
-    assert connectors.erp.connector.SourceUnavailable is connectors.mqtt.connector.SourceUnavailable \
+    assert connectors.erp.connector.SourceUnavailable is connectors.mqtt.session.SourceUnavailable \
         is connectors.opcua.connector.SourceUnavailable is errors.SourceUnavailable
     terminal = {connectors.erp.connector.SchemaDrift, connectors.erp.connector.CursorMismatch, connectors.opcua.connector.HistoryRefused,
                 quality.audit.AuditFailed, plantlake.pipeline.runner.NothingPublished, plantlake.core.config.ConfigError,
