@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -21,11 +22,13 @@ from schemas.rejects import Rejects
 from schemas.units import canonical_unit
 
 
+@functools.lru_cache(maxsize=1 << 16)  # per reading in decoders: the same few hundred names again and again
 def tag_name(name: str) -> str:
     """A canonical tag name from a source's name for it: 'CoolantFlow/Temp' -> 'coolant_flow_temp'."""
     return re.sub(r"[^a-z0-9_]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()).strip("_")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def slug(name: str) -> str:
     """An asset id segment from a source's name for it (the documented slug rule): CamelCase split by
     '_', lower case, runs of characters other than a-z, 0-9, '_' and '-' made one '_'

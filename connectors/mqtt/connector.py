@@ -130,6 +130,8 @@ class MqttConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session: Session | None = None
+        self._assets: dict[tuple, str | None] = {}  # (asset template, captures) -> asset id
+        self._fields: dict[tuple[int, str], bool] = {}  # (rule, JSON field) -> a value?
         self.redelivery = False  # set by the Sparkplug decode for a message delivered again
         self.json_rules = [(TopicPattern(r.topic), r) for r in self.source.json_topics]
         self.spb_rules = [(TopicPattern(f"{r.group}/{r.edge_node}/{r.device}"), r) for r in self.source.sparkplug]
@@ -272,7 +274,12 @@ class MqttConnector(Connector):
         quarantined = self.state.setdefault("quarantined", [])
         here = self.interval.key if self.interval else ""
         earlier = {d for d, key in quarantined if key != here}
-        for rec in raw.to_pylist():
+        # records as dicts of plain values; `received_at` as µs since the epoch (datetimes cost a quarter
+        # of the decode), shown as a time again in a quarantine record
+        cols = {n: raw[n].to_pylist() for n in raw.column_names if n != "received_at"}
+        cols["received_at"] = raw["received_at"].cast(pa.int64()).to_pylist()
+        names = list(cols)
+        for rec in (dict(zip(names, values, strict=True)) for values in zip(*cols.values(), strict=True)):
             if (rec["topic"], rec["payload"]) in seen or (earlier and _digest(rec) in earlier):  # once: no seq gap
                 self.counted["redelivered"] += 1
                 continue
@@ -356,7 +363,18 @@ class MqttConnector(Connector):
             and any(p.match(topic) is not None for p in self.raw_rules)
 
     def _asset(self, template: str, captures: dict[str, str]) -> str | None:
-        return self.plant.resolve_asset(fill(template, captures))
+        key = (template, *captures.values())  # a topic's captures come in the pattern's order
+        if key not in self._assets:
+            self._assets[key] = self.plant.resolve_asset(fill(template, captures))
+        return self._assets[key]
+
+    def _kept(self, rule: Any, field: str) -> bool:
+        """Whether a JSON field is a value by the rule's include / exclude globs (asked once per field)."""
+        key = (id(rule), field)
+        if key not in self._fields:
+            self._fields[key] = (any(fnmatch.fnmatchcase(field, g) for g in rule.include)
+                                 and not any(fnmatch.fnmatchcase(field, g) for g in rule.exclude))
+        return self._fields[key]
 
     def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
         """Listen on a throwaway session (never the durable one: its queue stays as it is) to the
@@ -461,8 +479,7 @@ class MqttConnector(Connector):
         values = body.get(rule.values) if rule.values else {k: v for k, v in body.items() if k not in meta}
         if not isinstance(values, dict) or not values:
             return "payload", f"payload: no {rule.values or 'top-level'} object of values on {topic}"
-        kept = {k: v for k, v in values.items() if any(fnmatch.fnmatchcase(k, g) for g in rule.include)
-                and not any(fnmatch.fnmatchcase(k, g) for g in rule.exclude)}
+        kept = {k: v for k, v in values.items() if self._kept(rule, k)}
         if not kept:
             return "payload", (f"payload: none of the fields {sorted(values)[:10]} is a value by include "
                                f"{rule.include} / exclude {rule.exclude} on {topic}")
@@ -557,7 +574,7 @@ class MqttConnector(Connector):
             node["seq"] = p.seq
             node["last_ms"] = max(node.get("last_ms", 0), p.timestamp if p.HasField("timestamp") else 0)
         msg_id = p.uuid or f"{topic}@{p.seq}:{p.timestamp}"
-        received_us = int(rec["received_at"].timestamp() * 1e6)
+        received_us = rec["received_at"]
         base_ts = p.timestamp * 1000 if p.HasField("timestamp") else received_us
         if device is None:  # node-level messages: lifecycle, and the edge node's own metrics
             if mtype == "NDEATH":  # a will: its payload was written at CONNECT; the broker sent it now
@@ -648,7 +665,10 @@ def _digest(rec: dict[str, Any]) -> str:
 
 def _shown(rec: dict[str, Any]) -> str:
     """A quarantined message as its record: the payload as text, its first 2 KiB."""
-    return record_json({**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace")})
+    received = rec.get("received_at")
+    if isinstance(received, int):
+        received = str(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=received))  # as a datetime shows
+    return record_json({**rec, "payload": rec["payload"][:2048].decode("utf-8", "replace"), "received_at": received})
 
 
 _QUALITY = {"good": 0, "ok": 0, "uncertain": 0x40000000, "bad": 0x80000000}
