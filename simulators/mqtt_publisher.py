@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,3 +196,82 @@ class MqttPublisher:
             sim += step
             target = wall0 + (sim - (start or wall0)) / speed
             time.sleep(max(0.0, (target - datetime.now(UTC)).total_seconds()))
+
+
+def paced_send(host: str, port: int, msgs: Iterable[tuple[str, bytes]], *, rate: float | None = None,
+               client_id: str = "plantsim-paced", progress: Callable[[int], None] | None = None) -> int:
+    """Publish (topic, payload) pairs with QoS 1 at `rate` messages/s, or as fast as the broker
+    acknowledges (None); returns how many the broker acknowledged, all of them.
+
+    MQTT 5 on the `mqtt5` codec over a plain socket, keeping as many messages in flight as the
+    broker's Receive Maximum allows: paho's publisher tops out near 4,000 messages/s, too slow
+    to load a broker at a plant's 10,000/s. `progress` is told the acknowledged count every second.
+    """
+    import select
+    import socket
+
+    import mqtt5
+
+    sock = socket.create_connection((host, port), timeout=15)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(mqtt5.ConnectPacket(client_id, clean_start=True, keep_alive=60).write())
+    buf = bytearray()
+
+    def packets(timeout: float) -> list[Any]:
+        ready, _, _ = select.select([sock], [], [], timeout)
+        if not ready:
+            return []
+        data = sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError(f"MQTT broker {host}:{port} closed the publisher's connection")
+        buf.extend(data)
+        out, off = [], 0
+        while True:
+            try:
+                p, n = mqtt5.read(memoryview(buf)[off:])
+            except IndexError:
+                break
+            out.append(p)
+            off += n
+        del buf[:off]
+        return out
+
+    connack = next((p for p in packets(15) if isinstance(p, mqtt5.ConnAckPacket)), None)
+    if connack is None or connack.reason_code != mqtt5.ConnAckReasonCode.SUCCESS:
+        sock.close()
+        raise ConnectionError(f"MQTT broker {host}:{port} refused the publisher: {connack}")
+    window = connack.receive_max
+    told = time.monotonic()
+    it = iter(msgs)
+    sent = acked = 0
+    mid = 0
+    t0 = time.monotonic()
+    done = False
+    try:
+        while not done or acked < sent:
+            due = sent + 1 if rate is None else int((time.monotonic() - t0) * rate) + 1
+            batch = []
+            while not done and sent + len(batch) < due and sent + len(batch) - acked < window:
+                m = next(it, None)
+                if m is None:
+                    done = True
+                    break
+                mid = mid % 65535 + 1
+                batch.append(mqtt5.PublishPacket(m[0], m[1], qos=mqtt5.QoS.AT_LEAST_ONCE, packet_id=mid).write())
+            if batch:
+                sock.sendall(b"".join(batch))
+                sent += len(batch)
+            full = sent - acked >= window or (done and acked < sent)
+            wait = 0.05 if full else (0.0 if rate is None else max(0.0, t0 + sent / rate - time.monotonic()))
+            for p in packets(wait):
+                if isinstance(p, mqtt5.PubAckPacket):
+                    acked += 1
+            if progress is not None and time.monotonic() - told >= 1.0:
+                told = time.monotonic()
+                progress(acked)
+    finally:
+        try:
+            sock.sendall(mqtt5.DisconnectPacket().write())
+        finally:
+            sock.close()
+    return acked

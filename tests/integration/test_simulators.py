@@ -23,7 +23,7 @@ from connectors.mqtt import sparkplug
 from simulators import truth
 from simulators.camera import Camera, render
 from simulators.erp import ErpSimulator
-from simulators.mqtt_publisher import MqttPublisher, messages
+from simulators.mqtt_publisher import MqttPublisher, messages, paced_send
 from simulators.net import free_port, wait_port
 from simulators.opcua_server import OpcUaSimulator
 from simulators.story import BAD, GOOD, NAMESPACE_URI, UNCERTAIN, Plant
@@ -195,6 +195,29 @@ def test_every_mqtt_message_arrives_with_its_id(mosquitto, plant):
     assert len(sent) == len(expected) == len(set(sent))
     assert sorted(ids) == sorted(sent)
     assert set(ids) == expected
+
+
+def test_paced_publishing_holds_its_rate_and_the_broker_acknowledges_every_message(mosquitto, plant):
+    msgs = [(m.topic, m.payload) for m in messages(plant, START, START + timedelta(hours=2))]
+    got: list[bytes] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paced-counter", protocol=mqtt.MQTTv5)
+    sub.on_message = lambda client, userdata, msg: got.append(msg.payload)
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.subscribe([("acme/#", 1), ("spBv1.0/#", 1)])
+    sub.loop_start()
+    time.sleep(0.5)
+    told: list[int] = []
+    t = time.monotonic()
+    n = paced_send("127.0.0.1", mosquitto.port, iter(msgs), rate=2000, progress=told.append)
+    took = time.monotonic() - t
+    deadline = time.monotonic() + 30
+    while len(got) < len(msgs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sub.loop_stop()
+    assert n == len(msgs) > 4000
+    assert took >= len(msgs) / 2000 * 0.95  # never ahead of its rate (it may fall behind on a busy machine)
+    assert told and told == sorted(told) and told[-1] <= n
+    assert got == [p for _, p in msgs]  # every message, in order (one connection, QoS 1)
 
 
 def test_mqtt_payloads_cover_units_timestamps_and_sparkplug(plant):
