@@ -28,6 +28,7 @@ define install_missing
 	for p in $(1); do \
 	  case $$p in \
 	    mosquitto) [ -x /usr/sbin/mosquitto ] ;; \
+	    mosquitto-clients) command -v mosquitto_sub >/dev/null ;; \
 	    postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;; \
 	    *) command -v $$p >/dev/null || [ -x /usr/sbin/$$p ] ;; \
 	  esac || missing="$$missing $$p"; \
@@ -67,7 +68,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# bench/mqtt.py measures the drain against the C client mosquitto_sub (Debian's mosquitto-clients)
 bench: system venv
+	$(call install_missing,mosquitto-clients,hard)
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) bench/run.py $(BENCH_ARGS)
 

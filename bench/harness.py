@@ -108,6 +108,8 @@ class Result:
     limit_s: float | None = None  # or: plantlake's median time must stay under this
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: a condition of the target besides the ratio or time, judged by the benchmark (e.g. a queue that does not grow)
+    verdict: bool | None = None
 
     def get(self, name: str) -> Contender:
         return next(c for c in self.contenders if c.name == name or c.role == name)
@@ -122,11 +124,14 @@ class Result:
 
     @property
     def met(self) -> bool | None:
+        met = None
         if self.target is not None:
-            return self.ratio(self.target_vs) >= self.target
-        if self.limit_s is not None:
-            return self.get("plantlake").median_s <= self.limit_s
-        return None
+            met = self.ratio(self.target_vs) >= self.target
+        elif self.limit_s is not None:
+            met = self.get("plantlake").median_s <= self.limit_s
+        if self.verdict is not None:
+            met = self.verdict and met is not False
+        return met
 
     def text(self) -> str:
         lines = [f"{self.bench}: {self.workload} (median of {self.repeat})"]

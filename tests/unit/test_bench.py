@@ -42,6 +42,16 @@ def test_a_time_limit_is_met_by_the_median_run():
     assert r.met is False
 
 
+def test_a_verdict_besides_the_ratio_must_hold_too():
+    r = result("x", 1000, ours=[1.0], bare=[2.0], target=1.0)
+    assert r.met is True
+    r.verdict = False  # e.g. the sustained MQTT queue grew although capacity was enough on average
+    assert r.met is False
+    r.verdict = True
+    assert r.met is True
+    assert result("x", 1000, ours=[4.0], bare=[2.0], target=1.0).met is False
+
+
 def test_results_round_trip_through_json(tmp_path):
     r = result("x", 5, ours=[1.0], bare=[2.0])
     r.notes.append("a note")
