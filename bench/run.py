@@ -37,19 +37,20 @@ MAIN: dict[str, list[str]] = {
     "opcua": ["--lines", "5", "--hours", "1", "--repeat", "3"],
     "mqtt": ["--messages", "100000", "--repeat", "3"],
     "mqtt_sustained": ["--rate", "10000", "--minutes", "10"],
-    "images": ["--images", "10000", "--repeat", "3"],
+    "images": ["--frames", "real", "--images", "300", "--repeat", "3"],
+    "images_small": ["--frames", "small", "--images", "10000", "--repeat", "3"],
     "erp": ["--rows", "1000000", "--repeat", "3"],
     "compaction": ["--rows", "5000000", "--files", "240", "--repeat", "3"],
     "conform_s3": ["--rows", "1000000", "--repeat", "3", "--lake", "s3"],
     "demo": ["--repeat", "3"],
 }
 #: benchmarks that run another one's script with other arguments
-SCRIPT = {"conform_s3": "conform"}
+SCRIPT = {"conform_s3": "conform", "images_small": "images"}
 #: the scale curves: the size argument, the sizes and how often each is repeated
 SCALE: dict[str, tuple[str, list[tuple[int, int]]]] = {
     "conform": ("--rows", [(1_000_000, 3), (5_000_000, 3), (20_000_000, 1)]),
     "mqtt": ("--messages", [(10_000, 3), (100_000, 3), (1_000_000, 1)]),
-    "images": ("--images", [(1_000, 3), (10_000, 3)]),
+    "images_small": ("--images", [(1_000, 3), (10_000, 3)]),
 }
 VERSIONS = ("pyarrow", "great-expectations", "asyncua", "paho-mqtt", "pillow", "dlt", "duckdb", "apache-airflow")
 

@@ -70,11 +70,33 @@ def render(plant: Plant, part: Part) -> Image.Image:
     return img
 
 
-def encode(plant: Plant, part: Part, fmt: str, captured_at: datetime, line_no: int) -> bytes:
+#: the frames of real machine-vision cameras: a 5 MP colour sensor (JPEG) and a 2 MP mono one (8-bit PNG)
+REAL_FRAMES = {"JPEG": (2592, 1944), "PNG": (1920, 1080)}
+
+
+def full_frame(img: Image.Image, size: tuple[int, int], fmt: str, seed: int) -> Image.Image:
+    """The scene at a camera's own resolution: scaled up, with sensor noise at that resolution (so the
+    file compresses as a real frame does: about 2 MB for 5 MP JPEG at quality 88 and for 2 MP PNG);
+    PNG frames are 8-bit mono, as machine-vision cameras send them."""
+    big = img.resize(size, Image.Resampling.BILINEAR)
+    if fmt == "PNG":
+        big = big.convert("L")
+    arr = np.asarray(big, dtype=np.int16)
+    noise = np.random.default_rng(seed).normal(0, 10, arr.shape[:2]).astype(np.int16)
+    arr = (arr + (noise[..., None] if arr.ndim == 3 else noise)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def encode(plant: Plant, part: Part, fmt: str, captured_at: datetime, line_no: int,
+           size: tuple[int, int] | None = None) -> bytes:
+    """The file a camera writes; `size` another resolution than the simulator's small frames."""
     img = render(plant, part)
+    if size is not None and size != img.size:
+        img = full_frame(img, size, fmt, int(uniform(plant.seed, f"noise/{part.serial}", np.arange(1))[0] * 2**32))
     exif = Image.Exif()
     exif[EXIF_MAKE] = "ACME Vision"
-    exif[EXIF_MODEL] = f"EOL-Cam {line_no} 0.3MP"
+    mp = img.size[0] * img.size[1] / 1e6
+    exif[EXIF_MODEL] = f"EOL-Cam {line_no} {mp:.1f}MP" if size else f"EOL-Cam {line_no} 0.3MP"
     ifd = exif.get_ifd(EXIF_IFD)
     ifd[EXIF_DATETIME_ORIGINAL] = captured_at.astimezone(SITE_TZ).strftime("%Y:%m:%d %H:%M:%S")
     ifd[EXIF_EXPOSURE] = 0.004
@@ -89,10 +111,13 @@ def encode(plant: Plant, part: Part, fmt: str, captured_at: datetime, line_no: i
 class Camera:
     """Writes the images of the parts finished in a window into `folder`."""
 
-    def __init__(self, plant: Plant, folder: Path, corrupt_rate: float = 0.02) -> None:
+    def __init__(self, plant: Plant, folder: Path, corrupt_rate: float = 0.02,
+                 frames: dict[str, tuple[int, int]] | None = None) -> None:
         self.plant = plant
         self.folder = Path(folder)
         self.corrupt_rate = corrupt_rate
+        #: resolution per format (e.g. REAL_FRAMES); None: the small 320x240 frames
+        self.frames = frames or {}
 
     def shots(self, start: datetime, end: datetime, *, write: bool = True) -> list[Shot]:
         """The shots of parts finished in [start, end); written (mtime = capture + 1 s) when asked."""
@@ -110,7 +135,7 @@ class Camera:
                 fmt, name, sidecar = "JPEG", f"{part.serial}.jpg", f"{part.serial}.json"
             else:
                 fmt, name, sidecar = "PNG", f"cam{line_no}_{part.serial}_{stamp}.png", None
-            data = encode(self.plant, part, fmt, captured, line_no)
+            data = encode(self.plant, part, fmt, captured, line_no, self.frames.get(fmt))
             if corrupt == "truncated":
                 data = data[: len(data) // 2]
             elif corrupt == "garbage":
