@@ -7,7 +7,7 @@ run, the median of the per-run ratios, items per second and peak memory, then th
 curves (plotted into docs/performance/*.png) and the notes kept in bench/notes.md (what
 the profiler found, and why a missed target is missed).
 
-    python bench/run.py                 # everything (about 30 minutes on 2 cores)
+    python bench/run.py                 # everything (about 45 minutes on 2 cores)
     python bench/run.py --only conform  # one benchmark and its curve; the others' results are kept
 """
 
@@ -52,7 +52,7 @@ SCALE: dict[str, tuple[str, list[tuple[int, int]]]] = {
     "mqtt": ("--messages", [(10_000, 3), (100_000, 3), (1_000_000, 1)]),
     "images_small": ("--images", [(1_000, 3), (10_000, 3)]),
 }
-VERSIONS = ("pyarrow", "great-expectations", "asyncua", "paho-mqtt", "pillow", "dlt", "duckdb", "apache-airflow")
+VERSIONS = ("pyarrow", "great-expectations", "asyncua", "paho-mqtt", "mqtt5", "pillow", "dlt", "duckdb", "apache-airflow")
 
 
 def run(name: str, args: list[str], out: Path) -> Result:
