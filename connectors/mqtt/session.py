@@ -146,7 +146,7 @@ class Mqtt5Session:
             self.client_id, username=c.login or None, password=c.password.encode() if c.password else None,
             clean_start=False, keep_alive=self.KEEPALIVE_S, session_expiry_interval=src.session_expiry_s,
             receive_max=65535, topic_alias_max=0).write())
-        connack = self._expect(mqtt5.ConnAckPacket, "no CONNACK")
+        connack = self._expect(mqtt5.ConnAckPacket)
         if connack is None:
             self._drop()
             raise _unavailable(src, c, "refused the session (no CONNACK; a broker that speaks MQTT 3.1.1 only closes "
@@ -157,7 +157,7 @@ class Mqtt5Session:
         self.present = bool(connack.session_present)
         self._send(mqtt5.SubscribePacket(1, [mqtt5.TopicFilter(s, max_qos=mqtt5.QoS(src.qos))
                                              for s in self.subscriptions]).write())
-        suback = self._expect(mqtt5.SubAckPacket, "no SUBACK")
+        suback = self._expect(mqtt5.SubAckPacket)
         if suback is None:
             self._drop()
             raise _unavailable(src, c, "did not acknowledge the subscriptions")
@@ -171,7 +171,7 @@ class Mqtt5Session:
         log.debug("source %s: MQTT 5 session %r connected (session present: %s)", src.name, self.client_id,
                   self.present)
 
-    def _expect(self, kind: type, what: str) -> Any:
+    def _expect(self, kind: type) -> Any:
         """Read until a packet of `kind` arrives (PUBLISHes before it are kept); None if the broker closes."""
         deadline = time.monotonic() + 15
         found = None
