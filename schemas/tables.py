@@ -215,9 +215,14 @@ _WINDOW_AGG = pa.struct(
     [("asset_id", STR), ("tag", STR), ("unit", STR), ("mean", F64), ("min", F64), ("max", F64), ("last", F64)]
 )
 
+_TRACE = pa.struct(
+    [("asset_id", STR), ("tag", STR), ("unit", STR), ("step_s", I64), ("bad_share", F64),
+     ("values", pa.list_(F64))]
+)
+
 IMAGE_TRAINING_SET = Table(
     name="image_training_set",
-    version=2,
+    version=3,
     layer="products",
     description="One row per image: URI, features, part and order, sensor features around capture, and the ERP verdict as label.",
     columns=(
@@ -235,6 +240,10 @@ IMAGE_TRAINING_SET = Table(
         Column("contrast", F64, "Grey level standard deviation.", min=0),
         Column("sharpness", F64, "Variance of the Laplacian.", min=0),
         Column("sensor_features", pa.list_(_WINDOW_AGG), "Sensor aggregates on the image's line in the window before capture."),
+        Column("sensor_traces", pa.list_(_TRACE), "Per asset and tag on the image's line: the window's readings on a "
+               "fixed grid (every step_s seconds, the last point at capture; each the last Good reading at or before "
+               "it in the window, null before the first) and the share of the window's readings that were Bad or "
+               "Uncertain."),
         Column("label", STR, "ERP inspection verdict (pass/fail).", allowed=("pass", "fail")),
         Column("defect_code", STR, "ERP defect code."),
         *_lineage(),

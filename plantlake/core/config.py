@@ -285,6 +285,17 @@ class ProductSettings(ConfigModel):
 
     image_sensor_window_s: int = Field(120, ge=1, le=86_400, description="image_training_set: sensor features "
                                        "are aggregated over this many seconds before each capture, on the image's line.")
+    image_trace_step_s: int = Field(1, ge=1, le=3600, description="image_training_set: the grid of the sensor traces "
+                                    "(one value per tag every this many seconds over the window, the last Good reading "
+                                    "at or before each point); window / step points, at most 7,200.")
+
+    @model_validator(mode="after")
+    def _trace_length(self) -> ProductSettings:
+        n = self.image_sensor_window_s // self.image_trace_step_s
+        if not 1 <= n <= 7200:
+            raise ValueError(f"products: image_sensor_window_s / image_trace_step_s gives {n} trace points per tag; "
+                             "keep it between 1 and 7,200 (raise image_trace_step_s)")
+        return self
 
 
 class PlantConfig(ConfigModel):

@@ -76,6 +76,48 @@ def test_image_training_set_joins_sensor_features_as_of_capture_and_the_erp_verd
     assert rows["S9"]["sensor_features"] == []  # no readings in the 2 minutes before 08:40
 
 
+def test_image_training_set_has_each_tags_trace_on_a_fixed_grid_ending_at_the_capture(lake):
+    cfg = load_config(ROOT / "plant.yaml")  # window 120 s, step 1 s: 120 points, 08:08:01 .. 08:10:00 for S1
+    build_day(lake, cfg, T.date(), "p1", products=("image_training_set",))
+    rows = {r["part_serial"]: r for r in lake.read(get_table("image_training_set")).to_pylist()}
+    (trace,) = rows["S1"]["sensor_traces"]
+    assert (trace["asset_id"], trace["tag"], trace["unit"], trace["step_s"]) == (f"{L1}/press1", "nip_force", "kN", 1)
+    # the reading of 08:08:00 is outside the window (which starts after it): null until 08:09:00's
+    assert trace["values"] == [None] * 59 + [109.0] * 60 + [110.0]
+    assert trace["bad_share"] == 0.0
+    assert rows["S9"]["sensor_traces"] == []  # no readings in the 2 minutes before 08:40
+
+    # a coarser grid; and a capture whose window holds Bad readings only: every point null, bad_share 1
+    coarse = cfg.model_copy(update={"products": cfg.products.model_copy(update={"image_trace_step_s": 30})})
+    _publish(lake, "inspection_images", [dict(_image(1), captured_at=_minute(10), order_id="PO0001"),
+                                         dict(_image(3), captured_at=_minute(3), order_id="PO0001")])
+    build_day(lake, coarse, T.date(), "p2", products=("image_training_set",))
+    rows = {r["part_serial"]: r for r in lake.read(get_table("image_training_set")).to_pylist()}
+    (trace,) = rows["S1"]["sensor_traces"]  # 08:08:30, 08:09:00, 08:09:30, 08:10:00
+    assert (trace["step_s"], trace["values"]) == (30, [None, 109.0, 109.0, 110.0])
+    (bad,) = rows["S3"]["sensor_traces"]  # 08:01:30 .. 08:03:00: the readings of 08:02 and 08:03, both Bad
+    assert (bad["values"], bad["bad_share"]) == ([None] * 4, 1.0)
+    (agg,) = rows["S3"]["sensor_features"]
+    assert (agg["mean"], agg["last"]) == (102.5, 103.0)  # the aggregates keep every reading, as before
+
+
+def test_traces_read_the_same_in_duckdb_polars_and_pandas(lake):
+    import polars as pl
+
+    cfg = load_config(ROOT / "plant.yaml")
+    build_day(lake, cfg, T.date(), "p1", products=("image_training_set",))
+    data = lake.read(get_table("image_training_set"))
+    con = duckdb.connect()
+    con.register("its", data)
+    duck = con.execute("select part_serial, t.tag, len(t.values), t.values[119] "
+                       "from its, unnest(sensor_traces) as u(t) order by part_serial").fetchall()
+    assert duck == [("S1", "nip_force", 120, 109.0), ("S3", "nip_force", 120, 111.0)]
+    frame = pl.from_arrow(data).explode("sensor_traces").drop_nulls("sensor_traces")
+    assert frame.select(pl.col("sensor_traces").struct.field("values").list.len()).to_series().to_list() == [120, 120]
+    pdf = data.to_pandas()
+    assert [len(t[0]["values"]) for t in pdf.sort_values("part_serial")["sensor_traces"] if len(t)] == [120, 120]
+
+
 def test_days_touched_include_the_start_day_of_orders_running_in_the_interval(lake):
     cfg = load_config(ROOT / "plant.yaml")
     later = Interval(T + timedelta(days=1), T + timedelta(days=1, hours=1))
