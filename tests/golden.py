@@ -73,9 +73,11 @@ def snapshot(lake: Any, site: str | None = None) -> dict[str, Any]:
     return out
 
 
-def check(lake: Any, golden: Path, *, site: str | None = None) -> None:
+def check(lake: Any, golden: Path, *, site: str | None = None, predates: dict[str, set[str]] | None = None) -> None:
     """Assert the lake matches the stored snapshot, naming each table and column that differs.
-    `site`: the local site folder whose path rows hold (an object-storage lake has none of its own)."""
+    `site`: the local site folder whose path rows hold (an object-storage lake has none of its own).
+    `predates`: per table, columns added after the code that wrote this lake (a migrated old lake):
+    each must be null in every row, and is not compared with the golden file."""
     got = snapshot(lake, site)
     if os.environ.get("PLANTLAKE_GOLDEN") == "update" or not golden.exists():
         golden.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,11 @@ def check(lake: Any, golden: Path, *, site: str | None = None) -> None:
         w, g = want[t], got[t]
         if w["rows"] != g["rows"]:
             problems.append(f"{t}: {g['rows']} rows, golden {w['rows']}")
-        for c in sorted(set(w["columns"]) | set(g["columns"])):
+        later = (predates or {}).get(t, set())
+        for c in sorted(later):
+            if g["columns"].get(c) != _digest([json.dumps(None)] * g["rows"]):
+                problems.append(f"{t}.{c}: a column this lake predates holds values")
+        for c in sorted((set(w["columns"]) | set(g["columns"])) - later):
             if w["columns"].get(c) != g["columns"].get(c):
                 problems.append(f"{t}.{c}: differs" if c in w["columns"] and c in g["columns"]
                                 else f"{t}.{c}: only in {'the golden file' if c in w['columns'] else 'this lake'}")

@@ -76,8 +76,10 @@ def test_a_plain_parquet_lake_migrates_in_place_with_every_row_and_owner(tmp_pat
     assert all(m.digest_matches and m.rows_before == m.rows_after > 0 for m in migrated)
     assert (lake.root / BACKUP / "curated" / "sensor_readings").is_dir()  # the old files, kept aside
     assert not (lake.state_dir / "published").exists() and not (lake.state_dir / "locks").exists()
-    # every table holds what the demo's lake holds (the same snapshot test_demo checks)
-    golden.check(lake.root, ROOT / "tests" / "data" / "golden" / "demo.json")
+    # every table holds what the demo's lake holds (the same snapshot test_demo checks), but for the
+    # columns added since that plantlake: null until the products are rebuilt
+    golden.check(lake.root, ROOT / "tests" / "data" / "golden" / "demo.json",
+                 predates={"products/image_training_set": {"sensor_traces"}})
     # owners came from the manifests: an interval's rows are its own; a compacted day's are the
     # source's, of no one interval (the old compaction merged them), which a rerun's key scope covers
     def owners(table: str) -> set[tuple[str, str]]:
