@@ -212,6 +212,8 @@ def paced_send(host: str, port: int, msgs: Iterable[tuple[str, bytes]], *, rate:
 
     import mqtt5
 
+    from connectors.mqtt.session import frame
+
     sock = socket.create_connection((host, port), timeout=15)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(mqtt5.ConnectPacket(client_id, clean_start=True, keep_alive=60).write())
@@ -225,15 +227,9 @@ def paced_send(host: str, port: int, msgs: Iterable[tuple[str, bytes]], *, rate:
         if not data:
             raise ConnectionError(f"MQTT broker {host}:{port} closed the publisher's connection")
         buf.extend(data)
-        out, off = [], 0
-        while True:
-            try:
-                p, n = mqtt5.read(memoryview(buf)[off:])
-            except IndexError:
-                break
-            out.append(p)
-            off += n
-        del buf[:off]
+        out, malformed = frame(buf)
+        if malformed is not None:
+            raise ConnectionError(f"MQTT broker {host}:{port} sent a malformed packet: {malformed}")
         return out
 
     connack = next((p for p in packets(15) if isinstance(p, mqtt5.ConnAckPacket)), None)

@@ -102,6 +102,26 @@ def authenticate(client: Any, c: Any) -> None:
         client.tls_set_context(ctx)
 
 
+def frame(buf: bytearray) -> tuple[list[Any], ValueError | None]:
+    """The complete MQTT 5 packets at the start of `buf`, taken out of it (a packet not complete yet
+    stays for the next read), and the error of a malformed packet that stopped the framing."""
+    import mqtt5
+
+    view, off, packets, malformed = memoryview(buf), 0, [], None
+    try:
+        while True:
+            packet, n = mqtt5.read(view[off:])
+            packets.append(packet)
+            off += n
+    except IndexError:  # not enough bytes for the next packet
+        pass
+    except ValueError as exc:
+        malformed = exc
+    view.release()
+    del buf[:off]
+    return packets, malformed
+
+
 class Mqtt5Session:
     """An MQTT 5 session on the `mqtt5` codec over a blocking socket with timeouts."""
 
@@ -215,7 +235,6 @@ class Mqtt5Session:
 
     def _read(self, timeout: float) -> list[Any]:
         """Packets from one socket read (none on timeout); the socket is dropped when the broker closes."""
-        import mqtt5
 
         if self.sock is None:
             return []
@@ -230,23 +249,10 @@ class Mqtt5Session:
         if not data:
             self._broken("the broker closed the connection")
             return []
-        buf = self.buf
-        buf += data
-        view, off, packets = memoryview(buf), 0, []
-        try:
-            while True:
-                try:
-                    packet, n = mqtt5.read(view[off:])
-                except IndexError:  # a packet not complete yet: the rest comes with the next read
-                    break
-                packets.append(packet)
-                off += n
-        except ValueError as exc:  # a malformed packet: nothing after it can be framed
-            view.release()
-            self._broken(f"malformed packet from the broker ({exc})")
-            return packets
-        view.release()
-        del buf[:off]
+        self.buf += data
+        packets, malformed = frame(self.buf)
+        if malformed is not None:  # nothing after it can be framed
+            self._broken(f"malformed packet from the broker ({malformed})")
         return packets
 
     # ---- the drain's side ----------------------------------------------------------------
