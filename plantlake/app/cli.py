@@ -163,16 +163,47 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a day such as 2026-03-01, got {text!r}") from None
 
 
+def _as_of(text: str) -> int | datetime:
+    """A product table version (an integer) or an ISO 8601 time."""
+    return int(text) if text.isdigit() else _when(text)
+
+
 def _cmd_products(args: argparse.Namespace) -> int:
-    from plantlake.pipeline.catalog import build_catalog
-    from plantlake.pipeline.products import build_day
+    from plantlake.pipeline.products import PRODUCTS, manifest
 
     cfg = load_config(args.config)
     lake = cfg.open_lake().ensure()
-    run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    for run in build_day(lake, cfg, args.day, run_id):
-        print(f"{run.product} {run.day}: {run.rows} rows, {run.quarantined} quarantined -> version {run.version}")
-    print(f"catalog: {build_catalog(lake)}")
+    products = [args.product] if args.product else list(PRODUCTS)
+    if args.action == "manifests":
+        for name in products:
+            for m in manifest.manifests(lake, name, args.day):
+                print(f"{name} {m.day} version {m.version}: built {m.built_at} by {m.run_id}, {m.rows} rows, "
+                      f"sha256 {m.content_hash[:16]}, inputs {m.inputs}")
+        return 0
+    if args.as_of is None:
+        if args.day is None:
+            raise ConfigError("products build needs --day (the UTC day to build) or --as-of (a past set to rebuild)")
+        from plantlake.pipeline.catalog import build_catalog
+        from plantlake.pipeline.products import build_day
+
+        run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        for run in build_day(lake, cfg, args.day, run_id):
+            print(f"{run.product} {run.day}: {run.rows} rows, {run.quarantined} quarantined -> version {run.version}")
+        print(f"catalog: {build_catalog(lake)}")
+        return 0
+    if isinstance(args.as_of, int) and not args.product:
+        raise ConfigError("products build --as-of <version> needs --product: a version is one product table's")
+    out = Path(args.out or ".")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in products:
+        data, now, past = manifest.rebuild(lake, cfg, name, args.as_of, args.day)
+        path = out / f"{name}__{now.day}__{now.content_hash[:12]}.parquet"
+        path.write_bytes(manifest.parquet_bytes(data))
+        what = (f"the build of version {past.version} ({past.built_at}, inputs {past.inputs})" if past else
+                f"no build of that day by then; from the inputs as of {args.as_of.isoformat()}: {now.inputs}")
+        same = "" if past is None else (" - identical" if now.content_hash == past.content_hash
+                                        else f" - DIFFERS from the build's {past.content_hash[:16]}")
+        print(f"{name} {now.day}: {what}; {now.rows} rows, sha256 {now.content_hash[:16]}{same} -> {path}")
     return 0
 
 
@@ -369,8 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--end", type=_when)
     q.set_defaults(func=_cmd_quality)
 
-    pr = sub.add_parser("products", help="build the fused products of one UTC day (and the catalog)")
-    pr.add_argument("--day", type=_day, required=True)
+    pr = sub.add_parser("products", help="build the fused products of one UTC day (and the catalog), rebuild a "
+                        "past set exactly (--as-of), or list the builds' manifests")
+    pr.add_argument("action", nargs="?", choices=["build", "manifests"], default="build")
+    pr.add_argument("--day", type=_day, help="the UTC day")
+    pr.add_argument("--as-of", type=_as_of, help="rebuild the set as it was: a product table version, or an "
+                    "ISO time (the day's build in effect then); writes Parquet into --out, publishes nothing")
+    pr.add_argument("--product", choices=["order_context", "image_training_set"])
+    pr.add_argument("--out", help="folder for --as-of's files (default: the current folder)")
     pr.set_defaults(func=_cmd_products)
 
     cp = sub.add_parser("compact", help="compact one day's partition of every table and vacuum old files")

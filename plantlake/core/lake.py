@@ -461,15 +461,31 @@ class Lake:
         t = tables.load(self.table_uri(table), self.storage_options)
         return t.version() if t is not None else None
 
-    def files(self, table: Table, days: Iterable[str] | None = None) -> list[str]:
-        """The data files of the table's current snapshot, of the `date` partitions `days` names
+    def version_at(self, table: Table, when: datetime) -> int | None:
+        """The table's version that was current at `when` (None: it had no table yet)."""
+        from plantlake.core import tables
+
+        return tables.version_at(self.table_uri(table), self.storage_options, when)
+
+    def files(self, table: Table, days: Iterable[str] | None = None, version: int | None = None) -> list[str]:
+        """The data files of the table's current snapshot (or `version`), of the `date` partitions `days` names
         when given (a glob of the table's folder is not a snapshot: it also holds removed files) —
         local paths: an object-storage lake's files are copied into `<root>/_cache/` first (a Delta
         data file never changes once written, so a copy never goes stale)."""
         from plantlake.core import tables
 
-        uris = tables.file_uris(self.table_uri(table), self.storage_options, days)
+        uris = tables.file_uris(self.table_uri(table), self.storage_options, days, version)
         return [self._cached(u) for u in uris] if self.remote else uris
+
+    def missing_files(self, table: Table, version: int) -> list[str]:
+        """The data files of the table's `version` that are no longer in the lake (vacuumed)."""
+        from urllib.parse import unquote
+
+        from plantlake.core import tables
+
+        keys = [unquote(u.removeprefix(self.uri + "/"))
+                for u in tables.file_uris(self.table_uri(table), self.storage_options, version=version)]
+        return [k for k in keys if self.storage.size(k) is None]
 
     def prune_cache(self, keep: set[str]) -> int:
         """Delete cached copies of an object-storage lake's data files that `keep` (the local paths

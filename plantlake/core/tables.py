@@ -49,6 +49,8 @@ from schemas.model import PARTITION_COLUMN as PARTITION
 from schemas.model import SOURCE_COLUMN as SOURCE
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
@@ -451,16 +453,28 @@ def owns_rows(uri: str, options: dict[str, str] | None, source: str, interval_ke
         filter=(ds.field(SOURCE) == source) & (ds.field(INTERVAL) == interval_key)) > 0
 
 
-def file_uris(uri: str, options: dict[str, str] | None = None, days: Iterable[str] | None = None) -> list[str]:
-    """The data files of the table's newest snapshot, of the `date` partitions `days` names when
-    given ([] when there is no table)."""
-    table = load(uri, options)
+def file_uris(uri: str, options: dict[str, str] | None = None, days: Iterable[str] | None = None,
+              version: int | None = None) -> list[str]:
+    """The data files of the table's newest snapshot (or `version`), of the `date` partitions `days`
+    names when given ([] when there is no table)."""
+    table = load(uri, options, version)
     if table is None:
         return []
     if days is None or PARTITION not in table.metadata().partition_columns:
         return table.file_uris()
     days = sorted(set(days))
     return table.file_uris(partition_filters=[(PARTITION, "in", days)]) if days else []
+
+
+def version_at(uri: str, options: dict[str, str] | None, when: datetime) -> int | None:
+    """The table's version that was current at `when` (None: the table did not exist yet)."""
+    table = load(uri, options)
+    if table is None:
+        return None
+    versions = [(h["version"], h["timestamp"]) for h in table.history()]
+    at = int(when.timestamp() * 1000)
+    current = [v for v, ms in versions if ms <= at]
+    return max(current) if current else None
 
 
 def compact(uri: str, options: dict[str, str] | None, day: str | None, retention_hours: int) -> dict[str, Any] | None:

@@ -49,9 +49,11 @@ def days(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def connect(lake: Lake, cfg: Any = None, ranges: dict[str, tuple[date, date]] | None = None) -> Any:
+def connect(lake: Lake, cfg: Any = None, ranges: dict[str, tuple[date, date]] | None = None,
+            versions: dict[str, int | None] | None = None) -> Any:
     """A DuckDB connection with a view per declared table (see the module docstring), of the
-    date partitions `ranges` names for a table."""
+    date partitions `ranges` names for a table; a table `versions` names is read at that Delta
+    version (None: as it was before it existed, empty) instead of its current snapshot."""
     import duckdb
     import pyarrow as pa
 
@@ -61,7 +63,11 @@ def connect(lake: Lake, cfg: Any = None, ranges: dict[str, tuple[date, date]] | 
     for name, table in TABLES.items():
         first, last = (ranges or {}).get(name, (None, None))
         wanted = days(first, last) if table.partition_column and first is not None and last is not None else None
-        con.execute(f"create view {ident(name)} as {select_sql(table, lake.files(table, wanted))}")
+        if versions is not None and name in versions:
+            files = [] if versions[name] is None else lake.files(table, wanted, versions[name])
+        else:
+            files = lake.files(table, wanted)
+        con.execute(f"create view {ident(name)} as {select_sql(table, files)}")
     if cfg is not None:
         assets = [r[0] for r in con.execute("select distinct asset_id from sensor_readings union "
                                             "select distinct asset_id from inspection_images").fetchall()]

@@ -18,7 +18,7 @@ from plantlake.pipeline.products import build_day, days_touched
 from schemas import get_table
 from tests.conftest import ROOT
 from tests.unit.test_audit_tables import _image, _inspection, _order, _sensor
-from tests.unit.test_cross_source import L1, T, _minute, _publish
+from tests.unit.test_cross_source import IV, L1, T, _minute, _publish
 
 pytestmark = pytest.mark.unit
 
@@ -233,3 +233,67 @@ def test_a_rebuilt_product_day_without_bad_rows_drops_the_days_old_quarantine(tm
     assert (again.rows, again.quarantined) == (2, 0)
     assert lake.read_quarantine("order_context").num_rows == 0  # the rebuild's commit removed the day's rejects
     assert sorted(lake.read(table)["order_id"].to_pylist()) == ["PO1", "PO2"]
+
+
+def test_a_past_training_set_is_rebuilt_byte_for_byte_after_new_data_and_a_corrected_verdict(lake, tmp_path, capsys):
+    import hashlib
+
+    from plantlake.app.cli import main
+    from plantlake.pipeline.products import manifest
+
+    cfg = load_config(ROOT / "plant.yaml")
+    (first,) = [r for r in build_day(lake, cfg, T.date(), "p1") if r.product == "image_training_set"]
+    m1 = manifest.manifests(lake, "image_training_set", T.date())[-1]
+    assert (m1.run_id, m1.rows, m1.published, m1.version) == ("p1", 3, 3, first.version)
+    assert set(m1.inputs) == {"inspection_images", "sensor_readings", "quality_inspections"}
+    assert all(isinstance(v, int) for v in m1.inputs.values()) and m1.settings["image_trace_step_s"] == 1
+    as_built = get_table("image_training_set")
+    then = lake.dataset(as_built, version=m1.version).to_table(columns=as_built.column_names)
+
+    # later: a new capture, and the ERP corrects S1's verdict to fail
+    images = get_table("inspection_images")  # from another source, so it adds to the first one's
+    lake.publish(lake.stage(images, "t2", IV, pa.Table.from_pylist(
+        [dict(_image(2), captured_at=_minute(11), part_serial="S2", order_id="PO0001")], schema=images.arrow_schema())))
+    _publish(lake, "quality_inspections", [dict(_inspection(1), part_serial="S1", result="fail", defect_code="CRACK",
+                                                updated_at=_minute(60))])
+    build_day(lake, cfg, T.date(), "p2")
+    m2 = manifest.manifests(lake, "image_training_set", T.date())[-1]
+    now = {r["part_serial"]: r["label"] for r in lake.read(as_built).to_pylist()}
+    assert (m2.rows, now["S1"], now["S2"]) == (4, "fail", "pass") and m2.content_hash != m1.content_hash
+    assert m2.inputs["quality_inspections"] > m1.inputs["quality_inspections"]
+
+    # as of the first build's version: the same bytes, the verdict as it was known then
+    data, again, past = manifest.rebuild(lake, cfg, "image_training_set", m1.version)
+    assert past.content_hash == m1.content_hash and again.content_hash == m1.content_hash
+    assert again.inputs == m1.inputs and again.run_id == "p1"
+    assert data.equals(then.cast(data.schema))  # the rows the build published, lineage included
+    assert {r["part_serial"]: r["label"] for r in data.to_pylist()} == {"S1": "pass", "S3": "fail", "S9": None}
+    # as of a time between the builds: the first build; as of now: the second
+    assert manifest.rebuild(lake, cfg, "image_training_set", m2.when - timedelta(microseconds=1), T.date())[1] \
+        .content_hash == m1.content_hash
+    assert manifest.rebuild(lake, cfg, "image_training_set", m2.when, T.date())[1].content_hash == m2.content_hash
+    # as of a time before any build of the day: from the inputs as they were then, labelled as known then
+    data, built, past = manifest.rebuild(lake, cfg, "image_training_set", m1.when - timedelta(milliseconds=1), T.date())
+    assert past is None and built.inputs == m1.inputs and built.rows == 3
+    assert data.drop_columns(["ingested_at", "run_id"]).equals(then.drop_columns(["ingested_at", "run_id"]).cast(
+        data.drop_columns(["ingested_at", "run_id"]).schema))
+
+    # the CLI writes the file whose sha256 the manifest holds
+    config = tmp_path / "plant.yaml"
+    config.write_text((ROOT / "plant.yaml").read_text().replace("root: ./lake", f"root: {lake.root}"))
+    assert main(["--config", str(config), "products", "build", "--as-of", str(m1.version),
+                 "--product", "image_training_set", "--out", str(tmp_path / "sets")]) == 0
+    (written,) = (tmp_path / "sets").glob("*.parquet")
+    assert hashlib.sha256(written.read_bytes()).hexdigest() == m1.content_hash
+    assert "identical" in capsys.readouterr().out
+    assert main(["--config", str(config), "products", "manifests", "--product", "image_training_set"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split(" built ")[0] for line in listed] == [
+        f"image_training_set {T.date()} version {m1.version}:", f"image_training_set {T.date()} version {m2.version}:"]
+
+    # once compaction vacuumed the replaced inputs, a replay says which setting keeps them
+    from plantlake.core.errors import ConfigError
+
+    compaction.compact_all(lake, T.date(), 0)
+    with pytest.raises(ConfigError, match="lake.vacuum_retention_hours"):
+        manifest.rebuild(lake, cfg, "image_training_set", m1.version)

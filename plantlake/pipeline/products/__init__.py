@@ -34,6 +34,8 @@ class ProductRun:
     quarantined: int = 0
     #: the product table's Delta version the build committed
     version: int | None = None
+    #: the build's manifest (its key in the lake)
+    manifest: str | None = None
 
 
 def day_interval(day: date) -> Interval:
@@ -71,15 +73,18 @@ def publish_assets(lake: Lake, cfg: PlantConfig, run_id: str) -> ProductRun:
 
 def build_day(lake: Lake, cfg: PlantConfig, day: date, run_id: str,
               products: tuple[str, ...] = tuple(PRODUCTS)) -> list[ProductRun]:
-    """Build the products of one UTC day (a rerun replaces them)."""
-    from plantlake.pipeline.products import order_context, training_set
+    """Build the products of one UTC day (a rerun replaces them), each from its inputs pinned to
+    their current Delta versions, and keep each build's manifest (`products.manifest`)."""
+    from plantlake.pipeline.products import manifest
 
-    builders = {"order_context": order_context.build, "image_training_set": training_set.build}
     runs = [publish_assets(lake, cfg, run_id)]
     for name in products:
-        data = builders[name](lake, cfg, day, run_id)
-        runs.append(publish(lake, name, day, data, run_id))
-        log.info("%s %s: %d rows", name, day, runs[-1].rows)
+        data, m = manifest.build(lake, cfg, name, day, run_id)
+        run = publish(lake, name, day, data, run_id)
+        m.version, m.published, m.quarantined = run.version, run.rows, run.quarantined
+        run.manifest = manifest.save(lake, m)
+        runs.append(run)
+        log.info("%s %s: %d rows, manifest %s", name, day, run.rows, run.manifest)
     return runs
 
 

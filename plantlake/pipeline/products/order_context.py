@@ -45,8 +45,9 @@ order by o.order_id
 """
 
 
-def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, now: datetime | None = None) -> Any:
-
+def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, versions: dict[str, int | None] | None = None,
+          now: datetime | None = None) -> Any:
+    """The day's orders from the inputs at `versions` (default: current); `now` ends open orders' windows."""
     from schemas import get_table
     from schemas.lineage import stamped
 
@@ -55,6 +56,7 @@ def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, now: datetime
     # an order that starts today may run (and have its parts photographed and inspected) into
     # the following days: read up to a week of them
     later = (day, max(day, min(now.date(), day + timedelta(days=7))))
-    con = connect(lake, cfg, {"sensor_readings": later, "inspection_images": later, "quality_inspections": later})
+    con = connect(lake, cfg, {"sensor_readings": later, "inspection_images": later, "quality_inspections": later},
+                  versions)
     rows = con.sql(SQL, params={"start": iv.start, "end": iv.end, "now": now}).to_arrow_table()
     return stamped(get_table("order_context"), rows, run_id, now)

@@ -13,7 +13,7 @@ vision model trains on the URIs, a tabular model on the features, both on the la
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from plantlake.core.config import PlantConfig
@@ -64,8 +64,9 @@ order by i.captured_at, i.capture_id
 """
 
 
-def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str) -> Any:
-
+def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str, *, versions: dict[str, int | None] | None = None,
+          now: datetime | None = None) -> Any:
+    """The day's set from the inputs at `versions` (default: current), stamped `now`."""
     from schemas import get_table
     from schemas.lineage import stamped
 
@@ -75,9 +76,9 @@ def build(lake: Lake, cfg: PlantConfig, day: date, run_id: str) -> Any:
     # inspected after its image was taken, up to a week later
     con = connect(lake, cfg, {"sensor_readings": ((iv.start - window).date(), day),
                               "inspection_images": (day, day),
-                              "quality_inspections": (day, day + timedelta(days=7))})
+                              "quality_inspections": (day, day + timedelta(days=7))}, versions)
     step = cfg.products.image_trace_step_s
     rows = con.sql(SQL, params={"start": iv.start, "end": iv.end, "window_us": int(window.total_seconds() * 1_000_000),
                                 "step_s": step, "step_us": step * 1_000_000,
                                 "points": cfg.products.image_sensor_window_s // step}).to_arrow_table()
-    return stamped(get_table("image_training_set"), rows, run_id)
+    return stamped(get_table("image_training_set"), rows, run_id, now)
