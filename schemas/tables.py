@@ -185,9 +185,47 @@ _TAG_AGG = pa.struct(
     ]
 )
 
+EVENTS = Table(
+    name="events",
+    version=1,
+    description="OPC UA events and Alarms & Conditions state changes: one row per event notification the server "
+                "historized (a condition's activation, acknowledgement and return to normal are three rows).",
+    columns=(
+        Column("event_id", STR, "The server's EventId (hex): unique per notification.", nullable=False),
+        Column("time", TS, "When the event occurred at its source (the event's Time, UTC).", nullable=False),
+        Column("receive_time", TS, "When the server received it (ReceiveTime, UTC)."),
+        Column("event_type", STR, "Browse name of the event type, e.g. ExclusiveLevelAlarmType, AuditEventType.",
+               nullable=False),
+        Column("source_node", STR, "The node the event is about (SourceNode), with its namespace URI (nsu=…;…).",
+               nullable=False),
+        Column("source_node_name", STR, "The server's name of that node (SourceName)."),
+        Column("asset_id", STR, "ISA-95 asset of the source node when the source maps it (a mapped variable's "
+               "asset); null for events about other nodes, e.g. the server itself."),
+        Column("tag", STR, "Tag of the source node when it is a mapped variable (the reading the alarm watches)."),
+        Column("severity", I64, "Urgency, 1 (lowest) to 1000 (highest), as OPC UA Part 5 defines it.", min=1, max=1000),
+        Column("message", STR, "The event's Message text."),
+        Column("condition_id", STR, "Alarms and conditions: the condition's node (nsu=…;…); every state change of "
+               "one alarm has the same one. Null for plain events."),
+        Column("condition_name", STR, "The condition's name, e.g. WeldTempHigh."),
+        Column("active", pa.bool_(), "Alarm state after the event: active (ActiveState/Id)."),
+        Column("acked", pa.bool_(), "Acknowledged (AckedState/Id)."),
+        Column("retain", pa.bool_(), "The condition is still of interest (Retain)."),
+        Column("source", STR, "Source kind the event came from.", nullable=False, kinds=True),
+        Column("source_name", STR, "Name of the configured source that wrote the row (`sources[].name`)."),
+        *_lineage(),
+    ),
+    primary_key=("event_id",),
+    partition_column="time",
+)
+
+_ALARM = pa.struct(
+    [("condition_id", STR), ("condition_name", STR), ("asset_id", STR), ("tag", STR), ("severity", I64),
+     ("active_from", TS), ("active_to", TS)]
+)
+
 ORDER_CONTEXT = Table(
     name="order_context",
-    version=1,
+    version=2,
     layer="products",
     description="One row per production order: its line, window, material, sensor aggregates per tag, images and inspection pass rate.",
     columns=(
@@ -206,6 +244,9 @@ ORDER_CONTEXT = Table(
         Column("inspections", I64, "Inspections recorded for the order.", min=0),
         Column("inspection_pass_rate", F64, "Share of inspections that passed.", min=0, max=1),
         *_lineage(),
+        Column("alarms", pa.list_(_ALARM), "Alarm episodes (from `events`) on the order's line that overlapped its "
+               "actual window: condition, asset and tag, severity, active from / to (to null: still active). "
+               "Null in files before order_context v2."),
     ),
     primary_key=("order_id",),
     partition_column="actual_start",
@@ -222,7 +263,7 @@ _TRACE = pa.struct(
 
 IMAGE_TRAINING_SET = Table(
     name="image_training_set",
-    version=3,
+    version=4,
     layer="products",
     description="One row per image: URI, features, part and order, sensor features around capture, and the ERP verdict as label.",
     columns=(
@@ -247,6 +288,9 @@ IMAGE_TRAINING_SET = Table(
         Column("label", STR, "ERP inspection verdict (pass/fail).", allowed=("pass", "fail")),
         Column("defect_code", STR, "ERP defect code."),
         *_lineage(),
+        Column("alarms", pa.list_(_ALARM), "Alarm episodes (from `events`) on the image's line that overlapped the "
+               "window before capture; active_to is null when the alarm was still active at capture (what was known "
+               "then). Null in files before image_training_set v4."),
     ),
     primary_key=("capture_id",),
     partition_column="captured_at",
@@ -310,6 +354,7 @@ TABLES: dict[str, Table] = {
         MATERIALS,
         QUALITY_INSPECTIONS,
         INSPECTION_IMAGES,
+        EVENTS,
         ASSETS,
         ORDER_CONTEXT,
         IMAGE_TRAINING_SET,

@@ -1,5 +1,6 @@
 """The plant's OPC UA server (asyncua): address space per line and machine, engineering
-units, status codes from sensor-fault episodes, and history for HistoryRead.
+units, status codes from sensor-fault episodes, history for HistoryRead, and the weld alarms'
+events (Alarms & Conditions) in the event history of the Server object and of each line.
 
 History lives in an in-memory store with sorted per-node series (binary search per
 request, 10,000 values per response with continuation points). `prefill(start, end)`
@@ -27,13 +28,14 @@ from asyncua.server.history import HistoryStorageInterface
 from asyncua.server.user_managers import UserManager
 
 from simulators.net import free_port
-from simulators.story import NAMESPACE_URI, Machine, Plant, TagSpec
+from simulators.story import NAMESPACE_URI, Alarm, Machine, Plant, TagSpec
 
 log = logging.getLogger(__name__)
 
 VARIANT = {"double": ua.VariantType.Double, "int": ua.VariantType.Int32, "counter": ua.VariantType.UInt32,
            "bool": ua.VariantType.Boolean, "string": ua.VariantType.String}
 UNITS_NS = "http://www.opcfoundation.org/UA/units/un/cefact"
+EVENT_NOTIFIER = 0x05  # SubscribeToEvents | HistoryRead (OPC UA Part 3, EventNotifier)
 
 
 def node_key(machine: Machine, tag: TagSpec) -> str:
@@ -46,6 +48,9 @@ class HistoryStore(HistoryStorageInterface):
 
     def __init__(self, max_history_data_response_size: int = 10000) -> None:
         self.max_history_data_response_size = max_history_data_response_size
+        self.max_events_response_size = 1000
+        self._event_ts: dict[ua.NodeId, list[datetime]] = {}
+        self._events: dict[ua.NodeId, list[Any]] = {}
         self._ts: dict[ua.NodeId, list[datetime]] = {}
         self._values: dict[ua.NodeId, list[ua.DataValue]] = {}
 
@@ -91,14 +96,30 @@ class HistoryStore(HistoryStorageInterface):
         cont = ts[lo + limit] if lo + limit < hi and (not nb_values or limit < nb_values) else None
         return out, cont
 
+    def add_events(self, notifier: ua.NodeId, events: Iterable[Any]) -> None:
+        """Events (asyncua `Event`s with a `Time`) into a notifier's history, kept sorted by time."""
+        times, evs = self._event_ts.setdefault(notifier, []), self._events.setdefault(notifier, [])
+        for ev in events:
+            i = bisect.bisect_right(times, ev.Time)
+            times.insert(i, ev.Time)
+            evs.insert(i, ev)
+
     async def new_historized_event(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     async def save_event(self, event: Any) -> None:
         pass
 
-    async def read_event_history(self, *args: Any, **kwargs: Any) -> tuple[list, None]:
-        return [], None
+    async def read_event_history(self, source_id: ua.NodeId, start: datetime | None, end: datetime | None,
+                                 nb_values: int, evfilter: Any) -> tuple[list, datetime | None]:
+        """A notifier's events with start <= Time <= end (the end inclusive, as HistoryRead's),
+        at most 1,000 an answer with the next event's time as the continuation point."""
+        times, evs = self._event_ts.get(source_id, []), self._events.get(source_id, [])
+        lo = bisect.bisect_left(times, start) if start else 0
+        hi = bisect.bisect_right(times, end) if end else len(times)
+        limit = min(x for x in (nb_values, self.max_events_response_size) if x)
+        out = evs[lo:min(hi, lo + limit)]
+        return out, (times[lo + limit] if lo + limit < hi and limit < (nb_values or hi) else None)
 
     async def stop(self) -> None:
         pass
@@ -163,6 +184,9 @@ class OpcUaSimulator:
 
             self.server.iserver.history_manager.read_history = refuse
         await self._build()
+        if self.history:  # the Server object: every event of the server, with history
+            await self.server.nodes.server.write_attribute(ua.AttributeIds.EventNotifier, ua.DataValue(ua.Variant(
+                EVENT_NOTIFIER, ua.VariantType.Byte)))
         await self.server.start()
         log.info("OPC UA simulator at %s (namespace %s = %d, %d variables)", self.endpoint, NAMESPACE_URI,
                  self.ns, len(self.nodes))
@@ -176,6 +200,9 @@ class OpcUaSimulator:
         for m in self.plant.machines:
             if m.line not in lines:
                 lines[m.line] = await plant_obj.add_object(ua.NodeId(m.line, ns), ua.QualifiedName(m.line, ns))
+                if self.history:  # an area notifier: its line's alarms, subscribed to or read from history
+                    await lines[m.line].write_attribute(ua.AttributeIds.EventNotifier, ua.DataValue(ua.Variant(
+                        EVENT_NOTIFIER, ua.VariantType.Byte)))
             obj = await lines[m.line].add_object(ua.NodeId(f"{m.line}.{m.id}", ns), ua.QualifiedName(m.id, ns))
             for tag in m.tags("opcua"):
                 key = node_key(m, tag)
@@ -194,8 +221,18 @@ class OpcUaSimulator:
                     await self.server.historize_node_data_change(var, period=None)
                 self.nodes[key] = var
 
+    def _alarm_events(self, start: datetime, end: datetime) -> None:
+        """The story's weld alarms' events with Time in [start, end) into the Server object's and
+        the line's event history."""
+        for alarm in self.plant.alarms(start, end):
+            welder = self.plant.machine(alarm.line, "welder")
+            evs = [e for e in alarm_events(alarm, welder, self.ns) if start <= e.Time < end]
+            self.store.add_events(ua.NodeId(ua.ObjectIds.Server), evs)
+            self.store.add_events(ua.NodeId(alarm.line, self.ns), evs)
+
     async def prefill(self, start: datetime, end: datetime) -> int:
-        """Write the story's values for [start, end) into history; returns values written."""
+        """Write the story's values (and alarm events) for [start, end) into history; returns values written."""
+        self._alarm_events(start, end)
         n = 0
         for m in self.plant.machines:
             for tag in m.tags("opcua"):
@@ -208,6 +245,7 @@ class OpcUaSimulator:
         """The plant ran during [start, end): history gets every sample, variables the latest."""
         assert self.server is not None
         t_us = self.plant.grid(start, end)
+        self._alarm_events(start, end)
         if len(t_us) == 0:
             return
         for m in self.plant.machines:
@@ -255,6 +293,40 @@ class OpcUaSimulator:
         self.call(self.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+def alarm_events(alarm: Alarm, welder: Machine, ns: int) -> list[Any]:
+    """An alarm episode as OPC UA Part 9 events of an ExclusiveLevelAlarm on the welder's weld_temp:
+    activation (unacknowledged), the operator's acknowledgement, the return to normal. Every state
+    change of the condition is a notification with a new EventId and the same ConditionId."""
+    import hashlib
+
+    from asyncua.common.events import Event
+
+    source = ua.NodeId(node_key(welder, next(t for t in welder.tags("opcua") if t.name == "weld_temp")), ns)
+    condition = ua.NodeId(f"{source.Identifier}.HighAlarm", ns)
+    limit = f"{Plant.WELD_TEMP_HIGH:g} degC"
+    states = ((alarm.active_from, True, False, True, f"Weld temperature above {limit}"),
+              (alarm.acked_at, True, True, True, "Weld temperature alarm acknowledged by the operator"),
+              (alarm.active_to, False, True, False, f"Weld temperature back below {limit}"))
+    out = []
+    for at, active, acked, retain, message in states:
+        ev = Event(ua.NodeId(ua.ObjectIds.Server))
+        key = f"{condition.Identifier}/{at.isoformat()}/{active}/{acked}"
+        for name, value, vt in (
+                ("EventId", hashlib.sha256(key.encode()).digest()[:16], ua.VariantType.ByteString),
+                ("EventType", ua.NodeId(ua.ObjectIds.ExclusiveLevelAlarmType), ua.VariantType.NodeId),
+                ("SourceNode", source, ua.VariantType.NodeId), ("SourceName", "weld_temp", ua.VariantType.String),
+                ("Time", at, ua.VariantType.DateTime),
+                ("ReceiveTime", at + timedelta(milliseconds=5), ua.VariantType.DateTime),
+                ("Message", ua.LocalizedText(message), ua.VariantType.LocalizedText),
+                ("Severity", 700, ua.VariantType.UInt16),
+                ("NodeId", condition, ua.VariantType.NodeId),  # the ConditionId
+                ("ConditionName", "WeldTempHigh", ua.VariantType.String), ("Retain", retain, ua.VariantType.Boolean),
+                ("AckedState/Id", acked, ua.VariantType.Boolean), ("ActiveState/Id", active, ua.VariantType.Boolean)):
+            ev.add_property(name, value, vt)
+        out.append(ev)
+    return out
 
 
 def datavalues(plant: Plant, m: Machine, tag: TagSpec, t_us: np.ndarray) -> list[ua.DataValue]:

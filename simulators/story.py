@@ -181,6 +181,17 @@ class Part:
         return not self.defect
 
 
+@dataclass(frozen=True)
+class Alarm:
+    """A weld-temperature alarm episode on a line's welder: active while defective parts are
+    welded (back-to-back ones make one episode), acknowledged by the operator, then back to normal."""
+
+    line: str
+    active_from: datetime
+    acked_at: datetime
+    active_to: datetime
+
+
 @dataclass
 class Plant:
     """The virtual plant. `start` anchors the order schedule; nothing reads the clock."""
@@ -195,6 +206,8 @@ class Plant:
     _orders: dict[str, list[Order]] = field(default_factory=dict, repr=False)
 
     LSL, USL = 0.20, 0.32  # weld resistance limits, mOhm
+    WELD_TEMP_HIGH = 350.0  # degC: the welder's high alarm limit; only the overshoot crosses it
+    ACK_S = 20  # the operator acknowledges a weld alarm this many seconds after it comes on
 
     @cached_property
     def machines(self) -> list[Machine]:
@@ -259,6 +272,23 @@ class Plant:
             parts.append(Part(f"{o.order_id}-{k + 1:04d}", o.order_id, o.line, started,
                               started + timedelta(seconds=self.cycle_s), defect, code, measured))
         return parts
+
+    def alarms(self, start: datetime, end: datetime) -> list[Alarm]:
+        """Weld-temperature alarm episodes overlapping [start, end), by activation time."""
+        out = []
+        margin = timedelta(hours=2)  # an episode is the same whatever window asks for it
+        for line in self.line_ids:
+            episodes: list[list[datetime]] = []
+            for p in self.parts(start - margin, end + margin):
+                if p.line != line or not p.defect:
+                    continue
+                if episodes and episodes[-1][1] == p.started_at:
+                    episodes[-1][1] = p.finished_at
+                else:
+                    episodes.append([p.started_at, p.finished_at])
+            out += [Alarm(line, a, min(a + timedelta(seconds=self.ACK_S), b), b) for a, b in episodes
+                    if a < end and b > start]
+        return sorted(out, key=lambda a: (a.active_from, a.line))
 
     # ------------------------------------------------------------------ signals
 

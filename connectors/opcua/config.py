@@ -51,6 +51,10 @@ class OpcUaSource(SourceBase):
     timeout_s: float = Field(30.0, gt=0)
     poll_samples: int = Field(1, ge=1)
     poll_interval_s: float = Field(1.0, gt=0)
+    events: list[str] = Field(default_factory=list, description=(
+        "Event notifiers whose event history each run reads into the `events` table (alarms and conditions: "
+        "activation, acknowledgement, return to normal): node ids, `i=2253` for the Server object (every event "
+        "of the server) or `nsu=<namespace uri>;s=<id>` for an area or machine. Empty: no events."))
 
     @model_validator(mode="after")
     def _something(self) -> OpcUaSource:

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import RAW, Connector, Decoded, Extract, Finding, Raw, fill, tag_name
+from connectors.base import RAW, Connector, Decoded, Extract, Finding, Raw, Stream, fill, tag_name
 from plantlake.core.errors import HistoryRefused, SourceUnavailable
 from plantlake.core.lake import Interval
 from schemas.rejects import Rejects
@@ -116,6 +116,10 @@ def _run(coro: Any) -> Any:
 
 class OpcUaConnector(Connector):
     slice_column = "source_ref"  # decode is per row; a reference is one series
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return ("sensor_readings", "events") if self.source.events else ("sensor_readings",)
 
     # ---- connection --------------------------------------------------------------------
 
@@ -283,14 +287,36 @@ class OpcUaConnector(Connector):
     # ---- extract ---------------------------------------------------------------------------
 
     def extract(self, interval: Interval, state: dict[str, Any]) -> Extract:
-        cols, nodes = _run(self._extract(interval))
+        from connectors.opcua import events
+
+        cols, nodes, found = _run(self._extract(interval))
         table = cols.table()
         missing = sum(1 for n in nodes if n.error)
         stats = {"nodes": len(nodes), "nodes_missing": missing, "values": table.num_rows - missing,
                  "mode": self.source.mode}
-        return Extract.one(RAW_SCHEMA, [table], stats=stats)
+        if found is None:
+            return Extract.one(RAW_SCHEMA, [table], stats=stats)
+        table_events, event_stats = found
+        return Extract({RAW: Stream([table], RAW_SCHEMA), events.STREAM: Stream([table_events], events.RAW_SCHEMA)},
+                       stats={**stats, **event_stats})
 
-    async def _extract(self, interval: Interval) -> tuple[Columns, list[ResolvedNode]]:
+    async def _events(self, client: Any, nodes: list[ResolvedNode], interval: Interval) -> Any:
+        from connectors.opcua import events
+
+        ns_array: list[str] = await client.get_namespace_array()
+        index = {uri: i for i, uri in enumerate(ns_array)}
+        notifiers = []
+        for ref in self.source.events:
+            try:
+                notifiers.append((ref, _parse_ref(ref, index)))
+            except KeyError as exc:
+                raise ValueError(f"source {self.source.name}: events notifier {ref}: the server has no namespace "
+                                 f"{exc.args[0]!r} (it has {ns_array})") from None
+        mapped = {n.source_ref: (n.asset_id, n.tag) for n in nodes if n.error is None}
+        return await events.read_events(client, notifiers, interval, source=self.source.name, endpoint=self.endpoint,
+                                        timeout_s=self.source.timeout_s, ref=lambda n: _ref(n, ns_array), mapped=mapped)
+
+    async def _extract(self, interval: Interval) -> tuple[Columns, list[ResolvedNode], Any]:
         client = await self._client()
         try:
             nodes = await self.resolve(client)
@@ -303,7 +329,8 @@ class OpcUaConnector(Connector):
                 await self._history(client, ok, interval, cols)
             else:
                 await self._poll(client, ok, cols)
-            return cols, nodes
+            found = await self._events(client, nodes, interval) if self.source.events else None
+            return cols, nodes, found
         except (OSError, TimeoutError) as exc:
             raise SourceUnavailable(f"source {self.source.name}: lost {self.endpoint} during the read "
                                     f"({exc.__class__.__name__}: {exc})") from exc
@@ -372,6 +399,11 @@ class OpcUaConnector(Connector):
     # ---- decode ----------------------------------------------------------------------------
 
     def decode(self, raw: Raw) -> Decoded:
+        from connectors.opcua import events
+
+        tables, rejected = {}, {}
+        if raw.get(events.STREAM) is not None:
+            tables["events"], rejected["events"] = events.decode(raw[events.STREAM], "opcua", self.source.name)
         raw = raw[RAW]
         rejects = Rejects(stage="decode")
         failed = pc.is_valid(raw["error"])
@@ -379,7 +411,7 @@ class OpcUaConnector(Connector):
         data = rejects.add(data, pc.is_null(data["ts"]), "ts", lambda r: f"ts: the server sent no timestamp ({r['source_ref']})")
         data = data.drop_columns(["node", "variant", "error"])
         data = data.append_column("source", pa.array(["opcua"] * data.num_rows, pa.string()))
-        return Decoded({"sensor_readings": data}, {"sensor_readings": rejects})
+        return Decoded({"sensor_readings": data, **tables}, {"sensor_readings": rejects, **rejected})
 
 
 class Columns:

@@ -70,7 +70,8 @@ def connect(lake: Lake, cfg: Any = None, ranges: dict[str, tuple[date, date]] | 
         con.execute(f"create view {ident(name)} as {select_sql(table, files)}")
     if cfg is not None:
         assets = [r[0] for r in con.execute("select distinct asset_id from sensor_readings union "
-                                            "select distinct asset_id from inspection_images").fetchall()]
+                                            "select distinct asset_id from inspection_images union "
+                                            "select distinct asset_id from events where asset_id is not null").fetchall()]
         con.register("lines", pa.table({"asset_id": pa.array(assets, pa.string()),
                                         "line_id": pa.array([cfg.line_of(a) for a in assets], pa.string())}))
     return con

@@ -30,7 +30,9 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[str
     rows is a slice of its own), and one pass over the raw files, a batch at a time, writes each
     row to its slice's file under `spill`: every row of a series, and so every possible
     duplicate key, is in one slice, rows keep their arrival order, and memory is bounded by the
-    slice, not by the interval. Upserted tables (key_scope 'latest') are never sliced.
+    slice, not by the interval. Upserted tables (key_scope 'latest') are never sliced. Only the
+    main stream (`RAW`) is sliced; a source's other streams (an OPC UA server's events) come whole
+    with the first slice.
     """
     import numpy as np
     import pyarrow as pa
@@ -39,12 +41,13 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[str
 
     from connectors.base import RAW
 
-    def whole() -> Any:
+    def whole(names: Any = None) -> Any:
         return {name: pa.concat_tables([pq.read_table(open_raw(p), schema=s.schema) for p in raw_paths[name]])
-                if raw_paths[name] else (s.schema or pa.schema([])).empty_table() for name, s in extract.streams.items()}
+                if raw_paths[name] else (s.schema or pa.schema([])).empty_table() for name, s in extract.streams.items()
+                if names is None or name in names}
 
     column = getattr(connector, "slice_column", None)
-    if (set(extract.streams) != {RAW} or column is None or raw_rows <= src.slice_rows
+    if (RAW not in extract.streams or column is None or raw_rows <= src.slice_rows
             or any(t.key_scope == "latest" for t in tables)):
         return [(whole, None, None)]
     paths = raw_paths[RAW]
@@ -103,7 +106,8 @@ def slices(connector: Any, src: Any, extract: Any, raw_paths: dict[str, list[str
         with pa.OSFile(str(path)) as fh:
             data = pa.ipc.open_stream(fh).read_all()
         path.unlink()
-        return {RAW: data.cast(schema)}
+        # the source's other streams (an OPC UA server's events) are small: whole, with the first slice
+        return {RAW: data.cast(schema), **(whole(set(extract.streams) - {RAW}) if i == 0 else {})}
 
     present = set(counts)
     return [(lambda i=i: load(i), {v for v, k in slice_of.items() if k == i}, present) for i in range(n)]

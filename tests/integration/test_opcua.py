@@ -80,8 +80,12 @@ def test_past_hour_is_exactly_what_the_server_historized_and_rerun_is_identical(
     start()
     cfg = load_config(tmp / "plant.yaml")
     s1 = run_source("opcua_plant", START, END, config=cfg)
-    assert s1.stats == {"nodes": 86, "nodes_missing": 0, "values": 86 * 360, "mode": "history", "slices": 1}
-    assert s1.published == 86 * 360 and s1.quarantined == 0
+    alarms = PLANT.alarms(START, END)
+    events = sum(START <= t < END for a in alarms for t in (a.active_from, a.acked_at, a.active_to))
+    assert s1.stats == {"nodes": 86, "nodes_missing": 0, "values": 86 * 360, "mode": "history", "slices": 1,
+                        "events": events, "events_unmapped": 0}
+    assert s1.tables["sensor_readings"].published == 86 * 360 and s1.tables["events"].published == events
+    assert s1.quarantined == 0
     first = curated(tmp / "lake")
     assert_matches_truth(first, START, END)
     assert first.filter(pc.equal(first["tag"], "line_speed"))["unit"].unique().to_pylist() == ["m/min"]
@@ -267,3 +271,53 @@ def test_a_verbose_cli_run_writes_the_password_nowhere(setup, tmp_path):
     assert "ActivateSessionRequest" in done.stderr and "***" in done.stderr  # the login was logged, masked
     assert password not in done.stdout and password not in done.stderr
     assert files_holding(tmp / "lake", password) == []
+
+
+EVENTS = get_table("events")
+
+
+def test_weld_alarms_come_from_the_servers_event_history_as_part_9_conditions(setup):
+    """HistoryRead of events on the Server object: each alarm episode of the story is three
+    notifications of one condition (active, acknowledged, back to normal), on the weld_temp
+    variable's asset and tag; an area notifier gives its line's alone; a rerun is identical."""
+    start, tmp = setup
+    start()
+    cfg = load_config(tmp / "plant.yaml")
+    run_source("opcua_plant", START, END, config=cfg)
+    got = Lake(tmp / "lake").read(EVENTS).sort_by([("time", "ascending"), ("asset_id", "ascending")]).to_pylist()
+    expected = sorted(((t, a.line, active, acked) for a in PLANT.alarms(START, END)
+                       for t, active, acked in ((a.active_from, True, False), (a.acked_at, True, True),
+                                                (a.active_to, False, True)) if START <= t < END))
+    assert len(expected) >= 9  # the hour has alarms on both lines
+    assert [(r["time"], r["asset_id"].split("/")[3], r["active"], r["acked"]) for r in got] == expected
+    for r in got:
+        line = r["asset_id"].split("/")[3]
+        assert r["asset_id"] == f"acme/shenzhen/assembly/{line}/welder{line[-1]}" and r["tag"] == "weld_temp"
+        assert r["source_node"] == f"nsu=urn:acme:shenzhen:plantsim;s={line}.welder{line[-1]}.weld_temp"
+        assert r["condition_id"] == r["source_node"] + ".HighAlarm" and r["condition_name"] == "WeldTempHigh"
+        assert (r["event_type"], r["severity"], r["source"], r["source_name"]) == (
+            "ExclusiveLevelAlarmType", 700, "opcua", "opcua_plant")
+        assert r["retain"] == r["active"] and len(r["event_id"]) == 32
+        assert r["message"] == ("Weld temperature above 350 degC" if not r["acked"] else
+                                "Weld temperature alarm acknowledged by the operator" if r["active"] else
+                                "Weld temperature back below 350 degC")
+    run_source("opcua_plant", START, END, config=cfg)
+    assert Lake(tmp / "lake").read(EVENTS).num_rows == len(got)
+
+    # an area notifier: line 1's events only; its source nodes not mapped by the source: counted
+    area = with_source(cfg, "opcua_plant", events=["nsu=urn:acme:shenzhen:plantsim;s=line1"],
+                       nodes=[cfg.source("opcua_plant").nodes[0].model_copy(update={"path": "Plant/line2/{machine}",
+                                                                                      "asset": "assembly/line2/{machine}"})])
+    summary = run_source("opcua_plant", START, END, config=area)
+    line1 = [e for e in expected if e[1] == "line1"]
+    assert summary.stats["events"] == len(line1) and summary.stats["events_unmapped"] == len(line1)
+    rows = Lake(tmp / "lake").read(EVENTS).to_pylist()
+    assert len(rows) == len(line1) and {r["asset_id"] for r in rows} == {None}  # the rerun replaced the hour's
+
+
+def test_an_events_notifier_in_a_namespace_the_server_lacks_fails_naming_it(setup):
+    start, tmp = setup
+    start()
+    cfg = with_source(load_config(tmp / "plant.yaml"), "opcua_plant", events=["nsu=urn:not:there;s=Area1"])
+    with pytest.raises(ValueError, match=r"events notifier nsu=urn:not:there;s=Area1: the server has no namespace"):
+        run_source("opcua_plant", START, END, config=cfg)

@@ -26,7 +26,7 @@ def test_the_kind_registry_comes_from_the_entry_points_and_loads_connectors_lazi
 
     assert {k: v.tables for k, v in source_kinds().items()} == {
         "csv": ("sensor_readings",), "erp": ("materials", "production_orders", "quality_inspections"),
-        "images": ("inspection_images",), "mqtt": ("sensor_readings",), "opcua": ("sensor_readings",)}
+        "images": ("inspection_images",), "mqtt": ("sensor_readings",), "opcua": ("sensor_readings", "events")}
     assert source_kind("csv").load().__name__ == "CsvExportConnector"
     with pytest.raises(ValueError, match="unknown source kind 'ftp'; known: csv, erp, images, mqtt, opcua"):
         source_kind("ftp")

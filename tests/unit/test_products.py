@@ -245,8 +245,10 @@ def test_a_past_training_set_is_rebuilt_byte_for_byte_after_new_data_and_a_corre
     (first,) = [r for r in build_day(lake, cfg, T.date(), "p1") if r.product == "image_training_set"]
     m1 = manifest.manifests(lake, "image_training_set", T.date())[-1]
     assert (m1.run_id, m1.rows, m1.published, m1.version) == ("p1", 3, 3, first.version)
-    assert set(m1.inputs) == {"inspection_images", "sensor_readings", "quality_inspections"}
-    assert all(isinstance(v, int) for v in m1.inputs.values()) and m1.settings["image_trace_step_s"] == 1
+    assert set(m1.inputs) == {"inspection_images", "sensor_readings", "quality_inspections", "events"}
+    assert m1.inputs["events"] is None  # no events table yet: read as empty, and so on a replay
+    assert all(isinstance(m1.inputs[t], int) for t in ("inspection_images", "sensor_readings", "quality_inspections"))
+    assert m1.settings["image_trace_step_s"] == 1
     as_built = get_table("image_training_set")
     then = lake.dataset(as_built, version=m1.version).to_table(columns=as_built.column_names)
 
@@ -297,3 +299,33 @@ def test_a_past_training_set_is_rebuilt_byte_for_byte_after_new_data_and_a_corre
     compaction.compact_all(lake, T.date(), 0)
     with pytest.raises(ConfigError, match="lake.vacuum_retention_hours"):
         manifest.rebuild(lake, cfg, "image_training_set", m1.version)
+
+
+def _event(i: int, minute: float, condition: str, active: bool, acked: bool, asset: str | None = f"{L1}/press1") -> dict:
+    return dict(event_id=f"e{i:03d}", time=T + timedelta(minutes=minute), receive_time=None,
+                event_type="ExclusiveLevelAlarmType", source_node=f"nsu=urn:x;s={condition}.src",
+                source_node_name="nip_force", asset_id=asset, tag="nip_force" if asset else None, severity=700,
+                message="m", condition_id=f"nsu=urn:x;s={condition}", condition_name=condition, active=active,
+                acked=acked, retain=active, source="opcua", source_name="opcua_plant", ingested_at=T, run_id="r")
+
+
+def test_alarm_episodes_join_orders_and_images_with_what_was_known_at_capture(lake):
+    cfg = load_config(ROOT / "plant.yaml")
+    _publish(lake, "events", [
+        _event(1, 9.5, "NipHigh", True, False), _event(2, 9 + 50 / 60, "NipHigh", True, True),
+        _event(3, 10.5, "NipHigh", False, True),          # 08:09:30 - 08:10:30
+        _event(4, 35, "NipLow", True, False),             # 08:35, never back to normal
+        _event(5, 11, "ServerRestart", True, False, asset=None),  # on no asset: on no line
+    ])
+    build_day(lake, cfg, T.date(), "p1")
+    images = {r["part_serial"]: r["alarms"] for r in lake.read(get_table("image_training_set")).to_pylist()}
+    (s1,) = images["S1"]  # captured 08:10, the alarm still active then: its end was not known yet
+    assert (s1["condition_name"], s1["asset_id"], s1["tag"], s1["severity"]) == ("NipHigh", f"{L1}/press1", "nip_force", 700)
+    assert (s1["active_from"], s1["active_to"]) == (T + timedelta(minutes=9.5), None)
+    (s3,) = images["S3"]  # captured 08:12, window from 08:10: the episode ended at 08:10:30
+    assert (s3["active_from"], s3["active_to"]) == (T + timedelta(minutes=9.5), T + timedelta(minutes=10.5))
+    (s9,) = images["S9"]  # 08:40: the low alarm active since 08:35
+    assert (s9["condition_name"], s9["active_to"]) == ("NipLow", None)
+    orders = {r["order_id"]: r["alarms"] for r in lake.read(get_table("order_context")).to_pylist()}
+    assert [(a["condition_name"], a["active_to"]) for a in orders["PO0001"]] == [("NipHigh", T + timedelta(minutes=10.5))]
+    assert [(a["condition_name"], a["active_to"]) for a in orders["PO0002"]] == [("NipLow", None)]

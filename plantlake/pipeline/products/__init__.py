@@ -20,10 +20,23 @@ log = logging.getLogger(__name__)
 
 #: the products, in build order, and the curated tables each reads
 PRODUCTS = {
-    "order_context": ("production_orders", "sensor_readings", "inspection_images", "quality_inspections"),
-    "image_training_set": ("inspection_images", "sensor_readings", "quality_inspections"),
+    "order_context": ("production_orders", "sensor_readings", "inspection_images", "quality_inspections", "events"),
+    "image_training_set": ("inspection_images", "sensor_readings", "quality_inspections", "events"),
 }
 SOURCE = "products"
+
+#: SQL (DuckDB, with the `events` and `lines` views): each alarm episode of a condition on a mapped
+#: asset, from an activation (an event with active true after one with active false, or the first)
+#: to the condition's next event with active false (null: still active as far as the lake knows)
+ALARMS = """
+alarm_events as (
+    select e.*, l.line_id, lag(e.active) over (partition by e.condition_id order by e.time, e.event_id) as was_active
+    from events e join lines l using (asset_id) where e.condition_id is not null and e.active is not null),
+alarms as (
+    select s.condition_id, s.condition_name, s.asset_id, s.tag, s.line_id, s.severity, s.time as active_from,
+           (select min(x.time) from alarm_events x
+            where x.condition_id = s.condition_id and not x.active and x.time > s.time) as active_to
+    from alarm_events s where s.active and not coalesce(s.was_active, false))"""
 
 
 @dataclass
