@@ -73,11 +73,13 @@ def snapshot(lake: Any, site: str | None = None) -> dict[str, Any]:
     return out
 
 
-def check(lake: Any, golden: Path, *, site: str | None = None, predates: dict[str, set[str]] | None = None) -> None:
+def check(lake: Any, golden: Path, *, site: str | None = None,
+          predates: dict[str, set[str] | None] | None = None) -> None:
     """Assert the lake matches the stored snapshot, naming each table and column that differs.
     `site`: the local site folder whose path rows hold (an object-storage lake has none of its own).
     `predates`: per table, columns added after the code that wrote this lake (a migrated old lake):
-    each must be null in every row, and is not compared with the golden file."""
+    each must be null in every row, and is not compared with the golden file; None: a table added
+    after that code, which this lake does not have."""
     got = snapshot(lake, site)
     if os.environ.get("PLANTLAKE_GOLDEN") == "update" or not golden.exists():
         golden.parent.mkdir(parents=True, exist_ok=True)
@@ -86,12 +88,14 @@ def check(lake: Any, golden: Path, *, site: str | None = None, predates: dict[st
             raise AssertionError(f"no golden snapshot at {golden}: written now, commit it")
         return
     want = json.loads(golden.read_text())
-    problems = [f"{t}: only in {'the golden file' if t in want else 'this lake'}" for t in sorted(set(want) ^ set(got))]
+    newer = {t for t, cols in (predates or {}).items() if cols is None and t not in got}
+    problems = [f"{t}: only in {'the golden file' if t in want else 'this lake'}"
+                for t in sorted((set(want) ^ set(got)) - newer)]
     for t in sorted(set(want) & set(got)):
         w, g = want[t], got[t]
         if w["rows"] != g["rows"]:
             problems.append(f"{t}: {g['rows']} rows, golden {w['rows']}")
-        later = (predates or {}).get(t, set())
+        later = (predates or {}).get(t) or set()
         for c in sorted(later):
             if g["columns"].get(c) != _digest([json.dumps(None)] * g["rows"]):
                 problems.append(f"{t}.{c}: a column this lake predates holds values")

@@ -207,6 +207,22 @@ def _cmd_products(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from plantlake.pipeline.train import train_baseline
+
+    cfg = load_config(args.config)
+    card = train_baseline(cfg.open_lake().ensure(), cfg.products.image_sensor_window_s)
+    print(f"baseline on image_training_set version {card.table_version} (set {card.set_hash[:16]}): "
+          f"{card.train_rows} images train, {card.test_rows} held out ({card.test_from} .. {card.test_to})")
+    print(f"  base rate {card.base_rate:.3f}  precision {card.precision:.3f}  recall {card.recall:.3f}  "
+          f"ROC AUC {card.roc_auc:.3f}  average precision {card.average_precision:.3f}")
+    print(f"  sensor and alarm context alone: ROC AUC {card.context_roc_auc:.3f}  "
+          f"average precision {card.context_average_precision:.3f}")
+    print("  top features: " + ", ".join(f"{i['feature']} {i['importance']:.3f}" for i in card.importances[:5]))
+    print(f"  card: {card.key}")
+    return 0
+
+
 def _cmd_compact(args: argparse.Namespace) -> int:
     from plantlake.pipeline.catalog import build_catalog
     from plantlake.pipeline.compaction import compact_all
@@ -409,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--product", choices=["order_context", "image_training_set"])
     pr.add_argument("--out", help="folder for --as-of's files (default: the current folder)")
     pr.set_defaults(func=_cmd_products)
+
+    tr = sub.add_parser("train", help="train baseline: a classifier on image_training_set, time-split, with its "
+                        "model card (it shows the set can teach a model)")
+    tr.add_argument("what", choices=["baseline"])
+    tr.set_defaults(func=_cmd_train)
 
     cp = sub.add_parser("compact", help="compact one day's partition of every table and vacuum old files")
     cp.add_argument("--day", type=_day, required=True)

@@ -149,7 +149,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
     start = end - timedelta(hours=HOURS)
     skipped = not_run(cfg)
     runnable = [s for s in cfg.sources if s.enabled and s.name not in skipped]
-    steps = 1 + 1 + len(runnable) * HOURS + HOURS + 1 + 1
+    steps = 1 + 1 + len(runnable) * HOURS + HOURS + 1 + 1 + 1
     done, began = [0], time.monotonic()
 
     def say(message: str) -> None:
@@ -201,6 +201,10 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
         run = bag.dags["plantlake_products"].test(run_conf=window)
         say(f"plantlake_products: {run.state} (order_context, image_training_set, catalog)")
     from plantlake.pipeline.report import build_report
+    from plantlake.pipeline.train import train_baseline
 
+    card = train_baseline(lake, cfg.products.image_sensor_window_s)
+    say(f"baseline model on image_training_set: held-out base rate {card.base_rate:.2f}, ROC AUC {card.roc_auc:.2f}, "
+        f"average precision {card.average_precision:.2f} ({card.key})")
     say(f"report: {build_report(lake)}")
     return summaries

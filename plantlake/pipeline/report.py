@@ -22,12 +22,14 @@ from typing import Any
 
 from plantlake.core.lake import Lake
 from plantlake.core.views import connect
+from plantlake.pipeline.products import ALARMS
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "_report"
 THUMBS = 24
 TAGS_PER_LINE = 3
+ALARM_ROWS = 20  # the alarm episodes listed per line (all are drawn on its timeline)
 
 
 def _table(headers: list[str], rows: list[tuple]) -> str:
@@ -124,16 +126,24 @@ def _trends(con: Any, out: Path) -> str:
                 group by 1, 2)
             qualify row_number() over (partition by asset_id order by distinct_values desc, tag) = 1
             order by asset_id limit $k""", {"p": prefix, "k": TAGS_PER_LINE}).fetchall()
+        alarms = con.execute(f"with {ALARMS} select condition_name, asset_id, severity, active_from, active_to, tag "  # noqa: S608
+                             "from alarms where line_id = $line order by active_from", {"line": line}).fetchall()
+        watched = {a[1]: a[5] for a in alarms if a[5]}  # a machine with an alarm: the tag the alarm watches
+        for asset, tag in watched.items():
+            unit = con.execute("select any_value(unit) from sensor_readings where asset_id = $a and tag = $t",
+                               {"a": asset, "t": tag}).fetchone()[0]
+            tags = sorted([t for t in tags if t[0] != asset] + [(asset, tag, unit)])
         if not tags:
             continue
-        fig, axes = plt.subplots(len(tags), 1, figsize=(10, 2.2 * len(tags)), sharex=True, squeeze=False)
+        fig, axes = plt.subplots(len(tags) + 1, 1, figsize=(10, 2.2 * len(tags) + 1.2), sharex=True, squeeze=False,
+                                 gridspec_kw={"height_ratios": [2.2] * len(tags) + [0.8]})
         lo, hi = con.execute("select min(ts), max(ts) from sensor_readings where starts_with(asset_id, $p)",
                              {"p": prefix}).fetchone()
         orders = con.execute("""
             select order_id, actual_start, coalesce(actual_end, $hi) from production_orders
             where line_id = $line and actual_start < $hi and coalesce(actual_end, $hi) > $lo order by 2""",
                              {"line": line, "lo": lo, "hi": hi}).fetchall()
-        for ax, (asset, tag, unit) in zip(axes[:, 0], tags, strict=True):
+        for ax, (asset, tag, unit) in zip(axes[:-1, 0], tags, strict=True):
             pts = con.execute("""
                 select time_bucket(interval 1 minute, ts) as m, avg(value) from sensor_readings
                 where asset_id = $a and tag = $t group by 1 order by 1""", {"a": asset, "t": tag}).fetchall()
@@ -145,15 +155,52 @@ def _trends(con: Any, out: Path) -> str:
         for order, start, _end in orders:
             axes[0, 0].annotate(order, xy=(max(start, lo), 1.0), xycoords=("data", "axes fraction"),
                                 fontsize=7, va="bottom")
-        fig.suptitle(f"{line}: per-minute means, order windows shaded", fontsize=10)
+        timeline = axes[-1, 0]  # the alarm timeline: one row per condition, its active episodes
+        conditions = sorted({(a[1].removeprefix(prefix), a[0]) for a in alarms})
+        for k, (asset, condition) in enumerate(conditions):
+            spans = [(max(a[3], lo), min(a[4] or hi, hi)) for a in alarms if (a[1].removeprefix(prefix), a[0]) == (asset, condition)]
+            timeline.broken_barh([(s, e - s) for s, e in spans if e > s], (k - 0.4, 0.8), color="tab:red")
+        timeline.set_yticks(range(len(conditions)), [f"{a} {c}" for a, c in conditions], fontsize=7)
+        timeline.set_ylim(-0.6, max(len(conditions), 1) - 0.4)
+        timeline.set_title(f"alarms: {len(alarms)} episodes" if alarms else "alarms: none", fontsize=9, loc="left")
+        fig.suptitle(f"{line}: per-minute means, order windows shaded; alarm timeline below", fontsize=10)
         fig.autofmt_xdate()
         fig.tight_layout()
         name = f"trend_line{i + 1}.png"
         fig.savefig(out / name, dpi=90)
         plt.close(fig)
         parts.append(f'<figure><img src="{name}" alt="sensor trends on {html.escape(line)}">'
-                     f"<figcaption>{html.escape(line)}: {len(orders)} orders</figcaption></figure>")
+                     f"<figcaption>{html.escape(line)}: {len(orders)} orders, {len(alarms)} alarm episodes"
+                     "</figcaption></figure>")
+        if alarms:
+            parts.append(_table(["alarm", "asset", "severity", "active from", "active to"],
+                                [(c, a.removeprefix(prefix), sev, f, t) for c, a, sev, f, t, _ in alarms[:ALARM_ROWS]]))
     return "".join(parts) or "<p>No sensor readings on lines with orders yet.</p>"
+
+
+def _model_card(lake: Lake) -> str:
+    from plantlake.pipeline.train import latest_card
+
+    card = latest_card(lake)
+    if card is None:
+        return "<p>No model trained yet (<code>plantlake train baseline</code>).</p>"
+    lift = card.average_precision / card.base_rate if card.base_rate else float("nan")
+    metrics = _table(["measure (held-out period)", "all features", "sensor and alarm context alone"], [
+        ("base rate (share failed)", f"{card.base_rate:.3f}", f"{card.base_rate:.3f}"),
+        ("ROC AUC", f"{card.roc_auc:.3f}", f"{card.context_roc_auc:.3f}"),
+        ("average precision", f"{card.average_precision:.3f}", f"{card.context_average_precision:.3f}"),
+        ("precision at 0.5", f"{card.precision:.3f}", ""), ("recall at 0.5", f"{card.recall:.3f}", "")])
+    top = "".join(f"<h3>{what}</h3>" + _table(["feature", "permutation importance (ROC AUC)", "std"], [
+        (i["feature"], f"{i['importance']:.4f}", f"{i['std']:.4f}") for i in found])
+        for what, found in (("Top features, all", card.importances),
+                            ("Top features, sensor and alarm context alone", card.context_importances)))
+    days = ", ".join(f"{d}: {h[:12]}" for d, h in card.manifests.items())
+    return (f"<p id='model-card' data-roc-auc='{card.roc_auc:.4f}' data-base-rate='{card.base_rate:.4f}'>"
+            f"{html.escape(card.model)}. Trained {html.escape(card.trained_at)} on image_training_set version "
+            f"{card.table_version} (set <code>{card.set_hash[:16]}</code>; builds per day {html.escape(days)}): "
+            f"{card.train_rows} images before {html.escape(card.split_at)}, {card.test_rows} held out "
+            f"({html.escape(card.test_from)} .. {html.escape(card.test_to)}), {card.unlabelled} without a verdict "
+            f"left out. Average precision {lift:.1f}x the base rate.</p>" + metrics + top)
 
 
 def _thumbnails(lake: Lake, con: Any, out: Path) -> str:
@@ -202,11 +249,15 @@ def build_report(lake: Lake) -> Path:
     out = lake.root / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     con = connect(lake)
+    con.execute("create temp view lines as select distinct asset_id, "  # the ISA-95 line: enterprise/site/area/line
+                "array_to_string(list_slice(string_split(asset_id, '/'), 1, 4), '/') as line_id "
+                "from events where asset_id is not null")
     sections = [
         ("Tables and freshness", _freshness(lake, con)),
         ("Rows per day", _rows_per_day(con, out)),
         ("Quality", _quality(con)),
-        ("Sensor trends per line", _trends(con, out)),
+        ("Sensor trends and alarms per line", _trends(con, out)),
+        ("Baseline model card", _model_card(lake)),
         ("Images and labels", _thumbnails(lake, con, out)),
     ]
     body = "".join(f'<section id="{t.lower().replace(" ", "-")}"><h2>{t}</h2>{s}</section>' for t, s in sections)

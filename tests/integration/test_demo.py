@@ -30,7 +30,7 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
         by_source.setdefault(s.source, []).append(s)
     assert {k: len(v) for k, v in by_source.items()} == {"historian_export": HOURS, "opcua_plant": HOURS,
                                                           "mqtt_plant": HOURS, "camera_images": HOURS, "erp": HOURS}
-    assert all(s.published == 86 * 360 for s in by_source["opcua_plant"])
+    assert all(s.tables["sensor_readings"].published == 86 * 360 for s in by_source["opcua_plant"])
     # the broker queued the three hours for the durable session; the first run drains them all
     end = datetime(2026, 3, 2, 12, tzinfo=UTC)
     start = end.replace(hour=9)
@@ -88,8 +88,8 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     import json
 
     kept = [json.loads(p.read_text()) for p in (plant_dir / "lake" / "_quality" / "results").rglob("*.json")]
-    # 7 audited tables an hour and the checks, then the products' audits (assets, the two products) for the day
-    assert len(kept) == HOURS * (1 + 1 + 1 + 1 + 3) + HOURS + 3
+    # 8 audited tables an hour (OPC UA: readings and events) and the checks, then the products' audits (assets, the two products)
+    assert len(kept) == HOURS * (1 + 2 + 1 + 1 + 3) + HOURS + 3
     validated = [k for k in kept if k["validation"]]  # an empty batch (MQTT after the first drain) has none
     assert len(validated) == len(kept) - 2 and all(k["passed"] for k in kept if k["source"] != "cross_source")
     pages = sorted((plant_dir / "lake" / "_quality" / "docs" / "validations").rglob("*.html"))
@@ -116,11 +116,46 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     assert started and all(truth_starts[o] >= start for o in started)
     assert started == {c["order_id"] for c in contexts if start <= c["actual_start"] < end}
     assert all(c["sensor"] for c in contexts if c["order_id"] in started)
+    # the OPC UA server's weld alarms: each episode of the story is its three condition events, and
+    # every defective part's image row holds the overshoot alarm of its weld
+    alarms = story.alarms(start, end)
+    expected = sorted((t, f"acme/shenzhen/assembly/{a.line}/welder{a.line[-1]}", active, acked) for a in alarms
+                      for t, active, acked in ((a.active_from, True, False), (a.acked_at, True, True),
+                                               (a.active_to, False, True)) if start <= t < end)
+    events = con.execute("select time, asset_id, active, acked from events order by 1, 2").fetchall()
+    assert events == expected and len(alarms) > 10
+    for r in training:
+        if defective[r["part_serial"]]:
+            assert any(a["condition_name"] == "WeldTempHigh" for a in r["alarms"]), r["part_serial"]
+    assert any(c["alarms"] for c in contexts)
+
+    # the baseline model: trained on the set's manifests, it beats the base rate clearly, also when
+    # its held-out scores are checked against the ground truth instead of the ERP's labels
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from plantlake.pipeline.products import manifest
+    from plantlake.pipeline.train import latest_card, predictions
+
+    card = latest_card(lake)
+    built = manifest.manifests(lake, "image_training_set")
+    assert card.manifests == {m.day: m.content_hash for m in built} and card.table_version == built[-1].version
+    assert card.test_rows + card.train_rows + card.unlabelled == card.rows == len(training)
+    assert card.roc_auc >= 0.9 and card.average_precision >= 3 * card.base_rate
+    held = predictions(lake, card).to_pylist()
+    assert len(held) == card.test_rows and min(r["captured_at"] for r in held).isoformat() == card.test_from
+    truth_y = [defective[r["part_serial"]] for r in held]
+    assert roc_auc_score(truth_y, [r["score"] for r in held]) >= 0.9
+    assert average_precision_score(truth_y, [r["score"] for r in held]) >= 3 * (sum(truth_y) / len(truth_y))
+    # the sensor and alarm context alone knows the weld overshoot
+    assert card.context_roc_auc >= 0.8 and card.context_importances[0]["feature"].startswith("welder.weld_temp.")
+
     # the catalog answers like the Parquet, and the report was written
     from plantlake.pipeline.catalog import query
 
     assert query(lake, "select count(*) as n from image_training_set").to_pylist() == [{"n": len(training)}]
-    assert (plant_dir / "lake" / "_report" / "index.html").exists()
+    report = (plant_dir / "lake" / "_report" / "index.html").read_text()
+    assert "Baseline model card" in report and f"set <code>{card.set_hash[:16]}</code>" in report
+    assert report.count("alarm episodes</figcaption>") == 2  # a timeline under each line's trends
 
     # the README's three analyst queries run as written against the demo's lake
     readme = (ROOT / "README.md").read_text()

@@ -329,3 +329,12 @@ def test_alarm_episodes_join_orders_and_images_with_what_was_known_at_capture(la
     orders = {r["order_id"]: r["alarms"] for r in lake.read(get_table("order_context")).to_pylist()}
     assert [(a["condition_name"], a["active_to"]) for a in orders["PO0001"]] == [("NipHigh", T + timedelta(minutes=10.5))]
     assert [(a["condition_name"], a["active_to"]) for a in orders["PO0002"]] == [("NipLow", None)]
+
+
+def test_a_baseline_on_three_images_is_refused_naming_the_counts(lake):
+    from plantlake.core.errors import ConfigError
+    from plantlake.pipeline.train import train_baseline
+
+    build_day(lake, load_config(ROOT / "plant.yaml"), T.date(), "p1", products=("image_training_set",))
+    with pytest.raises(ConfigError, match=r"version \d+ has 2 labelled images \(1 failed\); a baseline needs at least 30"):
+        train_baseline(lake, 120)
