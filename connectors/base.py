@@ -193,6 +193,24 @@ class Connector(ABC):
             for t in self.source.tags
         }
 
+    def lineage(self) -> tuple[str, list[str]]:
+        """Where the source reads, for lineage: the source system as a URI without credentials
+        (`file://<host>` for folders, else the connection's `<type>://<host>:<port>[/<schema>]`) and
+        the references the site config reads there (folders, tables, node selectors, topics)."""
+        import socket
+
+        folders = [str(self.plant.path(p)) for _, p in self.source.file_folders()]
+        refs = folders or [t.ref for t in self.source.tags]  # a file source's tag refs are columns in them
+        c = self.connection
+        if c is not None and c.host:
+            origin = f"{c.conn_type or self.kind}://{c.host}" + (f":{c.port}" if c.port else "") + (
+                f"/{c.schema}" if c.schema else "")
+        elif c is not None and c.conn_type and c.schema:  # a file database (sqlite:///path)
+            origin = f"{c.conn_type}:///{c.schema.lstrip('/')}"
+        else:
+            origin = f"file://{socket.gethostname()}"
+        return origin, refs
+
     def unmatched(self) -> list[str]:
         """The source's own selectors (node paths, topic rules) that matched nothing in this run."""
         return []

@@ -23,8 +23,22 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
 )
+# Airflow's OpenLineage provider on, as a deployment runs it (plantlake's extractor; events kept
+# where PLANTLAKE_LINEAGE_FILE names, which a demo sets to its lake's): its settings are read
+# once per process, so they are made before Airflow loads
+from plantlake.app.lineage_file import FILE_ENV, airflow_settings  # noqa: E402
+
+os.environ.update(airflow_settings())
+os.environ.pop(FILE_ENV, None)
 os.environ.pop("LAKE_ROOT", None)
 os.environ.pop("PLANTLAKE_CONFIG", None)
+
+
+@pytest.fixture(autouse=True)
+def _no_lineage_file_after():
+    """A demo points the lineage events at its lake; the next test's tasks keep none unless it does too."""
+    yield
+    os.environ.pop(FILE_ENV, None)
 
 
 def files_holding(root: Path, *secrets: str) -> list[str]:

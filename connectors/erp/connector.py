@@ -206,6 +206,11 @@ class ErpConnector(Connector):
             stmt = sa.union_all(witness, stmt.add_columns(sa.literal(1).label(WITNESS)))
         return self._read(t, stmt, params)
 
+    def lineage(self) -> tuple[str, list[str]]:
+        origin, folders = super().lineage()
+        tables = [".".join(x for x in (t.db_schema, t.table) if x) for t in self.source.tables if t.table]
+        return origin, tables + folders
+
     def probe(self, interval: Interval, *, listen_s: float = 5.0) -> list[Finding]:
         """Per table: its mapped columns there, the cursor's stored form, the rows the interval's window
         reads (look-back included) against the rows the table holds."""

@@ -147,6 +147,10 @@ class MqttConnector(Connector):
     def client_id(self) -> str:
         return self.source.client_id or f"plantlake-{self.source.name}"
 
+    def lineage(self) -> tuple[str, list[str]]:
+        origin, _ = super().lineage()
+        return origin, self.subscriptions()
+
     def subscriptions(self) -> list[str]:
         subs = [p.subscription for p, _ in self.json_rules] + [p.subscription for p in self.raw_rules]
         for r in self.source.sparkplug:  # spBv1.0/<group>/<message type>/<edge node>[/<device>]

@@ -281,6 +281,10 @@ class OpcUaConnector(Connector):
                                    f"value {seen.get(t.ref)!r}"))
         return out
 
+    def lineage(self) -> tuple[str, list[str]]:
+        refs = [f"nsu={n.namespace};{n.path}/{n.variables}" for n in self.source.nodes]
+        return self.endpoint, refs + [t.ref for t in self.source.tags] + [f"events {e}" for e in self.source.events]
+
     def unmatched(self) -> list[str]:
         return list(getattr(self, "_unmatched", []))
 

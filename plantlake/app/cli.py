@@ -207,6 +207,15 @@ def _cmd_products(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from plantlake.pipeline.trace import trace
+
+    cfg = load_config(args.config)
+    found = trace(cfg.open_lake(), args.table, args.key, window_s=cfg.products.image_sensor_window_s)
+    print(json.dumps(found, indent=2, default=str))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from plantlake.pipeline.train import train_baseline
 
@@ -306,7 +315,8 @@ def _demo_airflow_home(args: argparse.Namespace) -> None:
     from plantlake.app.demo import airflow_env
     from plantlake.core.config import default_config_path
 
-    airflow_env(load_config(Path(args.config or default_config_path()).resolve()).path("demo-plant"))
+    cfg = load_config(Path(args.config or default_config_path()).resolve())
+    airflow_env(cfg.path("demo-plant"), cfg.open_lake().lineage_file)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -425,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--product", choices=["order_context", "image_training_set"])
     pr.add_argument("--out", help="folder for --as-of's files (default: the current folder)")
     pr.set_defaults(func=_cmd_products)
+
+    tc = sub.add_parser("trace", help="where a row came from: its source references, run, raw files and lineage "
+                        "events; for a product row its build manifest and the rows it was made of")
+    tc.add_argument("table")
+    tc.add_argument("key", nargs="+", help="the row's primary key values, in key order (times in ISO 8601)")
+    tc.set_defaults(func=_cmd_trace)
 
     tr = sub.add_parser("train", help="train baseline: a classifier on image_training_set, time-split, with its "
                         "model card (it shows the set can teach a model)")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from plantlake.app.lineage_file import FILE_ENV, airflow_settings
 from plantlake.core.config import PlantConfig, default_config_path, load_config
 from plantlake.pipeline.runner import RunSummary
 
@@ -70,12 +71,14 @@ def write_historian_export(folder: Path, start: datetime, hours: int = HOURS) ->
     return files
 
 
-def airflow_env(workdir: Path) -> None:
-    """An Airflow home for the demo (SQLite metadata under the demo folder), unless one is set.
-    Must run before Airflow is imported."""
+def airflow_env(workdir: Path, lineage: Path | None = None) -> None:
+    """An Airflow home for the demo (SQLite metadata under the demo folder), unless one is set,
+    and the tasks' OpenLineage events into the file `lineage`. Must run before Airflow is imported."""
     home = workdir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    for key, value in {"AIRFLOW_HOME": str(home),
+    if lineage is not None:  # this demo's lake, whatever process ran the demo before
+        os.environ[FILE_ENV] = str(lineage)
+    for key, value in {**airflow_settings(), "AIRFLOW_HOME": str(home),
                        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
                        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
@@ -156,7 +159,7 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
         done[0] += 1
         (progress or log.info)(f"[{done[0]:>2}/{steps} {time.monotonic() - began:5.1f}s] {message}")
 
-    airflow_env(cfg.path("demo-plant"))
+    airflow_env(cfg.path("demo-plant"), lake.lineage_file)
     migrate = _migrate()
     write_historian_export(cfg.path(cfg.source("historian_export").path), start)
     story = Plant(seed=42, start=(start - timedelta(days=1)).replace(hour=0))

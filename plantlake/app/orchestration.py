@@ -83,16 +83,19 @@ def ingest_dag(src: Any, config_path: str) -> Any:
     def ingest_source() -> None:
         @task(task_id="ingest", outlets=outlets)
         def ingest(**context: Any) -> dict[str, Any]:
+            from plantlake.app.lineage import record_ingest
             from plantlake.pipeline.runner import run_source
 
             with fail_terminal():
+                cfg = load_config(config_path)
                 summary = run_source(
                     source_name,
                     context["data_interval_start"],
                     context["data_interval_end"],
-                    config=load_config(config_path),
+                    config=cfg,
                     run_id=context["run_id"],
                 )
+            record_ingest(context, cfg.open_lake(), summary)
             for table, ts in summary.tables.items():
                 context["outlet_events"][asset_for(table)].extra = {
                     "rows": ts.published, "quarantined": ts.quarantined, "version": ts.version,
@@ -171,13 +174,19 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
     def quality() -> None:
         @task(task_id="cross_source_checks")
         def checks(**context: Any) -> dict[str, Any]:
-            from quality.cross_source import run_checks
+            from plantlake.app.lineage import record_tables
+            from quality.cross_source import TABLE, run_checks
+            from schemas import get_table
 
             with fail_terminal():
                 cfg = load_config(path)
                 lake = cfg.open_lake().ensure()
-                return {iv.key: run_checks(lake, cfg, iv, context["run_id"]).failures()
-                        for iv in published_intervals(context)}
+                read = [(t, lake.version(get_table(t))) for t in CHECKED_TABLES]
+                done = [run_checks(lake, cfg, iv, context["run_id"]) for iv in published_intervals(context)]
+            record_tables(context, lake, read, [(TABLE, (r.version, r.rows.num_rows, 0, [r.interval.start.isoformat(),
+                                                                                      r.interval.end.isoformat()]))
+                                                for r in done], context["run_id"])
+            return {r.interval.key: r.failures() for r in done}
 
         checks() >> data_docs_task(path)
 
@@ -209,14 +218,20 @@ def build_products_dag(config_path: str | Path | None = None) -> Any:
     def products() -> None:
         @task(task_id="build_products", outlets=[asset_for(p, "products") for p in PRODUCTS])
         def build(**context: Any) -> dict[str, Any]:
+            from plantlake.app.lineage import record_tables
             from plantlake.pipeline.products import build_day, days_touched
 
             out: dict[str, Any] = {}
+            runs = []
             with fail_terminal():
                 cfg = load_config(path)
                 lake = cfg.open_lake().ensure()
                 for day in days_touched(lake, cfg, published_intervals(context)):
-                    out[day.isoformat()] = {r.product: r.rows for r in build_day(lake, cfg, day, context["run_id"])}
+                    runs += build_day(lake, cfg, day, context["run_id"])
+                    out[day.isoformat()] = {r.product: r.rows for r in runs if r.day == day.isoformat()}
+            read = sorted({(t, v) for r in runs for t, v in (r.inputs or {}).items()}, key=str)
+            record_tables(context, lake, read, [(r.product, (r.version, r.rows, r.quarantined, [r.day]))
+                                                for r in runs], context["run_id"], [r.manifest for r in runs if r.manifest])
             for name in PRODUCTS:
                 context["outlet_events"][asset_for(name, "products")].extra = {"days": sorted(out)}
             return out

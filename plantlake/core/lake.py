@@ -377,6 +377,12 @@ class Lake:
         return self._within("_quality")
 
     @property
+    def lineage_file(self) -> Path:
+        """Where OpenLineage's file transport writes the tasks' lineage events (one JSON a line);
+        `plantlake trace` reads them. Local, also for a lake on object storage."""
+        return self._within("_lineage", "events.jsonl")
+
+    @property
     def state_dir(self) -> Path:
         return self._within("_state")
 

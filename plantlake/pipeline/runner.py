@@ -74,6 +74,10 @@ class RunSummary:
     timings_s: dict[str, float] = field(default_factory=dict)
     #: mappings of the site config that matched nothing this run (also logged as warnings)
     unmatched: list[str] = field(default_factory=list)
+    #: where the source reads (the system's URI, no credentials) and what there (node selectors,
+    #: topics, tables, folders): the run's lineage
+    origin: str = ""
+    refs: list[str] = field(default_factory=list)
 
     @property
     def published(self) -> int:
@@ -139,6 +143,7 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
     if connector is None:
         connector = _connector(src, cfg)
     connector.files = lake.file_stores()
+    summary.origin, summary.refs = connector.lineage()
     spill = lake.staging_dir / "_raw_slices" / f"{src.name}__{interval.key}__{uuid.uuid4().hex[:12]}"
     try:
         extract = connector.extract(interval, connector.load_state(lake.read_state(src.name)))

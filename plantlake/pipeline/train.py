@@ -27,6 +27,7 @@ import io
 import json
 import logging
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 PREFIX = "_models/baseline"
 TRAIN_SHARE = 0.7
 IMAGE_FEATURES = ("brightness", "contrast", "sharpness")
+ITERATIONS = 100
+REPEATS = 3  # permutations per feature for the importances (each is a prediction of the held-out rows)
 MIN_ROWS, MIN_CLASS = 30, 3
 
 
@@ -147,23 +150,25 @@ def train_baseline(lake: Lake, window_s: float, *, seed: int = 0) -> ModelCard:
     while 0 < cut < len(labelled) and labelled[cut]["captured_at"] == labelled[cut - 1]["captured_at"]:
         cut += 1
     train, test = slice(0, cut), slice(cut, None)
-    seen = ~np.all(np.isnan(x[train]), axis=0)  # a feature no training row has teaches nothing
-    names, x = [n for n, k in zip(names, seen, strict=True) if k], x[:, seen]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature no training row has: nanstd of nothing
+        varies = np.nanstd(x[train], axis=0) > 0  # one no training row has, or that never changes, teaches nothing
+    names, x = [n for n, k in zip(names, varies, strict=True) if k], x[:, varies]
     if y[test].sum() == 0 or y[test].sum() == len(y[test]) or y[train].sum() == 0:
         raise ConfigError(f"train baseline: the held-out period (from {labelled[cut]['captured_at']}) or the training "
                           "period has one verdict only; ingest a longer period")
-    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=seed)
+    model = HistGradientBoostingClassifier(max_iter=ITERATIONS, learning_rate=0.1, random_state=seed)
     model.fit(x[train], y[train])
     score = model.predict_proba(x[test])[:, 1]
     predicted = (score >= 0.5).astype(int)
     # the same on the sensor and alarm context alone: what the fusion adds beyond the image
     context = [i for i, n in enumerate(names) if n not in IMAGE_FEATURES]
-    alone = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=seed)
+    alone = HistGradientBoostingClassifier(max_iter=ITERATIONS, learning_rate=0.1, random_state=seed)
     alone.fit(x[train][:, context], y[train])
     context_score = alone.predict_proba(x[test][:, context])[:, 1]
-    imp = permutation_importance(model, x[test], y[test], scoring="roc_auc", n_repeats=10, random_state=seed)
+    imp = permutation_importance(model, x[test], y[test], scoring="roc_auc", n_repeats=REPEATS, random_state=seed)
     order = np.argsort(-imp.importances_mean)[:10]
-    ctx_imp = permutation_importance(alone, x[test][:, context], y[test], scoring="roc_auc", n_repeats=10,
+    ctx_imp = permutation_importance(alone, x[test][:, context], y[test], scoring="roc_auc", n_repeats=REPEATS,
                                      random_state=seed)
     ctx_order = np.argsort(-ctx_imp.importances_mean)[:10]
 
@@ -171,7 +176,7 @@ def train_baseline(lake: Lake, window_s: float, *, seed: int = 0) -> ModelCard:
     set_hash = hashlib.sha256("\n".join(f"{d}:{h}" for d, h in sorted(built.items())).encode()).hexdigest()
     now = datetime.now(UTC)
     card = ModelCard(
-        model=f"scikit-learn HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05), {len(names)} features",
+        model=f"scikit-learn HistGradientBoostingClassifier(max_iter={ITERATIONS}, learning_rate=0.1), {len(names)} features",
         trained_at=now.isoformat(), table_version=version, manifests=built, set_hash=set_hash,
         rows=len(rows), unlabelled=len(rows) - len(labelled), train_rows=cut, test_rows=len(labelled) - cut,
         split_at=labelled[cut]["captured_at"].isoformat(), test_from=labelled[cut]["captured_at"].isoformat(),

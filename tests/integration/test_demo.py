@@ -25,6 +25,8 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_SPARE", f"postgresql://erp:{CANARY}@127.0.0.1:1/erp")
     monkeypatch.setenv("PLANTLAKE_CANARY", CANARY)
     summaries = run_demo(plant, config_path=plant_dir / "plant.yaml", now=datetime(2026, 3, 2, 12, 30, tzinfo=UTC))
+    import json
+
     by_source = {}
     for s in summaries:
         by_source.setdefault(s.source, []).append(s)
@@ -63,7 +65,6 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     # the ERP: every order and inspection that changed in the three hours (or the look-back before)
     erp = by_source["erp"]
     # the demo ERP books 2 % of verdicts and finishes wrongly: exactly those are quarantined, by the audit
-    import json
 
     from simulators.erp import ErpSimulator
 
@@ -85,7 +86,6 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     checks = lake.read(get_table("cross_source_checks"))
     assert len(set(checks["interval_start"].to_pylist())) == HOURS
     assert {"line_bad_share", "order_sensor_coverage"} <= set(checks["check"].to_pylist())
-    import json
 
     kept = [json.loads(p.read_text()) for p in (plant_dir / "lake" / "_quality" / "results").rglob("*.json")]
     # 8 audited tables an hour (OPC UA: readings and events) and the checks, then the products' audits (assets, the two products)
@@ -148,6 +148,47 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     assert average_precision_score(truth_y, [r["score"] for r in held]) >= 3 * (sum(truth_y) / len(truth_y))
     # the sensor and alarm context alone knows the weld overshoot
     assert card.context_roc_auc >= 0.8 and card.context_importances[0]["feature"].startswith("welder.weld_temp.")
+
+    # lineage: Airflow's OpenLineage provider wrote each task's events under the lake; every
+    # ingest run names the source system and references it read and the tables it committed
+    events = [json.loads(line) for line in lake.lineage_file.read_text().splitlines()]
+    done = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".ingest")]
+    assert len(done) == 5 * HOURS
+    for e in done:
+        source = e["job"]["name"].removeprefix("plantlake_ingest_").removesuffix(".ingest")
+        refs = e["outputs"][0]["facets"]["plantlake_sourceRefs"]
+        assert refs["source"] == source and e["inputs"] and all(
+            i["facets"]["plantlake_sourceRefs"]["source"] == source for i in e["inputs"])
+        assert {o["name"].rsplit("/", 1)[-1] for o in e["outputs"]} <= {
+            "sensor_readings", "events", "inspection_images", "production_orders", "materials", "quality_inspections"}
+    opcua = next(e for e in done if "opcua_plant" in e["job"]["name"])
+    assert opcua["outputs"][0]["facets"]["plantlake_sourceRefs"]["origin"].startswith("opc.tcp://127.0.0.1:")
+    assert "nsu=urn:acme:shenzhen:plantsim;Plant/{line}/{machine}/*" in {
+        i["name"].split("/", 2)[-1] for i in opcua["inputs"]}
+    (products,) = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".build_products")]
+    read = {i["name"].rsplit("/", 1)[-1]: int(i["facets"]["version"]["datasetVersion"]) for i in products["inputs"]}
+    orders = manifest.manifests(lake, "order_context")
+    assert read == {**orders[-1].inputs, **built[-1].inputs}  # the versions the builds' manifests pinned
+    assert products["run"]["facets"]["plantlake_run"]["manifests"] == [orders[-1].key, built[-1].key]
+
+    # `plantlake trace`: a reading back to its node, run, raw file and task; a training row back to
+    # its build and the capture, inspections and sensor series it was made of
+    from plantlake.pipeline.trace import trace
+
+    reading = con.execute("select asset_id, tag, ts from sensor_readings where source = 'opcua' limit 1").fetchone()
+    found = trace(lake, "sensor_readings", [reading[0], reading[1], reading[2].isoformat()])
+    assert found["references"]["source_ref"].startswith("nsu=urn:acme:shenzhen:plantsim;s=")
+    assert found["written_by"]["source"] == "opcua_plant" and found["raw_files"]
+    assert all(lake.storage.size(k) for k in found["raw_files"])
+    assert [e["job"] for e in found["lineage"]] == ["plantlake/plantlake_ingest_opcua_plant.ingest"]
+    failed = next(r for r in training if r["label"] == "fail")
+    found = trace(lake, "image_training_set", [failed["capture_id"]])
+    assert found["build"]["manifest"] == built[-1].key and found["build"]["inputs"] == built[-1].inputs
+    made = found["made_of"]
+    assert made["capture"]["written_by"]["source"] == "camera_images" and made["capture"]["raw_files"]
+    assert [i["key"]["inspection_id"] for i in made["inspections"]] and all(
+        i["written_by"]["source"] == "erp" for i in made["inspections"])
+    assert {"weld_temp"} <= {s["tag"] for s in made["sensor_series"]}
 
     # the catalog answers like the Parquet, and the report was written
     from plantlake.pipeline.catalog import query

@@ -47,8 +47,9 @@ class ProductRun:
     quarantined: int = 0
     #: the product table's Delta version the build committed
     version: int | None = None
-    #: the build's manifest (its key in the lake)
+    #: the build's manifest (its key in the lake) and the input tables' versions it read
     manifest: str | None = None
+    inputs: dict[str, int | None] | None = None
 
 
 def day_interval(day: date) -> Interval:
@@ -95,7 +96,7 @@ def build_day(lake: Lake, cfg: PlantConfig, day: date, run_id: str,
         data, m = manifest.build(lake, cfg, name, day, run_id)
         run = publish(lake, name, day, data, run_id)
         m.version, m.published, m.quarantined = run.version, run.rows, run.quarantined
-        run.manifest = manifest.save(lake, m)
+        run.manifest, run.inputs = manifest.save(lake, m), m.inputs
         runs.append(run)
         log.info("%s %s: %d rows, manifest %s", name, day, run.rows, run.manifest)
     return runs
