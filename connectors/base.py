@@ -227,7 +227,7 @@ class Connector(ABC):
     @property
     def tables(self) -> tuple[str, ...]:
         """The curated tables the source feeds, in publish order."""
-        return source_kind(self.source.kind).tables
+        return self.source.feeds(source_kind(self.source.kind).tables)
 
     @property
     def timezone(self) -> str:

@@ -56,6 +56,9 @@ class OpcUaSource(SourceBase):
         "activation, acknowledgement, return to normal): node ids, `i=2253` for the Server object (every event "
         "of the server) or `nsu=<namespace uri>;s=<id>` for an area or machine. Empty: no events."))
 
+    def feeds(self, declared: tuple[str, ...]) -> tuple[str, ...]:
+        return declared if self.events else tuple(t for t in declared if t != "events")
+
     @model_validator(mode="after")
     def _something(self) -> OpcUaSource:
         if not self.nodes and not self.tags:

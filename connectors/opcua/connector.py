@@ -117,10 +117,6 @@ def _run(coro: Any) -> Any:
 class OpcUaConnector(Connector):
     slice_column = "source_ref"  # decode is per row; a reference is one series
 
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return ("sensor_readings", "events") if self.source.events else ("sensor_readings",)
-
     # ---- connection --------------------------------------------------------------------
 
     @property

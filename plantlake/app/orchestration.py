@@ -60,7 +60,7 @@ def ingest_dag(src: Any, config_path: str) -> Any:
 
     from plantlake.core.kinds import source_kind
 
-    outlets = [asset_for(t) for t in source_kind(src.kind).tables]
+    outlets = [asset_for(t) for t in src.feeds(source_kind(src.kind).tables)]
     source_name = src.name
 
     @dag(

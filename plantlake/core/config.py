@@ -238,6 +238,11 @@ class SourceBase(ConfigModel):
         """(field path, folder) of every folder the source reads files from (checked against data_roots)."""
         return []
 
+    def feeds(self, declared: tuple[str, ...]) -> tuple[str, ...]:
+        """The tables this source writes, of those its kind declares (a kind's optional table
+        stays out when the source does not configure it: no DAG outlet, no publish)."""
+        return declared
+
 
 if TYPE_CHECKING:
     #: one of the installed kinds' config models, told apart by `kind`; bound by bind_source_kinds()

@@ -29,9 +29,9 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
         f"plantlake.curated.{t}" for t in ("inspection_images", "production_orders", "quality_inspections",
                                            "sensor_readings")]
     assert [t.task_id for t in quality.topological_sort()] == ["cross_source_checks", "data_docs"]
-    products = dagbag.dags["plantlake_products"]
+    products = dagbag.dags["plantlake_products"]  # and of the alarms the products join
     assert sorted(a.name for a in products.timetable.asset_condition.objects) == [
-        f"plantlake.curated.{t}" for t in ("inspection_images", "production_orders", "quality_inspections",
+        f"plantlake.curated.{t}" for t in ("events", "inspection_images", "production_orders", "quality_inspections",
                                            "sensor_readings")]
     assert [a.name for t in products.tasks for a in t.outlets] == [
         "plantlake.products.order_context", "plantlake.products.image_training_set"]
@@ -48,7 +48,8 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
         assert dag.max_active_runs == 1
         outlets = [a.name for t in dag.tasks for a in t.outlets]
         tables = {"plantlake_ingest_camera_images": ["inspection_images"],
-                  "plantlake_ingest_erp": ["materials", "production_orders", "quality_inspections"]}
+                  "plantlake_ingest_erp": ["materials", "production_orders", "quality_inspections"],
+                  "plantlake_ingest_opcua_plant": ["sensor_readings", "events"]}  # its `events` notifier
         assert outlets == [f"plantlake.curated.{t}" for t in tables.get(dag_id, ["sensor_readings"])]
 
 

@@ -35,3 +35,15 @@ def test_the_kind_registry_comes_from_the_entry_points_and_loads_connectors_lazi
             "print([m for m in ('asyncua', 'paho', 'sqlalchemy', 'PIL', 'pyarrow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_an_opcua_source_feeds_events_only_when_it_names_a_notifier():
+    from plantlake.core.config import load_config, with_source
+    from plantlake.core.kinds import source_kind
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "plant.yaml")
+    declared = source_kind("opcua").tables
+    assert cfg.source("opcua_plant").feeds(declared) == ("sensor_readings", "events")
+    quiet = with_source(cfg, "opcua_plant", events=[]).source("opcua_plant")
+    assert quiet.feeds(declared) == ("sensor_readings",)
