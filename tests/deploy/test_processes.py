@@ -213,6 +213,9 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             "AIRFLOW_PASSWORD_LINE_VIEWER": viewer_password,
             "PLANTLAKE_CONFIG": str(tmp_path / "plant.yaml"),
             "LAKE_ROOT": lake_root,
+            # the compose file's OpenLineage settings, the events file in this test's folder
+            **{k: v for k, v in COMPOSE_ENV.items() if k.startswith("AIRFLOW__OPENLINEAGE__")},
+            "PLANTLAKE_LINEAGE_FILE": str(tmp_path / "lineage" / "events.jsonl"),
             "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://127.0.0.1:{opcua_port}/plantsim",
             "AIRFLOW_CONN_PLANT_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "AIRFLOW_CONN_PLANT_ERP": f"postgresql://postgres@127.0.0.1:{pg_url.rsplit(':', 1)[1]}/erp",
@@ -300,6 +303,14 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
     assert {r["run_id"] for r in readings} == {runs["plantlake_ingest_opcua_plant"], runs["plantlake_ingest_historian_export"]}
     assert lake.read(get_table("production_orders")).num_rows > 0
     assert lake.read(get_table("order_context")).num_rows > 0
+    # the workers' tasks emitted their OpenLineage events through the provider into the file
+    events = [json.loads(line) for line in (tmp_path / "lineage" / "events.jsonl").read_text().splitlines()]
+    ingest = [e for e in events if e["eventType"] == "COMPLETE"
+              and e["job"]["name"] == "plantlake_ingest_opcua_plant.ingest"]
+    assert ingest and ingest[0]["inputs"][0]["namespace"] == f"opc.tcp://127.0.0.1:{opcua_port}"
+    assert runs["plantlake_ingest_opcua_plant"] in {e["run"]["facets"]["plantlake_run"]["run_id"] for e in ingest}
+    assert any(e["job"]["name"] == "plantlake_products.build_products" and e["eventType"] == "COMPLETE"
+               for e in events)
     assert (lake.root / "catalog.duckdb").exists()
     if lake.remote:  # nothing of the lake on the workers' disk but the catalog, staging and the cache
         assert not (tmp_path / "lake").exists()
