@@ -24,14 +24,18 @@ FILE_ENV = "PLANTLAKE_LINEAGE_FILE"
 
 
 def airflow_settings() -> dict[str, str]:
-    """Airflow's OpenLineage settings for plantlake: events through `LakeFileTransport`, plantlake's
-    extractor, emitted in a thread of the task's process (a forked child of a process running
-    servers and threads can deadlock), without the tasks' source code."""
+    """Airflow's OpenLineage settings for plantlake's in-process runs (the demo's and the tests'
+    `dag.test()`): events through `LakeFileTransport`, plantlake's extractor, emitted in a thread
+    of the task's process (a forked child of a process running servers and threads can deadlock),
+    without the tasks' source code, and task events only — the DAG-run events go through a process
+    pool that, in-process, is started after each run and waited for by the next task (0.5 to 1 s a
+    run); a scheduler keeps that pool, and the compose file leaves them on."""
     return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": f"{__name__}.LakeFileTransport"}),
             "AIRFLOW__OPENLINEAGE__NAMESPACE": "plantlake",
             "AIRFLOW__OPENLINEAGE__EXTRACTORS": "plantlake.app.lineage.PlantlakeExtractor",
             "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
-            "AIRFLOW__OPENLINEAGE__DISABLE_SOURCE_CODE": "True"}
+            "AIRFLOW__OPENLINEAGE__DISABLE_SOURCE_CODE": "True",
+            "AIRFLOW__OPENLINEAGE__EMISSION_POLICY": json.dumps([{"scope": {}, "controls": {"emit_dag_events": False}}])}
 
 
 @attr.define
