@@ -312,7 +312,9 @@ class OpcUaConnector(Connector):
             except KeyError as exc:
                 raise ValueError(f"source {self.source.name}: events notifier {ref}: the server has no namespace "
                                  f"{exc.args[0]!r} (it has {ns_array})") from None
-        mapped = {n.source_ref: (n.asset_id, n.tag) for n in nodes if n.error is None}
+        mapped = {n.source_ref: (n.asset_id, n.tag) for n in nodes if n.error is None and n.asset_id}
+        for t in self.source.tags:  # nodes mapped one by one: their asset and tag from the mapping
+            mapped[t.ref] = (self.plant.resolve_asset(t.asset), t.tag)
         return await events.read_events(client, notifiers, interval, source=self.source.name, endpoint=self.endpoint,
                                         timeout_s=self.source.timeout_s, ref=lambda n: _ref(n, ns_array), mapped=mapped)
 

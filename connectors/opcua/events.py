@@ -111,7 +111,7 @@ async def read_events(client: Any, notifiers: list[tuple[str, Any]], interval: I
             "event_type": names.get(r["event_type"]) if r["event_type"] is not None else None,
             "source_node": source_ref, "source_node_name": r["source_node_name"], "asset_id": asset, "tag": tag,
             "severity": r["severity"], "message": getattr(r["message"], "Text", r["message"]),
-            "condition_id": ref(r["condition_id"]) if r["condition_id"] is not None else None,
+            "condition_id": _condition(r, source_ref, ref),
             "condition_name": r["condition_name"], "active": r["active"], "acked": r["acked"], "retain": r["retain"]})
     table = pa.Table.from_pylist(out, schema=RAW_SCHEMA)
     lo, hi = pa.scalar(interval.start, TS), pa.scalar(interval.end, TS)
@@ -121,6 +121,17 @@ async def read_events(client: Any, notifiers: list[tuple[str, Any]], interval: I
     stats = {"events": table.num_rows,
              "events_unmapped": int(pc.sum(pc.is_null(table["asset_id"]).cast(pa.int64())).as_py() or 0)}
     return table, stats
+
+
+def _condition(row: dict[str, Any], source_ref: str | None, ref: Callable[[Any], str]) -> str | None:
+    """The condition's node; from a server that does not report it (the NodeId attribute of a
+    condition event), the source node and condition name, `<source node>#<name>`, which are as
+    stable. None for an event of no condition."""
+    if row["condition_id"] is not None:
+        return ref(row["condition_id"])
+    if row["condition_name"] is not None and source_ref is not None:
+        return f"{source_ref}#{row['condition_name']}"
+    return None
 
 
 async def _browse_names(client: Any, node_ids: list[Any], timeout_s: float) -> dict[Any, str]:

@@ -321,3 +321,76 @@ def test_an_events_notifier_in_a_namespace_the_server_lacks_fails_naming_it(setu
     cfg = with_source(load_config(tmp / "plant.yaml"), "opcua_plant", events=["nsu=urn:not:there;s=Area1"])
     with pytest.raises(ValueError, match=r"events notifier nsu=urn:not:there;s=Area1: the server has no namespace"):
         run_source("opcua_plant", START, END, config=cfg)
+
+
+def test_alarm_events_of_another_servers_own_alarm_machinery_are_read(tmp_path, monkeypatch):
+    """Not our simulator: a plain asyncua server with its own event history (HistoryDict) and its own
+    AlarmConditionType events (asyncua's event objects), fired on a variable of another vendor's
+    namespace, plus a plain BaseEventType event of the server. The server does not report the
+    ConditionId (the NodeId attribute), as some do not: the source node and condition name stand in."""
+    import asyncio
+
+    from asyncua import Server
+
+    port = free_port()
+    t0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
+
+    async def serve(ready: asyncio.Event, stop: asyncio.Event) -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/vendor")
+        ns = await server.register_namespace("urn:other:vendor")
+        press = await server.nodes.objects.add_object(ua.NodeId("Press7", ns), ua.QualifiedName("Press7", ns))
+        force = await press.add_variable(ua.NodeId("Press7.Force", ns), ua.QualifiedName("Force", ns), 12.5)
+        await server.start()
+        await server.historize_node_data_change(force, period=None)
+        alarm = await server.get_event_generator(ua.ObjectIds.AlarmConditionType, ua.ObjectIds.Server)
+        plain = await server.get_event_generator()
+        # after the generators: the Server object then names the types it generates, which it historizes
+        await server.historize_node_event(server.nodes.server, period=None)
+        alarm.event.SourceNode, alarm.event.SourceName = force.nodeid, "Force"
+        alarm.event.Severity, alarm.event.ConditionName = 800, "ForceHigh"
+        for minute, active, acked in ((1, True, False), (2, True, True), (4, False, True)):
+            setattr(alarm.event, "ActiveState/Id", active)
+            setattr(alarm.event, "AckedState/Id", acked)
+            alarm.event.Retain = active
+            await alarm.trigger(t0 + timedelta(minutes=minute), f"force alarm {'on' if active else 'off'}")
+        plain.event.Severity = 100
+        await plain.trigger(t0 + timedelta(minutes=5), "server note")
+        await asyncio.sleep(1.5)  # the server's own subscription stores the events
+        ready.set()
+        await stop.wait()
+        await server.stop()
+
+    loop = asyncio.new_event_loop()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    import threading
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(ready, stop),), daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(asyncio.wait_for(ready.wait(), 30), loop).result(40)
+        monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", f"opcua://127.0.0.1:{port}/vendor")
+        (tmp_path / "plant.yaml").write_text((ROOT / "plant.yaml").read_text())
+        cfg = with_source(load_config(tmp_path / "plant.yaml"), "opcua_plant", nodes=[], events=["i=2253"], tags=[
+            {"ref": "nsu=urn:other:vendor;s=Press7.Force", "asset": "assembly/line1/press1", "tag": "force",
+             "unit": "kN"}])
+        summary = run_source("opcua_plant", t0, t0 + timedelta(hours=1), config=cfg)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+    assert summary.stats["events"] == 4 and summary.stats["events_unmapped"] == 1  # the server's own note
+    rows = Lake(tmp_path / "lake").read(EVENTS).sort_by("time").to_pylist()
+    alarm, note = rows[:3], rows[3]
+    assert [(r["time"], r["active"], r["acked"], r["retain"]) for r in alarm] == [
+        (t0 + timedelta(minutes=1), True, False, True), (t0 + timedelta(minutes=2), True, True, True),
+        (t0 + timedelta(minutes=4), False, True, False)]
+    for r in alarm:
+        assert (r["event_type"], r["source_node"], r["source_node_name"]) == (
+            "AlarmConditionType", "nsu=urn:other:vendor;s=Press7.Force", "Force")
+        assert (r["asset_id"], r["tag"], r["severity"], r["condition_name"]) == (
+            "acme/shenzhen/assembly/line1/press1", "force", 800, "ForceHigh")
+        assert r["condition_id"] == "nsu=urn:other:vendor;s=Press7.Force#ForceHigh"
+    assert len({r["event_id"] for r in rows}) == 4
+    assert (note["event_type"], note["message"], note["severity"], note["asset_id"], note["condition_id"],
+            note["active"]) == ("BaseEventType", "server note", 100, None, None, None)
