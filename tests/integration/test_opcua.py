@@ -118,7 +118,7 @@ def test_secured_endpoint_with_username_and_basic256sha256(setup, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", json.dumps(conn))
     cfg = load_config(tmp / "plant.yaml")
     s = run_source("opcua_plant", START, START + timedelta(minutes=10), config=cfg)
-    assert s.published == 86 * 60
+    assert s.tables["sensor_readings"].published == 86 * 60
     monkeypatch.setenv("AIRFLOW_CONN_PLANT_OPCUA", json.dumps({**conn, "password": "wrong"}))
     with pytest.raises(Exception, match="(?i)BadUserAccessDenied|BadIdentityTokenRejected|denied|rejected"):
         run_source("opcua_plant", START, START + timedelta(minutes=10), config=cfg)
@@ -150,6 +150,11 @@ def test_server_without_history_gets_a_clear_message_and_poll_mode_works(setup):
         polled = cfg.model_copy(update={"sources": [
             s.model_copy(update={"mode": "poll", "poll_samples": 2, "poll_interval_s": 0.2}) if s.name == "opcua_plant" else s
             for s in cfg.sources]})
+        # the source also reads the server's event history, which this server does not keep either
+        with pytest.raises(HistoryRefused, match=r"refuses HistoryRead of events on notifier i=2253 "
+                                                 r"\(BadHistoryOperationUnsupported\); remove it from the source's `events`"):
+            run_source("opcua_plant", START, END, config=polled)
+        polled = with_source(polled, "opcua_plant", events=[])
         s = run_source("opcua_plant", START, END, config=polled)
         assert s.stats["values"] == 86 * 2
         got = curated(tmp / "lake")
@@ -182,7 +187,7 @@ def test_bad_values_and_missing_nodes_are_quarantined_with_reasons(setup):
     reasons = s.tables["sensor_readings"].reasons
     assert reasons == {"source_ref: node not found on the server": 1, "value: not a finite number": 2,
                        "value: not a number as mapped for tag roll_force": 1}
-    assert s.published == 86 * 60
+    assert s.tables["sensor_readings"].published == 86 * 60
     q = quarantined(tmp / "lake", "sensor_readings", s)
     assert "nsu=urn:acme:shenzhen:plantsim;s=line1.press1.gone" in " ".join(r["reason"] for r in q)
 
@@ -229,7 +234,10 @@ def test_week_backfill_then_gap_detection_replays_exactly_the_missing_hours(tmp_
                               "--end", week1.isoformat(), "--json"], env=env, cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
         summary = json.loads(out.stdout)
-        assert summary["published"] == 86 * 12 * 24 * 7
+        assert summary["tables"]["sensor_readings"]["published"] == 86 * 12 * 24 * 7
+        alarms = coarse.alarms(week0, week1)  # and the week's alarm events, each state change once
+        assert summary["tables"]["events"]["published"] == sum(
+            week0 <= t < week1 for a in alarms for t in (a.active_from, a.acked_at, a.active_to)) > 100
         lake = Lake(tmp_path / "lake")
         assert sorted({f.split("/")[-2] for f in lake.files(SENSOR)}) == [f"date=2026-01-0{d}" for d in range(5, 10)] + [
             "date=2026-01-10", "date=2026-01-11"]  # a week of day partitions
