@@ -110,7 +110,7 @@ def record(context: dict[str, Any], inputs: list[Any], outputs: list[Any], run_i
 
 
 def lake_dataset(lake: Any, table: Any, *, version: int | None = None, rows: int = 0, quarantined: int = 0,
-                 interval: list[str] | None = None, source: Any = None, output: bool = True) -> Any:
+                 interval: list[str] | None = None, refs: Any = None, output: bool = True) -> Any:
     """A lake table as an OpenLineage dataset, with its schema (and, written, what was committed)."""
     from openlineage.client.event_v2 import InputDataset, OutputDataset
     from openlineage.client.facet_v2 import dataset_version_dataset, schema_dataset
@@ -123,8 +123,8 @@ def lake_dataset(lake: Any, table: Any, *, version: int | None = None, rows: int
         facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=str(version))
     if output:
         facets["plantlake_table"] = TableDatasetFacet(version, rows, quarantined, interval or [])
-    if source is not None:
-        facets["plantlake_sourceRefs"] = source
+    if refs is not None:  # the SourceRefsDatasetFacet of the source that wrote it
+        facets["plantlake_sourceRefs"] = refs
     return (OutputDataset if output else InputDataset)(namespace=namespace, name=name, facets=facets)
 
 
@@ -159,7 +159,7 @@ def record_ingest(context: dict[str, Any], lake: Any, summary: Any) -> None:
 
     inputs, facet = source_datasets(summary)
     outputs = [lake_dataset(lake, get_table(name), version=t.version, rows=t.published, quarantined=t.quarantined,
-                            interval=[summary.interval_start, summary.interval_end], source=facet)
+                            interval=[summary.interval_start, summary.interval_end], refs=facet)
                for name, t in summary.tables.items()]
     record(context, inputs, outputs, summary.run_id)
 

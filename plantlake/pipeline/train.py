@@ -29,7 +29,7 @@ import logging
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plantlake.core.errors import ConfigError
@@ -97,17 +97,11 @@ def features(rows: list[dict[str, Any]], window_s: float) -> tuple[list[str], li
         v["alarms.count"] = float(len(alarms))
         v["alarms.max_severity"] = float(max((a["severity"] or 0 for a in alarms), default=0))
         v["alarms.active_s"] = float(sum(
-            max(0.0, ((a["active_to"] or at) - max(a["active_from"], at - _seconds(window_s))).total_seconds())
+            max(0.0, ((a["active_to"] or at) - max(a["active_from"], at - timedelta(seconds=window_s))).total_seconds())
             for a in alarms))
         vectors.append(v)
     names = sorted({k for v in vectors for k in v})
     return names, [[nan if v.get(n) is None else float(v[n]) for n in names] for v in vectors]
-
-
-def _seconds(s: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=s)
 
 
 def train_baseline(lake: Lake, window_s: float, *, seed: int = 0) -> ModelCard:
