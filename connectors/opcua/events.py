@@ -90,7 +90,8 @@ async def read_events(client: Any, notifiers: list[tuple[str, Any]], interval: I
                     f"({res.StatusCode.name}); remove it from the source's `events` or enable event history "
                     "on the server")
             for fl in (res.HistoryData.Events if res.HistoryData is not None else None) or []:
-                values = [v.Value if v is not None else None for v in fl.EventFields]
+                # one value per select clause, in their order; a short or long answer is padded or cut
+                values = [v.Value if v is not None else None for v in (fl.EventFields or [])][:len(FIELDS)]
                 row = dict(zip([f[0] for f in FIELDS], values + [None] * (len(FIELDS) - len(values)), strict=True))
                 row["notifier"] = name
                 rows.append(row)
