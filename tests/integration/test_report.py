@@ -1,9 +1,9 @@
-"""The report, as a headless Chromium renders it: its DOM after load and a screenshot."""
+"""The report, as a headless Chromium renders it with the network refused: its DOM after load and a
+screenshot, and no request leaving the machine."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -13,21 +13,18 @@ from plantlake.core.config import load_config
 from plantlake.pipeline.products import build_day
 from plantlake.pipeline.report import THUMBS, build_report
 from quality.cross_source import run_checks
+from tests.browser import offline
 from tests.conftest import ROOT
 from tests.unit.test_cross_source import IV, T
 from tests.unit.test_products import lake as lake  # noqa: F401 - the small hand-made lake fixture
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def _chromium(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
-    assert CHROMIUM, "chromium is not installed: make test installs it (Debian package chromium)"
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", *args, url],
-                          capture_output=True, text=True, timeout=120, check=True)
+    """The page rendered with every network request refused; none may have been made."""
+    done, requests = offline(tmp_path, url, *args)
+    assert requests == [], f"the report asked the network for {requests}"
+    return done
 
 
 def test_the_report_renders_every_section_plot_and_thumbnail(lake, tmp_path):  # noqa: F811
@@ -43,7 +40,8 @@ def test_the_report_renders_every_section_plot_and_thumbnail(lake, tmp_path):  #
     url = index.as_uri()
 
     dom = _chromium(tmp_path, url, "--dump-dom").stdout
-    for section in ("Tables and freshness", "Rows per day", "Quality", "Sensor trends per line", "Images and labels"):
+    for section in ("Tables and freshness", "Rows per day", "Quality", "Sensor trends and alarms per line",
+                    "Baseline model card", "Images and labels"):
         assert f"<h2>{section}</h2>" in dom
     # the table of tables: Delta version, files of the snapshot and rows as counted in the lake
     assert re.search(r"<td>sensor_readings</td><td>curated</td><td>0</td><td>1</td><td>30</td>", dom)
