@@ -20,7 +20,7 @@ from typing import Any
 import attr
 from openlineage.client.transport.transport import Config, Transport
 
-FILE_ENV = "PLANTLAKE_LINEAGE_FILE"
+from plantlake.core.lake import LINEAGE_FILE_ENV as FILE_ENV
 
 
 def airflow_settings() -> dict[str, str]:

@@ -378,8 +378,10 @@ class Lake:
 
     @property
     def lineage_file(self) -> Path:
-        """Where OpenLineage's file transport writes the tasks' lineage events (one JSON a line);
-        `plantlake trace` reads them. Local, also for a lake on object storage."""
+        """The lake's file of the tasks' OpenLineage events (one JSON a line): `_lineage/events.jsonl`
+        under its local folder (also for a lake on object storage). A deployment names the file its
+        workers append to with `PLANTLAKE_LINEAGE_FILE` (`LINEAGE_FILE_ENV`), which `plantlake
+        trace` then reads."""
         return self._within("_lineage", "events.jsonl")
 
     @property
@@ -773,6 +775,10 @@ class Lake:
             if old <= new - STATE_VERSIONS:
                 self.storage.delete(f"_state/{safe_name(source)}/{old:010d}.json")
         self.state_path(source).unlink(missing_ok=True)  # the first layout's file, now superseded
+
+
+#: the environment variable naming the file the tasks' lineage events are appended to
+LINEAGE_FILE_ENV = "PLANTLAKE_LINEAGE_FILE"
 
 
 def safe_name(part: str) -> str:

@@ -13,11 +13,13 @@ window; an order's context: the order).
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from plantlake.core.errors import ConfigError
-from plantlake.core.lake import Interval, Lake, safe_name
+from plantlake.core.lake import LINEAGE_FILE_ENV, Interval, Lake, safe_name
 
 #: columns that name where in the source a row came from
 REFERENCES = ("source_ref", "message_id", "source_node", "condition_id", "source_file")
@@ -77,7 +79,7 @@ def find(lake: Lake, table_name: str, key: list[str]) -> dict[str, Any]:
 
 def lineage_events(lake: Lake, run_id: str, table_key: str) -> list[dict[str, Any]]:
     """The COMPLETE events of tasks that ran as `run_id` and wrote the table at `table_key`."""
-    path = lake.lineage_file
+    path = Path(os.environ.get(LINEAGE_FILE_ENV) or lake.lineage_file)
     if not path.exists():
         return []
     out = []
