@@ -50,8 +50,10 @@ def test_the_demo_runs_into_an_s3_lake_and_holds_what_the_local_one_does(plant_d
         results = [k for k in keys if k.startswith("acme/_quality/results/")]
         assert results and json.loads(lake.storage.get(results[0].removeprefix("acme/")))["suite"]
         # the worker's own folder holds only what is local by nature: no table, no raw, no blob, no state
+        # (the tasks' lineage events are appended to a local file, as a deployment names one)
         local = {p.relative_to(plant_dir / "worker").parts[0] for p in (plant_dir / "worker").rglob("*") if p.is_file()}
-        assert local <= {"_staging", "_cache", "_quality", "_report", "catalog.duckdb"}, local
+        assert local <= {"_staging", "_cache", "_quality", "_report", "_lineage", "catalog.duckdb"}, local
+        assert (plant_dir / "worker" / "_lineage" / "events.jsonl").stat().st_size > 0
         assert not (plant_dir / "lake").exists()
         # the report and the catalog work from the bucket
         assert (plant_dir / "worker" / "_report" / "index.html").exists()
