@@ -346,6 +346,32 @@ CROSS_SOURCE_CHECKS = Table(
     partition_column="interval_start",
 )
 
+SOURCE_FRESHNESS = Table(
+    name="source_freshness",
+    version=1,
+    layer="_quality",
+    description="Each run of the quality DAG's freshness check: per source, its last published interval, how far "
+                "behind now it is, and whether the source is fresh, stale or failed.",
+    columns=(
+        Column("checked_at", TS, "When the check ran (UTC).", nullable=False),
+        Column("source", STR, "The configured source.", nullable=False),
+        Column("kind", STR, "The source's kind.", nullable=False),
+        Column("state", STR, "fresh: within its freshness; stale: behind it, or nothing published yet; failed: an "
+               "open incident of a run that failed (terminal, or its audit held the batch back); unchecked: no "
+               "freshness set and no incident.", nullable=False, allowed=("fresh", "stale", "failed", "unchecked")),
+        Column("freshness_s", F64, "The source's `freshness` setting, in seconds (null: not set).", min=0),
+        Column("last_interval_start", TS, "Start of the newest interval a run of the source published."),
+        Column("last_interval_end", TS, "End of that interval."),
+        Column("last_published_at", TS, "When that run published it."),
+        Column("lag_s", F64, "checked_at minus last_interval_end, in seconds (null: nothing published yet)."),
+        Column("incident", STR, "The open incident's kind and message, when the state is failed or stale."),
+        Column("run_id", STR, "The quality DAG run that checked.", nullable=False),
+        Column("ingested_at", TS, "When plantlake wrote the row (UTC).", nullable=False),
+    ),
+    primary_key=("checked_at", "source"),
+    partition_column="checked_at",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -360,6 +386,7 @@ TABLES: dict[str, Table] = {
         IMAGE_TRAINING_SET,
         QUALITY_RESULTS,
         CROSS_SOURCE_CHECKS,
+        SOURCE_FRESHNESS,
     )
 }
 

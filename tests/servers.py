@@ -178,3 +178,45 @@ def part8_opcua(shape: Part8Shape) -> Iterator[str]:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+class MailSink:
+    """What an SMTP server on loopback received: each message, parsed (`email.message.Message`)."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.port = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ARG002, N802 - aiosmtpd's hook
+        import email
+
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def bodies(self) -> list[str]:
+        """Each message's text (its HTML part decoded)."""
+        return [part.get_payload(decode=True).decode() for m in self.messages for part in m.walk()
+                if part.get_content_type() == "text/html"]
+
+    def connection(self) -> str:
+        """An Airflow Connection (JSON) of type smtp pointing at this server, plain SMTP without TLS."""
+        import json
+
+        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
+                           "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "plantlake@plant.test",
+                                     "retry_limit": 0, "timeout": 10}})
+
+
+@contextmanager
+def smtp_server() -> Iterator[MailSink]:
+    """An SMTP server (aiosmtpd) on a free loopback port for the test; yields what it receives."""
+    from aiosmtpd.controller import Controller
+
+    sink = MailSink()
+    sink.port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

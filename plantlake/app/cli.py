@@ -150,6 +150,14 @@ def _cmd_quality(args: argparse.Namespace) -> int:
         run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
         result = run_checks(lake, cfg, Interval(args.start, args.end), run_id)
         print(f"{result.rows.num_rows} cross-source check rows (cross_source_checks version {result.version}); failed: {result.failures() or 'none'}")
+    if args.action == "freshness":
+        from plantlake.pipeline.health import check_freshness
+
+        fresh = check_freshness(lake, cfg, f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        for h in fresh.sources:
+            last = h.last["interval_end"] if h.last else "never"
+            print(f"{h.source:<24} {h.state:<9} last interval ended {last}" + (f"  — {h.problem}" if h.problem else ""))
+        return 1 if fresh.failing else 0
     from quality.docs import build_data_docs
 
     print(f"Data Docs: {build_data_docs(lake, cfg)}")
@@ -420,8 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--schema", help="erp: the database schema to list (default: the connection's default)")
     dc.set_defaults(func=_cmd_discover)
 
-    q = sub.add_parser("quality", help="cross-source checks of an interval (check), and the Data Docs (docs)")
-    q.add_argument("action", choices=["check", "docs"])
+    q = sub.add_parser("quality", help="cross-source checks of an interval (check), each source's freshness "
+                       "(freshness: exit 1 when one is stale or failed), and the Data Docs (docs)")
+    q.add_argument("action", choices=["check", "docs", "freshness"])
     q.add_argument("--start", type=_when)
     q.add_argument("--end", type=_when)
     q.set_defaults(func=_cmd_quality)

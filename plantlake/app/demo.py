@@ -148,7 +148,8 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
     config_path = Path(config_path or default_config_path()).resolve()
     cfg = config or load_config(config_path)
     lake = cfg.open_lake().ensure()
-    end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    now = now or datetime.now(UTC)
+    end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=HOURS)
     skipped = not_run(cfg)
     runnable = [s for s in cfg.sources if s.enabled and s.name not in skipped]
@@ -198,9 +199,9 @@ def run_demo(config: PlantConfig | None = None, *, config_path: Path | None = No
         window = {"start": start.isoformat(), "end": end.isoformat()}
         for h in range(HOURS):
             s = start + timedelta(hours=h)
-            run = bag.dags["plantlake_quality"].test(
-                run_conf={"start": s.isoformat(), "end": (s + timedelta(hours=1)).isoformat()})
-            say(f"plantlake_quality {s:%H:%M}: {run.state} (cross-source checks, Data Docs)")
+            run = bag.dags["plantlake_quality"].test(  # its freshness check as of the demo's time (a second apart)
+                run_after=now + timedelta(seconds=h), run_conf={"start": s.isoformat(), "end": (s + timedelta(hours=1)).isoformat()})
+            say(f"plantlake_quality {s:%H:%M}: {run.state} (cross-source checks, sources' freshness, Data Docs)")
         run = bag.dags["plantlake_products"].test(run_conf=window)
         say(f"plantlake_products: {run.state} (order_context, image_training_set, catalog)")
     from plantlake.pipeline.report import build_report

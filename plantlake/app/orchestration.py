@@ -58,6 +58,7 @@ def ingest_dag(src: Any, config_path: str) -> Any:
     """The ingest DAG of one source: one task that runs the pipeline for the data interval."""
     from airflow.sdk import dag, task
 
+    from plantlake.app.alerts import IngestFailed
     from plantlake.core.kinds import source_kind
 
     outlets = [asset_for(t) for t in src.feeds(source_kind(src.kind).tables)]
@@ -76,6 +77,8 @@ def ingest_dag(src: Any, config_path: str) -> Any:
             "retry_delay": timedelta(seconds=src.retry_delay_s),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=30),
+            # once the task has failed for good (not on a retry): the source's incident, one message
+            "on_failure_callback": IngestFailed(src.name, config_path),
         },
         doc_md=f"Runs source `{src.name}` ({src.kind}) through extract → raw → conform → audit → publish "
         f"for each data interval. Publishes: {', '.join(a.name for a in outlets)}.",
@@ -153,15 +156,18 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
     """The quality DAG: cross-source checks of each interval the ingest DAGs publish, then
     the Data Docs. Scheduled on the curated Assets (any publish triggers it); the intervals to
     check come from the triggering events, or from the run's `start`/`end` params when run by hand."""
-    from airflow.sdk import AssetAny, dag, task
+    from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
     path = str(Path(config_path or default_config_path()).resolve())
-    trigger = AssetAny(*(asset_for(t) for t in CHECKED_TABLES))
+    cfg = load_config(path)
+    trigger = AssetOrTimeSchedule(timetable=CronTriggerTimetable(cfg.quality.freshness_schedule, timezone="UTC"),
+                                  assets=AssetAny(*(asset_for(t) for t in CHECKED_TABLES)))
 
     @dag(
         dag_id=QUALITY_DAG,
-        description="Cross-source checks of each published interval, and the GX Data Docs",
+        description="Cross-source checks of each published interval, sources' freshness, and the Data Docs",
         schedule=trigger,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
         tags=["plantlake", "quality"],
@@ -169,7 +175,9 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
         default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
         doc_md="Checks every interval the ingest DAGs publish across sources (images without an ERP "
         "inspection, orders without sensor coverage, Bad/Uncertain share per line) into "
-        "`_quality/cross_source_checks/`, then brings the Data Docs under `_quality/docs/` up to date.",
+        "`_quality/cross_source_checks/`, then brings the Data Docs under `_quality/docs/` up to date. "
+        "Every run (also on its own schedule, `quality.freshness_schedule`) records each source's lag in "
+        "`_quality/source_freshness/` and fails when a source is stale or its runs failed, alerting once per incident.",
     )
     def quality() -> None:
         @task(task_id="cross_source_checks")
@@ -188,7 +196,27 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
                                                 for r in done], context["run_id"])
             return {r.interval.key: r.failures() for r in done}
 
+        @task(task_id="source_freshness")
+        def freshness(**context: Any) -> dict[str, Any]:
+            from plantlake.app.alerts import raise_incident
+            from plantlake.core.errors import SourcesUnhealthy
+            from plantlake.pipeline.health import check_freshness
+
+            with fail_terminal():
+                cfg = load_config(path)
+                lake = cfg.open_lake().ensure()
+                # as of the run's time: its cron tick, the publish that triggered it, or a manual run's start
+                result = check_freshness(lake, cfg, context["run_id"], context["dag_run"].run_after,
+                                         raise_incident=lambda s, k, r: raise_incident(cfg, lake, s, k, r, context))
+                states = {h.source: h.state for h in result.sources}
+                if result.failing:
+                    raise SourcesUnhealthy("; ".join(f"source {h.source} is {h.state}: {h.problem}"
+                                                     for h in result.failing)
+                                           + " (`freshness` of the source in the site config sets the bound)")
+            return states
+
         checks() >> data_docs_task(path)
+        freshness()
 
     return quality()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,6 +40,17 @@ LAKE_ENV = "LAKE_ROOT"
 
 class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
+
+
+def _duration(v: Any) -> Any:
+    """`2h`, `90m`, `30 min`, `1d`, `45s`; anything else goes to pydantic (seconds, ISO 8601 `PT2H`)."""
+    if isinstance(v, str) and (m := _SPAN.match(v)):
+        unit = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days"}[m[2]]
+        return timedelta(**{unit: float(m[1])})
+    return v
 
 
 # --------------------------------------------------------------------------- hierarchy
@@ -203,6 +214,14 @@ class SourceBase(ConfigModel):
     on_nothing_published: Literal["fail", "warn"] = Field(
         "fail", description="A run that had input but published nothing (every row quarantined or matching no "
                             "mapping, none already in the lake): fail the run naming the reasons, or only warn.")
+    freshness: timedelta | None = Field(None, description=(
+        "How far behind now the end of the source's last published interval may be (`2h`, `90m`, `1d`) before "
+        "the quality DAG's freshness check fails and plant IT is alerted; unset: the lag is recorded, not held to "
+        "a bound."))
+    site: Slug | None = Field(None, description=(
+        "The plant site whose edge worker collects this source (Airflow's Edge executor, queue `site-<site>`), "
+        "next to its PLCs and brokers; unset: the central workers do. The deployment must run the Edge executor "
+        "(README: Edge sites)."))
     references: dict[str, Literal["enforce", "warn", "off"]] = Field(
         default_factory=dict, description="Per declared reference (`production_orders.material_id`): enforce "
                                           "(rows naming an unknown value are quarantined, the default), warn "
@@ -217,6 +236,18 @@ class SourceBase(ConfigModel):
         unknown = sorted(set(v) - set(known))
         if unknown:
             raise ValueError(f"no declared reference {unknown}; references are {known}")
+        return v
+
+    @field_validator("freshness", mode="before")
+    @classmethod
+    def _freshness(cls, v: Any) -> Any:
+        return _duration(v)
+
+    @field_validator("freshness")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("expected a positive duration, e.g. '2h'")
         return v
 
     @field_validator("schedule")
@@ -283,6 +314,31 @@ class QualitySettings(ConfigModel):
                                        "on its line that must have sensor readings.")
     max_line_bad_share: float = Field(0.1, ge=0, le=1, description="Highest share of Bad or Uncertain "
                                       "readings on a line in an interval.")
+    freshness_schedule: str = Field("*/15 * * * *", description=(
+        "Cron of the quality DAG's own runs (besides those the publishes trigger): each run records every "
+        "source's lag in `source_freshness` and alerts on a stale or failed source, so a source that stops "
+        "publishing is noticed although it triggers nothing."))
+
+    @field_validator("freshness_schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError("expected a cron expression with 5 fields (e.g. '*/15 * * * *')")
+        return v
+
+
+class AlertSettings(ConfigModel):
+    """Where plant IT is told of an incident: a terminal failure of an ingest run, an audit that held a
+    batch back, a stale source. One message per incident (not per retry or per failing run); the
+    incident closes when the source publishes again."""
+
+    connection_id: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "An Airflow Connection of type smtp (host, port, login, password; extra `from_email`, `disable_tls`, "
+        "`disable_ssl`), e.g. AIRFLOW_CONN_PLANT_ALERTS; Airflow's SMTP notifier sends through it."))
+    to: list[str] = Field(..., min_length=1, description="Recipients.")
+    from_email: str | None = Field(None, description="Sender; default: the connection's extra `from_email`.")
 
 
 class ProductSettings(ConfigModel):
@@ -311,6 +367,8 @@ class PlantConfig(ConfigModel):
         "source folder must lie under one of them after links are resolved (default: the config's folder)."))
     quality: QualitySettings = Field(default_factory=QualitySettings)
     products: ProductSettings = Field(default_factory=ProductSettings)
+    alerts: AlertSettings | None = Field(None, description="Alerts to plant IT; unset: incidents are recorded "
+                                         "in the lake and logged only.")
     sources: list[Source] = Field(default_factory=list)
     #: Directory of the config file; relative paths in the config resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

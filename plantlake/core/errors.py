@@ -72,3 +72,7 @@ class AuditFailed(Terminal, RuntimeError):
 
 class NothingPublished(Terminal, RuntimeError):
     """A run had input and published none of it: every row was quarantined or matched no mapping."""
+
+
+class SourcesUnhealthy(Terminal, RuntimeError):
+    """The freshness check found a source stale (behind its `freshness`) or with a failed run."""

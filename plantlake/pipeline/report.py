@@ -103,9 +103,15 @@ def _quality(con: Any) -> str:
     cross = con.execute("""
         select "check", count(*) as checked, count(*) filter (where not success) as failed, avg(value)
         from cross_source_checks group by 1 order by 1""").fetchall()
+    fresh = con.execute("""
+        select source, state, last_interval_end, round(lag_s / 60), round(freshness_s / 60), incident, checked_at
+        from source_freshness qualify row_number() over (partition by source order by checked_at desc) = 1
+        order by source""").fetchall()
     return ("<h3>Audits (GX suites)</h3>" + _table(
         ["table", "audits", "check pass rate", "rows set aside", "blocking failures"], audits)
-        + "<h3>Across sources</h3>" + _table(["check", "subjects checked", "failed", "mean value"], cross))
+        + "<h3>Across sources</h3>" + _table(["check", "subjects checked", "failed", "mean value"], cross)
+        + "<h3>Sources' freshness (latest check)</h3>" + _table(
+            ["source", "state", "last interval ended", "lag (min)", "freshness (min)", "incident", "checked at"], fresh))
 
 
 def _trends(con: Any, out: Path) -> str:

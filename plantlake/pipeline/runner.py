@@ -176,7 +176,20 @@ def run_source(source_name: str, start: datetime, end: datetime, *, config: Plan
         connector.close()
         shutil.rmtree(spill, ignore_errors=True)
     _report(src, summary)
+    _healthy(lake, src.name, interval, summary)
     return summary
+
+
+def _healthy(lake: Lake, source: str, interval: Interval, summary: RunSummary) -> None:
+    """The run ended well: the source's last published interval moves on, and the incidents of its
+    failed runs close (the next failure is a new incident, with a message of its own)."""
+    from plantlake.pipeline.health import RUN_INCIDENTS
+
+    lake.record_published(source, interval, summary.run_id, summary.published)
+    for kind, incident in lake.open_incidents(source).items():
+        if kind in RUN_INCIDENTS:
+            lake.close_incident(source, kind)
+            log.info("source %s published again: incident %s of %s closed", source, kind, incident.get("opened_at"))
 
 
 def _land(lake: Lake, source: str, interval: Interval, extract: Any, summary: RunSummary) -> dict[str, list[str]]:

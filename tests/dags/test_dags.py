@@ -28,7 +28,11 @@ def test_dagbag_has_no_import_errors_and_every_dag_is_well_formed(dagbag):
     assert sorted(a.name for a in quality.timetable.asset_condition.objects) == [
         f"plantlake.curated.{t}" for t in ("inspection_images", "production_orders", "quality_inspections",
                                            "sensor_readings")]
-    assert [t.task_id for t in quality.topological_sort()] == ["cross_source_checks", "data_docs"]
+    assert sorted(t.task_id for t in quality.topological_sort()) == ["cross_source_checks", "data_docs",
+                                                                      "source_freshness"]
+    assert quality.get_task("cross_source_checks").downstream_task_ids == {"data_docs"}
+    # and on its own clock, so a source that stops publishing is noticed (the freshness check)
+    assert quality.timetable.timetable.expression == "*/15 * * * *"
     products = dagbag.dags["plantlake_products"]  # and of the alarms the products join
     assert sorted(a.name for a in products.timetable.asset_condition.objects) == [
         f"plantlake.curated.{t}" for t in ("events", "inspection_images", "production_orders", "quality_inspections",
@@ -282,7 +286,9 @@ def test_erp_dag_with_injected_bad_rows_quarantines_them_and_a_blocked_batch_fai
     # the quality DAG for the published interval: cross-source rows and Data Docs naming the suites
     checked = dagbag.dags["plantlake_quality"].test(
         run_conf={"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
-    assert str(checked.state) == "success"
+    # the checks and the Data Docs pass; the freshness check does not: January's hours are long past
+    assert {ti.task_id: str(ti.state) for ti in checked.get_task_instances()} == {
+        "cross_source_checks": "success", "data_docs": "success", "source_freshness": "failed"}
     rows = lake.read(get_table("cross_source_checks"))
     assert rows.num_rows > 0 and set(rows["check"].to_pylist()) <= {"order_sensor_coverage", "image_has_inspection",
                                                                      "line_bad_share"}

@@ -86,6 +86,11 @@ def test_demo_runs_every_source_into_one_consistent_lake(plant, plant_dir, monke
     checks = lake.read(get_table("cross_source_checks"))
     assert len(set(checks["interval_start"].to_pylist())) == HOURS
     assert {"line_bad_share", "order_sensor_coverage"} <= set(checks["check"].to_pylist())
+    # and the quality runs (as of the demo's 12:30) found each source within its 2 h freshness, 30 min behind
+    fresh = lake.read(get_table("source_freshness")).to_pylist()
+    assert sorted((r["source"], r["state"], r["last_interval_end"], r["lag_s"]) for r in fresh) == sorted(
+        (s, "fresh", end, 1800.0 + h) for s in ("historian_export", "opcua_plant", "mqtt_plant", "camera_images", "erp")
+        for h in range(HOURS))
 
     kept = [json.loads(p.read_text()) for p in (plant_dir / "lake" / "_quality" / "results").rglob("*.json")]
     # 8 audited tables an hour (OPC UA: readings and events) and the checks, then the products' audits (assets, the two products)

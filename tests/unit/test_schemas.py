@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 DESIGN_TABLES = {"sensor_readings", "production_orders", "materials", "quality_inspections",
                  "inspection_images", "assets", "order_context", "image_training_set",
-                 "quality_results", "cross_source_checks", "events"}  # + the audit's results, checks across sources, OPC UA events
+                 "quality_results", "cross_source_checks", "events", "source_freshness"}  # + the audit's results, checks across sources, OPC UA events, freshness
 
 
 def test_every_design_table_is_declared_with_key_and_lineage():
