@@ -89,4 +89,7 @@ class IngestFailed(BaseNotifier):
             "task_id": getattr(ti, "task_id", None), "try_number": getattr(ti, "try_number", None),
             "interval": f"{context.get('data_interval_start')} .. {context.get('data_interval_end')}",
         }
+        from plantlake.app.metrics import record_failure
+
+        record_failure(self.source, kind)
         raise_incident(cfg, cfg.open_lake(), self.source, kind, record, context)

@@ -164,6 +164,19 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from plantlake.app.metrics import serve
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    serve(args.statsd_host, args.statsd_port, args.host, args.port, args.prefix, stop)
+    return 0
+
+
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -434,6 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--start", type=_when)
     q.add_argument("--end", type=_when)
     q.set_defaults(func=_cmd_quality)
+
+    me = sub.add_parser("metrics", help="serve: the exporter Prometheus scrapes (StatsD from Airflow and plantlake "
+                        "in, /metrics out)")
+    me.add_argument("action", choices=["serve"])
+    me.add_argument("--statsd-host", default="0.0.0.0", help="address to receive StatsD on (UDP)")  # noqa: S104
+    me.add_argument("--statsd-port", type=int, default=9125)
+    me.add_argument("--host", default="0.0.0.0", help="address to serve /metrics on")  # noqa: S104
+    me.add_argument("--port", type=int, default=9102)
+    me.add_argument("--prefix", default="airflow", help="Airflow's [metrics] statsd_prefix")
+    me.set_defaults(func=_cmd_metrics)
 
     pr = sub.add_parser("products", help="build the fused products of one UTC day (and the catalog), rebuild a "
                         "past set exactly (--as-of), or list the builds' manifests")

@@ -98,7 +98,11 @@ def ingest_dag(src: Any, config_path: str) -> Any:
                     config=cfg,
                     run_id=context["run_id"],
                 )
-            record_ingest(context, cfg.open_lake(), summary)
+            from plantlake.app.metrics import record_run
+
+            lake = cfg.open_lake()
+            record_ingest(context, lake, summary)
+            record_run(summary, lake)
             for table, ts in summary.tables.items():
                 context["outlet_events"][asset_for(table)].extra = {
                     "rows": ts.published, "quarantined": ts.quarantined, "version": ts.version,
@@ -199,6 +203,7 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
         @task(task_id="source_freshness")
         def freshness(**context: Any) -> dict[str, Any]:
             from plantlake.app.alerts import raise_incident
+            from plantlake.app.metrics import record_freshness
             from plantlake.core.errors import SourcesUnhealthy
             from plantlake.pipeline.health import check_freshness
 
@@ -209,6 +214,7 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
                 result = check_freshness(lake, cfg, context["run_id"], context["dag_run"].run_after,
                                          raise_incident=lambda s, k, r: raise_incident(cfg, lake, s, k, r, context))
                 states = {h.source: h.state for h in result.sources}
+                record_freshness(result)
                 if result.failing:
                     raise SourcesUnhealthy("; ".join(f"source {h.source} is {h.state}: {h.problem}"
                                                      for h in result.failing)

@@ -85,6 +85,16 @@ def refused_as_it_should(api: Api, viewer_password: str) -> None:
     assert _status(lambda: viewer.call("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})) == 403
 
 
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """The exporter's /metrics, parsed by prometheus_client: {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:  # noqa: S310 - loopback
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def _wait(what: str, check, timeout: float, procs: dict) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,6 +198,7 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             con.execute("create database airflow")
             con.execute("create database erp")
         api_port, opcua_port, health_port = free_port(), free_port(), free_port()
+        statsd_port, metrics_port = free_port(), free_port()
         password, viewer_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         env = {
             **os.environ,
@@ -216,6 +227,10 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             # the compose file's OpenLineage settings, the events file in this test's folder
             **{k: v for k, v in COMPOSE_ENV.items() if k.startswith("AIRFLOW__OPENLINEAGE__")},
             "PLANTLAKE_LINEAGE_FILE": str(tmp_path / "lineage" / "events.jsonl"),
+            # the compose file's metrics settings: StatsD to the exporter the test starts
+            **{k: v for k, v in COMPOSE_ENV.items() if k.startswith("AIRFLOW__METRICS__")},
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(statsd_port),
             "AIRFLOW_CONN_PLANT_OPCUA": f"opcua://127.0.0.1:{opcua_port}/plantsim",
             "AIRFLOW_CONN_PLANT_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "AIRFLOW_CONN_PLANT_ERP": f"postgresql://postgres@127.0.0.1:{pg_url.rsplit(':', 1)[1]}/erp",
@@ -239,6 +254,11 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                  "--erp-url", env["AIRFLOW_CONN_PLANT_ERP"].replace("postgresql://", "postgresql+psycopg://"),
                  "--prefill-hours", "3"],
                 env=env, cwd=tmp_path, stdout=open(logs / "simulators.log", "w"), stderr=subprocess.STDOUT)
+            # the metrics service, as the compose file runs it
+            procs["metrics"] = subprocess.Popen(
+                [sys.executable, "-m", "plantlake", "metrics", "serve", "--statsd-host", "127.0.0.1", "--statsd-port",
+                 str(statsd_port), "--host", "127.0.0.1", "--port", str(metrics_port)],
+                env=env, cwd=tmp_path, stdout=open(logs / "metrics.log", "w"), stderr=subprocess.STDOUT)
             components = [("api-server", ["--port", str(api_port)]), ("scheduler", []), ("dag-processor", []),
                           ("triggerer", [])] + ([("celery", ["worker"])] if celery else [])
             for component, args in components:
@@ -274,6 +294,12 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                 r for r in api.call("GET", "/api/v2/dags/plantlake_products/dagRuns")["dag_runs"]
                 if r["state"] in ("success", "failed")], 600, procs)
             assert products[0]["state"] == "success" and products[0]["run_type"] == "asset_triggered"
+            # unpaused, the scheduler may run the latest interval itself too: every run of the OPC UA DAG counts
+            ended = {d: _wait(f"every run of {d} to end", lambda d=d: (
+                r := api.call("GET", f"/api/v2/dags/{d}/dagRuns")["dag_runs"]) and all(
+                x["state"] in ("success", "failed") for x in r) and r, 300, procs) for d in INGEST}
+            time.sleep(2)  # the last task's datagrams
+            metrics = scrape(metrics_port)
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
@@ -288,6 +314,21 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
     assert all(p.poll() is not None for p in procs.values())
+
+    # the exporter holds the runs' own counters, and Airflow's
+    opcua = (("source", "opcua_plant"),)
+    n, csv_runs = (sum(r["state"] == "success" for r in ended[f"plantlake_ingest_{s}"])
+                   for s in ("opcua_plant", "historian_export"))
+    assert metrics[("plantlake_runs_total", (("outcome", "success"), *opcua))] == n >= 1
+    assert metrics[("plantlake_rows_published_total", (*opcua, ("table", "sensor_readings")))] == n * 86 * 360
+    assert metrics[("plantlake_raw_rows_total", opcua)] >= n * 86 * 360 and metrics[("plantlake_raw_bytes_total", opcua)] > 0
+    assert metrics[("plantlake_rows_quarantined_total", (("reason", "expect_tag_values_to_be_within_physical_range"),
+                                                         ("source", "historian_export"), ("table", "sensor_readings")))] == csv_runs
+    assert 0 < metrics[("plantlake_lag_seconds", opcua)] < 2 * 3600  # the last full hour, published minutes after it ended
+    assert metrics[("plantlake_step_duration_count", (*opcua, ("step", "extract")))] == n
+    finished = sum(v for (name, labels), v in metrics.items() if name == "airflow_ti_finish_total" and {
+        ("dag_id", "plantlake_ingest_opcua_plant"), ("task_id", "ingest"), ("state", "success")} <= set(labels))
+    assert finished == n, sorted(k for k in metrics if k[0] == "airflow_ti_finish_total")
 
     # no file the deployment wrote (lake, logs, Airflow's home, the broker's data) holds a password
     assert files_holding(tmp_path, password, viewer_password) == []

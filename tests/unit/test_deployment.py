@@ -37,7 +37,7 @@ def test_the_compose_file_is_valid_against_the_compose_specification():
 def test_it_has_the_official_shape_on_celery_with_health_checks_and_start_order():
     services = COMPOSE["services"]
     assert set(AIRFLOW_SERVICES) | {"postgres", "redis", "mosquitto", "erp-db", "opcua-sim", "mqtt-sim",
-                                    "camera-sim", "erp-sim", "proxy"} == set(services)
+                                    "camera-sim", "erp-sim", "proxy", "metrics"} == set(services)
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis")
     for name in (*AIRFLOW_SERVICES[1:], "postgres", "redis", "mosquitto", "erp-db"):
