@@ -57,10 +57,9 @@ def test_a_runs_counters_reach_the_endpoint_through_airflows_statsd_logger(monke
     from airflow.sdk.observability import stats
     from airflow.sdk.observability.metrics import stats_utils
 
-    from tests.conftest import ROOT
-
     from plantlake.app.metrics import record_failure, record_run
     from plantlake.pipeline.runner import RunSummary, TableSummary
+    from tests.conftest import ROOT
 
     statsd_port, http_port = free_port(), free_port()
     stop = threading.Event()
