@@ -39,6 +39,28 @@ def fail_terminal() -> Iterator[None]:
         raise AirflowFailException(f"{exc.__class__.__name__}: {exc}") from exc
 
 
+#: the executor of the tasks a plant site's edge worker runs (the deployment lists it in
+#: AIRFLOW__CORE__EXECUTOR beside its central one; docker-compose.yml does)
+EDGE_EXECUTOR = "EdgeExecutor"
+
+
+def _edge_executor_configured(src: Any) -> None:
+    from airflow.configuration import conf
+
+    from plantlake.core.errors import ConfigError
+
+    executors = conf.get("core", "executor")
+    if EDGE_EXECUTOR not in executors:
+        raise ConfigError(f"source {src.name}: `site: {src.site}` runs its ingest on that site's edge worker, but "
+                          f"Airflow's executors are {executors!r}: add airflow.providers.edge3.executors.EdgeExecutor "
+                          "to AIRFLOW__CORE__EXECUTOR (docker-compose.yml does), or remove `site`")
+
+
+def site_queue(site: str) -> str:
+    """The queue a site's edge worker serves (`airflow edge worker --queues site-<site>`)."""
+    return f"site-{site}"
+
+
 def asset_for(table: str, layer: str = "curated") -> Any:
     """The Airflow Asset a table's publish emits (name is the stable identity)."""
     from airflow.sdk import Asset
@@ -64,6 +86,11 @@ def ingest_dag(src: Any, config_path: str) -> Any:
     outlets = [asset_for(t) for t in src.feeds(source_kind(src.kind).tables)]
     source_name = src.name
 
+    # a source collected at a plant site runs on that site's edge worker (Airflow's Edge executor)
+    placement = {"executor": EDGE_EXECUTOR, "queue": site_queue(src.site)} if src.site else {}
+    if src.site:
+        _edge_executor_configured(src)
+
     @dag(
         dag_id=f"{DAG_PREFIX}{src.name}",
         description=src.description or f"Ingest {src.kind} source {src.name} into the curated lake",
@@ -71,7 +98,7 @@ def ingest_dag(src: Any, config_path: str) -> Any:
         start_date=src.start_date,
         catchup=src.catchup,
         max_active_runs=1,  # a source's cursor state is read and written once per run
-        tags=["plantlake", "ingest", src.kind],
+        tags=["plantlake", "ingest", src.kind, *([site_queue(src.site)] if src.site else [])],
         default_args={
             "retries": src.retries,
             "retry_delay": timedelta(seconds=src.retry_delay_s),
@@ -81,10 +108,11 @@ def ingest_dag(src: Any, config_path: str) -> Any:
             "on_failure_callback": IngestFailed(src.name, config_path),
         },
         doc_md=f"Runs source `{src.name}` ({src.kind}) through extract → raw → conform → audit → publish "
-        f"for each data interval. Publishes: {', '.join(a.name for a in outlets)}.",
+        f"for each data interval. Publishes: {', '.join(a.name for a in outlets)}."
+        + (f" Runs on the edge worker of site `{src.site}` (queue `{site_queue(src.site)}`)." if src.site else ""),
     )
     def ingest_source() -> None:
-        @task(task_id="ingest", outlets=outlets)
+        @task(task_id="ingest", outlets=outlets, **placement)
         def ingest(**context: Any) -> dict[str, Any]:
             from plantlake.app.lineage import record_ingest
             from plantlake.pipeline.runner import run_source

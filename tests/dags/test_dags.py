@@ -335,3 +335,18 @@ def test_an_unreachable_source_is_retried_and_a_config_problem_is_not(dagbag, pl
     monkeypatch.delenv("AIRFLOW_CONN_PLANT_ERP")
     missing = dag.test(logical_date=datetime(2026, 1, 2, 8, tzinfo=UTC))
     assert [(str(ti.state), ti.try_number) for ti in missing.get_task_instances()] == [("failed", 1)]
+
+
+def test_a_source_at_a_site_needs_the_edge_executor_and_says_so(airflow_db, plant_dir, monkeypatch):
+    """`site:` puts a source's ingest on that site's edge worker; a deployment without the Edge
+    executor gets an import error naming the setting, not a DAG that never runs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    cfg = plant_dir / "plant.yaml"
+    cfg.write_text(cfg.read_text().replace("    kind: opcua\n", "    kind: opcua\n    site: plant-a\n", 1))
+    monkeypatch.setenv("PLANTLAKE_CONFIG", str(cfg))
+    errors = DagBag(dag_folder=str(ROOT / "dags")).import_errors
+    assert len(errors) == 1
+    message = next(iter(errors.values()))
+    assert "source opcua_plant: `site: plant-a` runs its ingest on that site's edge worker" in message
+    assert "AIRFLOW__CORE__EXECUTOR" in message

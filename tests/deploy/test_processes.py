@@ -85,6 +85,31 @@ def refused_as_it_should(api: Api, viewer_password: str) -> None:
     assert _status(lambda: viewer.call("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})) == 403
 
 
+def edge_worker(tmp: Path, central: dict, url: str, ca: Path, logs: Path) -> subprocess.Popen:
+    """`airflow edge worker` as the compose file's edge profile runs it at a site: the central
+    Airflow reached at `url` (HTTPS, through the TLS proxy, the site's CA in SSL_CERT_FILE) and
+    nothing else of it — its metadata database is given as an address where nothing listens."""
+    keep = ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__EXECUTOR",
+            "AIRFLOW__API_AUTH__JWT_SECRET", "PLANTLAKE_CONFIG", "LAKE_ROOT", "AIRFLOW_CONN_PLANTLAKE_LAKE",
+            "AIRFLOW_CONN_PLANT_OPCUA", "AIRFLOW_CONN_PLANT_MQTT", "PLANTLAKE_LINEAGE_FILE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({k: central[k] for k in keep if k in central})
+    env.update({k: v for k, v in central.items() if k.startswith(("AIRFLOW__METRICS__", "AIRFLOW__OPENLINEAGE__"))})
+    env.update({
+        "AIRFLOW_HOME": str(tmp / "edge-home"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__EDGE__API_URL": f"{url}/edge_worker/v1/rpcapi",
+        "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "1",
+        "SSL_CERT_FILE": str(ca),
+    })
+    return subprocess.Popen([sys.executable, "-m", "airflow", "edge", "worker", "--queues", "site-plant-a",
+                             "--edge-hostname", "edge-plant-a", "--concurrency", "2"],
+                            env=env, cwd=tmp, stdout=open(logs / "edge-worker.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
     """The exporter's /metrics, parsed by prometheus_client: {(sample name, sorted labels): value}."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -180,7 +205,10 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
     Celery one, whose workers could be on other hosts, in a bucket of the S3 server
     (LAKE_ROOT=s3://…, the connection `plantlake_lake` from the environment)."""
     celery = executor == "CeleryExecutor"
-    config = lake_kind.write_config(tmp_path)
+    # the Celery deployment has a plant site: its OPC UA source is collected by the site's edge worker
+    text = (ROOT / "plant.yaml").read_text()
+    config = lake_kind.write_config(tmp_path, text.replace("    kind: opcua\n", "    kind: opcua\n    site: plant-a\n", 1)
+                                    if celery else text)
     # LAKE_ROOT as the compose file sets it: the volume's folder, or the bucket's prefix
     lake_root = str(tmp_path / "lake") if lake_kind.s3 is None else load_config(config).lake.root
     logs = tmp_path / "logs"
@@ -235,6 +263,10 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             "AIRFLOW_CONN_PLANT_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "AIRFLOW_CONN_PLANT_ERP": f"postgresql://postgres@127.0.0.1:{pg_url.rsplit(':', 1)[1]}/erp",
         }
+        if celery:  # as in docker-compose.yml: Celery and the Edge executor, with the edge API on
+            env["AIRFLOW__CORE__EXECUTOR"] = COMPOSE_ENV["AIRFLOW__CORE__EXECUTOR"]
+            env["AIRFLOW__EDGE__API_ENABLED"] = COMPOSE_ENV["AIRFLOW__EDGE__API_ENABLED"]
+            env["AIRFLOW__EDGE__JOB_SUCCESS_PURGE"] = "600"  # the test reads the edge jobs afterwards
         if celery:  # as in docker-compose.yml: Redis as the broker, results in the metadata database
             env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{pg_url}/airflow"
@@ -269,6 +301,9 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
             api = Api(f"http://127.0.0.1:{api_port}", "admin", password)
             version = _wait("the api-server", lambda: api.call("GET", "/api/v2/version"), 180, procs)
             assert version["version"].startswith("3.")
+            if celery:  # the site's edge worker, through the TLS proxy only
+                https, _, ca = stack.enter_context(tls_proxy(tmp_path, api_port))
+                procs["edge-worker"] = edge_worker(tmp_path, env, f"https://localhost:{https}", ca, logs)
             dags = _wait("the dag-processor to parse the DAGs", lambda: {
                 d["dag_id"] for d in api.call("GET", "/api/v2/dags?limit=100")["dags"]} >= {
                 *INGEST, "plantlake_products", "plantlake_quality"} and api.call("GET", "/api/v2/dags?limit=100"), 240, procs)
@@ -300,6 +335,11 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
                 x["state"] in ("success", "failed") for x in r) and r, 300, procs) for d in INGEST}
             time.sleep(2)  # the last task's datagrams
             metrics = scrape(metrics_port)
+            ingest_tis = {d: (ti["queue"], ti.get("executor")) for d, r in runs.items()
+                          for ti in [api.call("GET", f"/api/v2/dags/{d}/dagRuns/{r}/taskInstances/ingest")]}
+            with psycopg.connect(f"{pg_url.replace('+psycopg', '')}/airflow") as con:
+                edge_jobs = con.execute("select dag_id, task_id, state, queue, edge_worker from edge_job order by run_id"
+                                        ).fetchall() if celery else []
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
@@ -353,6 +393,13 @@ def test_the_compose_services_as_processes_ingest_publish_and_trigger_the_produc
     assert any(e["job"]["name"] == "plantlake_products.build_products" and e["eventType"] == "COMPLETE"
                for e in events)
     assert (lake.root / "catalog.duckdb").exists()
+    if celery:  # the OPC UA ingest ran on the site's edge worker, everything else centrally
+        assert edge_jobs == [("plantlake_ingest_opcua_plant", "ingest", "success", "site-plant-a", "edge-plant-a")
+                             for _ in range(n)], edge_jobs
+        assert ingest_tis["plantlake_ingest_opcua_plant"] == ("site-plant-a", "EdgeExecutor")
+        assert ingest_tis["plantlake_ingest_erp"][0] == "default" and ingest_tis["plantlake_ingest_erp"][1] != "EdgeExecutor"
+        edge_log = (logs / "edge-worker.log").read_text()
+        assert "plantlake_ingest_opcua_plant" in edge_log and "plantlake_ingest_erp" not in edge_log
     if lake.remote:  # nothing of the lake on the workers' disk but the catalog, staging and the cache
         assert not (tmp_path / "lake").exists()
         assert lake_kind.s3.keys(f"{lake.uri.split('/', 3)[3]}/curated/sensor_readings/_delta_log/")

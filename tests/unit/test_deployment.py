@@ -37,9 +37,10 @@ def test_the_compose_file_is_valid_against_the_compose_specification():
 def test_it_has_the_official_shape_on_celery_with_health_checks_and_start_order():
     services = COMPOSE["services"]
     assert set(AIRFLOW_SERVICES) | {"postgres", "redis", "mosquitto", "erp-db", "opcua-sim", "mqtt-sim",
-                                    "camera-sim", "erp-sim", "proxy", "metrics"} == set(services)
+                                    "camera-sim", "erp-sim", "proxy", "metrics", "airflow-edge-worker"} == set(services)
     env = services["airflow-scheduler"]["environment"]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor,airflow.providers.edge3.executors.EdgeExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis") and env["AIRFLOW__EDGE__API_ENABLED"] == "true"
     for name in (*AIRFLOW_SERVICES[1:], "postgres", "redis", "mosquitto", "erp-db"):
         assert "healthcheck" in services[name], name
     for name in AIRFLOW_SERVICES[1:]:
