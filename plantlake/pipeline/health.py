@@ -11,6 +11,7 @@ publishes, so a source that stops publishing is noticed although it triggers not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -87,10 +88,10 @@ def health(lake: Lake, src: Any, now: datetime) -> SourceHealth:
 
 def check_freshness(lake: Lake, cfg: PlantConfig, run_id: str, now: datetime | None = None,
                     raise_incident: Callable[[str, str, dict[str, Any]], Any] | None = None) -> FreshnessResult:
-    """Every enabled source's health at `now`, appended to `source_freshness` (one check a
-    second). A stale source's incident is raised through `raise_incident` (source, kind, record;
-    default: opened in the lake without a message), which opens it once; a source fresh again has
-    it closed."""
+    """Every enabled source's health at `now`, appended to `source_freshness` (a retry of the
+    same run replaces its rows). A stale source's incident is raised through `raise_incident`
+    (source, kind, record; default: opened in the lake without a message), which opens it once; a
+    source fresh again has it closed."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     raise_incident = raise_incident or (lambda source, kind, record: lake.open_incident(source, kind, record))
     out = []
@@ -129,4 +130,6 @@ def _write(lake: Lake, sources: list[SourceHealth], now: datetime, run_id: str) 
     schema = table.arrow_schema()
     data = stamped(table, pa.Table.from_pylist(rows, schema=schema.remove(schema.get_field_index("ingested_at"))),
                    run_id)
-    return lake.write_quality_results(table, "freshness", Interval(second, second + timedelta(seconds=1)), data, run_id)
+    # owned by the run: its retry replaces its rows, two runs in the same second keep theirs
+    owner = "freshness__" + re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+    return lake.write_quality_results(table, owner, Interval(second, second + timedelta(seconds=1)), data, run_id)
