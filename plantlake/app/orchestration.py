@@ -193,8 +193,9 @@ def data_docs_task(path: str) -> Any:
 
 def build_quality_dag(config_path: str | Path | None = None) -> Any:
     """The quality DAG: cross-source checks of each interval the ingest DAGs publish, then
-    the Data Docs. Scheduled on the curated Assets (any publish triggers it); the intervals to
-    check come from the triggering events, or from the run's `start`/`end` params when run by hand."""
+    the Data Docs; beside them each source's freshness. Scheduled on the curated Assets (any
+    publish triggers it) or its own cron (`quality.freshness_schedule`); the intervals to check
+    come from the triggering events, or from the run's `start`/`end` params when run by hand."""
     from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
     path = str(Path(config_path or default_config_path()).resolve())
@@ -254,9 +255,10 @@ def build_quality_dag(config_path: str | Path | None = None) -> Any:
                 states = {h.source: h.state for h in result.sources}
                 record_freshness(result)
                 if result.failing:
-                    raise SourcesUnhealthy("; ".join(f"source {h.source} is {h.state}: {h.problem}"
-                                                     for h in result.failing)
-                                           + " (`freshness` of the source in the site config sets the bound)")
+                    raise SourcesUnhealthy("; ".join(
+                        f"source {h.source} is {h.state}: {h.problem}" + (
+                            " (its `freshness` in the site config sets the bound)" if h.state == "stale" else
+                            " (closes when a run of it publishes)") for h in result.failing))
             return states
 
         checks() >> data_docs_task(path)
