@@ -54,6 +54,11 @@ def _nested(model: type[BaseModel], prefix: str, seen: set) -> list[tuple[str, t
 
 
 def _type(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Union and len(args) == 2 and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        if typing.get_origin(inner) is typing.Annotated:  # an optional constrained type (`Slug | None`)
+            return _type(typing.get_args(inner)[0]) + " \\| None"
     text = str(annotation).replace("typing.", "").replace("NoneType", "None")
     text = re.sub(r"connectors\.\w+\.config\.", "", text)
     for name in ("plantlake.core.config.", "pathlib._local.", "pathlib.", "datetime."):

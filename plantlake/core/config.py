@@ -221,7 +221,7 @@ class SourceBase(ConfigModel):
     site: Slug | None = Field(None, description=(
         "The plant site whose edge worker collects this source (Airflow's Edge executor, queue `site-<site>`), "
         "next to its PLCs and brokers; unset: the central workers do. The deployment must run the Edge executor "
-        "(README: Edge sites)."))
+        "(README: An edge site)."))
     references: dict[str, Literal["enforce", "warn", "off"]] = Field(
         default_factory=dict, description="Per declared reference (`production_orders.material_id`): enforce "
                                           "(rows naming an unknown value are quarantined, the default), warn "
