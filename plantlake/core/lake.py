@@ -780,33 +780,39 @@ class Lake:
 
     # ---- health: each source's last published interval and open incidents -----------------
 
+    @staticmethod
+    def _health_key(source: str, name: str = "") -> str:
+        """`_health/<source>[/<name>]`: a source's health records."""
+        return f"_health/{safe_name(source)}" + (f"/{safe_name(name)}" if name else "")
+
     def record_published(self, source: str, interval: Interval, run_id: str, rows: int) -> None:
         """A run of `source` ended well for `interval` (with or without rows: an ERP with nothing
         changed has published its interval too). Kept: the newest interval's end a run published,
         so a backfill of an older interval does not make the source look behind."""
-        key = f"_health/{safe_name(source)}/published.json"
         last = self.last_published(source)
         if last is not None and datetime.fromisoformat(last["interval_end"]) > interval.end:
             return
-        self.storage.put(key, json.dumps({
+        self.storage.put(self._health_key(source, "published.json"), json.dumps({
             "interval_start": interval.start.isoformat(), "interval_end": interval.end.isoformat(),
             "published_at": datetime.now(UTC).isoformat(), "run_id": run_id, "rows": rows}).encode())
 
     def last_published(self, source: str) -> dict[str, Any] | None:
         """What `record_published` kept for the source, or None when no run of it has ended well."""
-        key = f"_health/{safe_name(source)}/published.json"
-        return json.loads(self.storage.get(key)) if self.storage.size(key) is not None else None
+        try:  # one read, not a look and a read (two requests on object storage)
+            return json.loads(self.storage.get(self._health_key(source, "published.json")))
+        except FileNotFoundError:
+            return None
 
     def open_incident(self, source: str, kind: str, record: dict[str, Any]) -> bool:
         """Open the source's incident of `kind` (a create-only write): True when this call opened it,
         False when it was already open, so whoever gets True sends the one message of the incident."""
-        return self.storage.create(f"_health/{safe_name(source)}/incident__{safe_name(kind)}.json",
+        return self.storage.create(self._health_key(source, f"incident__{kind}.json"),
                                    json.dumps(record, sort_keys=True, default=str).encode())
 
     def open_incidents(self, source: str) -> dict[str, dict[str, Any]]:
         """The source's open incidents by kind."""
         out = {}
-        for key in self.storage.list(f"_health/{safe_name(source)}"):
+        for key in self.storage.list(self._health_key(source)):
             name = key.rsplit("/", 1)[-1]
             if name.startswith("incident__") and name.endswith(".json"):
                 with contextlib.suppress(FileNotFoundError):  # closed meanwhile
@@ -814,7 +820,7 @@ class Lake:
         return out
 
     def close_incident(self, source: str, kind: str) -> None:
-        self.storage.delete(f"_health/{safe_name(source)}/incident__{safe_name(kind)}.json")
+        self.storage.delete(self._health_key(source, f"incident__{kind}.json"))
 
 
 #: the environment variable naming the file the tasks' lineage events are appended to
